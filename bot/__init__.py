@@ -1,0 +1,1 @@
+"""Incident ChatOps bot: detections to incidents to conversations people can act on."""

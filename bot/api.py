@@ -1,0 +1,394 @@
+"""REST API under /api/v1: incidents, commands, rules, silences, audit, simulate."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.orm import Session
+
+from bot.auth import Caller
+from bot.authz import Role
+from bot.domain.durations import format_duration, parse_duration
+from bot.domain.incident import Command, CommandKind, Incident, parse_human_id
+from bot.errors import NotFound, PermanentError
+from bot.pipeline.mute import parse_matchers
+from bot.store.cards import rca_from_json
+from bot.store.repo import (
+    ALERTS,
+    RULE_STATE,
+    SILENCES,
+    IncidentFilter,
+    audit_rows,
+    evidence_of,
+    get_incident_row,
+    list_incidents,
+    timeline_of,
+    to_incident,
+)
+from bot.store.tables import AuditRow
+from bot.wiring import Runtime
+
+COMMANDS = Literal[
+    "acknowledge",
+    "unacknowledge",
+    "suppress",
+    "unsuppress",
+    "resolve",
+    "reopen",
+    "assign",
+    "comment",
+]
+
+
+class CommandRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    command: COMMANDS
+    duration: str | None = Field(default=None, max_length=32)
+    reason: str = Field(default="", max_length=2000)
+    note: str = Field(default="", max_length=2000)
+    user: str = Field(default="", max_length=255)
+    text: str = Field(default="", max_length=4000)
+
+
+class SilenceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    matchers: list[str] = Field(min_length=1, max_length=20)
+    duration: str = Field(max_length=32)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class SimulateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scenario: str = Field(max_length=64)
+
+
+def incident_json(incident: Incident) -> dict[str, Any]:
+    return {
+        "id": incident.human_id,
+        "number": incident.id,
+        "title": incident.title,
+        "state": incident.state.value,
+        "severity": incident.severity.value,
+        "category": incident.category.value,
+        "service": incident.service,
+        "host": incident.host,
+        "owner": incident.owner,
+        "assignee": incident.assignee,
+        "rule_id": incident.rule_id,
+        "group_key": incident.group_key,
+        "hit_count": incident.hit_count,
+        "alert_count": incident.alert_count,
+        "created_at": incident.created_at.isoformat(),
+        "updated_at": incident.updated_at.isoformat(),
+        "first_seen": incident.first_seen.isoformat(),
+        "last_seen": incident.last_seen.isoformat(),
+        "state_changed_by": incident.state_changed_by,
+        "state_changed_at": _iso(incident.state_changed_at),
+        "suppressed_until": _iso(incident.suppressed_until),
+        "previous_state": incident.previous_state.value if incident.previous_state else None,
+        "resolved_at": _iso(incident.resolved_at),
+        "runbook": incident.runbook,
+        "version": incident.version,
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def audit_json(row: AuditRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "at": row.at.isoformat(),
+        "actor": row.actor,
+        "surface": row.surface,
+        "action": row.action,
+        "incident": f"INC-{row.incident_id}" if row.incident_id else None,
+        "before": row.before_state,
+        "after": row.after_state,
+        "reason": row.reason,
+        "result": row.result,
+        "detail": row.detail,
+        "correlation_id": row.correlation_id,
+    }
+
+
+def incident_number(incident_id: str) -> int:
+    number = parse_human_id(incident_id)
+    if number is None:
+        raise NotFound(f"no incident {incident_id!r}: ids look like INC-12")
+    return number
+
+
+def build_command(
+    body: CommandRequest, actor: str, surface: str, idempotency_key: str | None
+) -> Command:
+    duration = None
+    if body.duration:
+        try:
+            duration = parse_duration(body.duration)
+        except ValueError as exc:
+            raise PermanentError(f"duration: {exc}") from None
+    return Command(
+        kind=CommandKind(body.command),
+        actor=actor,
+        surface=surface,
+        duration=duration,
+        reason=body.reason,
+        note=body.note,
+        user=body.user,
+        text=body.text,
+        idempotency_key=f"{surface}:{idempotency_key}" if idempotency_key else None,
+    )
+
+
+def incident_detail(engine: Engine, number: int) -> dict[str, Any]:
+    with Session(engine) as session:
+        row = get_incident_row(session, number)
+        incident = to_incident(row)
+        rca = rca_from_json(row.rca_json)
+        evidence = evidence_of(session, number, limit=100)
+        alerts = session.execute(select(ALERTS).where(ALERTS.c.incident_id == number)).all()
+        audit, _ = audit_rows(session, number, limit=200)
+        return {
+            **incident_json(incident),
+            "muted_by": row.muted_by,
+            "rca_status": row.rca_status,
+            "rca": None
+            if rca is None
+            else {
+                "status": rca.status.value,
+                "summary": rca.summary,
+                "confidence": rca.confidence,
+                "engine": rca.engine,
+                "causes": [
+                    {
+                        "text": c.text,
+                        "evidence_ids": list(c.evidence_ids),
+                        "confidence": c.confidence,
+                    }
+                    for c in rca.causes
+                ],
+                "recommendations": list(rca.recommendations),
+                "templates": [{"template": t, "count": n} for t, n in rca.templates],
+                "related": list(rca.related),
+            },
+            "evidence": [
+                {"id": e.id, "time": e.time.isoformat(), "text": e.text} for e in evidence
+            ],
+            "alerts": [
+                {
+                    "fingerprint": a.fingerprint,
+                    "group": json.loads(a.group_json),
+                    "count": a.count,
+                    "value": a.value,
+                    "first_seen": a.first_seen.isoformat(),
+                    "last_seen": a.last_seen.isoformat(),
+                }
+                for a in alerts
+            ],
+            "timeline": [
+                {
+                    "at": t.at.isoformat(),
+                    "actor": t.actor,
+                    "surface": t.surface,
+                    "kind": t.kind,
+                    "text": t.text,
+                }
+                for t in timeline_of(session, number)
+            ],
+            "audit": [audit_json(a) for a in audit],
+        }
+
+
+def rules_json(runtime: Runtime) -> list[dict[str, Any]]:
+    with runtime.engine.connect() as conn:
+        states = {r.rule_id: r for r in conn.execute(select(RULE_STATE))}
+    out = []
+    for rule in runtime.rules:
+        st = states.get(rule.id)
+        out.append(
+            {
+                "id": rule.id,
+                "title": rule.title,
+                "type": rule.type,
+                "enabled": rule.enabled,
+                "severity": rule.severity.value,
+                "category": rule.category.value,
+                "interval": format_duration(rule.interval) if rule.interval else None,
+                "schedule": rule.schedule,
+                "window": format_duration(rule.window),
+                "source": f"{rule.source_file}:{rule.source_line}",
+                "state": None
+                if st is None
+                else {
+                    "last_run_at": _iso(st.last_run_at),
+                    "last_success_at": _iso(st.last_success_at),
+                    "next_run_at": _iso(st.next_run_at),
+                    "last_window_end": _iso(st.last_window_end),
+                    "last_duration_ms": round(st.last_duration_ms, 1),
+                    "last_hits": st.last_hits,
+                    "last_error": st.last_error,
+                    "consecutive_failures": st.consecutive_failures,
+                    "runs": st.runs,
+                    "errors": st.errors,
+                    "skipped": st.skipped,
+                },
+            }
+        )
+    return out
+
+
+def make_router(runtime: Runtime, caller: Any) -> APIRouter:
+    """``caller`` is the FastAPI dependency that authenticates and returns a Caller."""
+    api = APIRouter(prefix="/api/v1", tags=["api"])
+    authenticated = Depends(caller)
+
+    @api.get("/incidents")
+    async def incidents(
+        state: Annotated[list[str], Query()] = [],  # noqa: B006
+        severity: Annotated[list[str], Query()] = [],  # noqa: B006
+        service: str = "",
+        host: str = "",
+        rule: str = "",
+        q: str = "",
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        who: Caller = authenticated,
+    ) -> dict[str, Any]:
+        flt = IncidentFilter(tuple(state), tuple(severity), service, host, rule, q)
+
+        def run() -> tuple[list[Incident], int]:
+            with Session(runtime.engine) as session:
+                return list_incidents(session, flt, limit, offset)
+
+        items, total = await asyncio.to_thread(run)
+        return {"items": [incident_json(i) for i in items], "total": total}
+
+    @api.get("/incidents/{incident_id}")
+    async def incident(incident_id: str, who: Caller = authenticated) -> dict[str, Any]:
+        return await asyncio.to_thread(
+            incident_detail, runtime.engine, incident_number(incident_id)
+        )
+
+    @api.post("/incidents/{incident_id}/commands")
+    async def command(
+        incident_id: str,
+        body: CommandRequest,
+        idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+        who: Caller = authenticated,
+    ) -> dict[str, Any]:
+        cmd = build_command(body, who.identity, "api", idempotency_key)
+        outcome = await runtime.interactions.execute(incident_number(incident_id), cmd)
+        return {
+            "incident": incident_json(outcome.incident),
+            "message": outcome.message,
+            "duplicate": outcome.duplicate,
+        }
+
+    @api.get("/rules")
+    async def rules(who: Caller = authenticated) -> dict[str, Any]:
+        items = await asyncio.to_thread(rules_json, runtime)
+        return {"items": items, "total": len(items)}
+
+    @api.get("/silences")
+    async def silences(expired: bool = False, who: Caller = authenticated) -> dict[str, Any]:
+        now = runtime.clock.now()
+
+        def run() -> list[dict[str, Any]]:
+            query = select(SILENCES).order_by(SILENCES.c.id.desc())
+            if not expired:
+                query = query.where(SILENCES.c.ends_at > now)
+            with runtime.engine.connect() as conn:
+                return [_silence_json(r) for r in conn.execute(query)]
+
+        items = await asyncio.to_thread(run)
+        return {"items": items, "total": len(items)}
+
+    @api.post("/silences", status_code=201)
+    async def add_silence(body: SilenceRequest, who: Caller = authenticated) -> dict[str, Any]:
+        runtime.roles.require(who.identity, Role.RESPONDER)
+        matchers = parse_matchers(body.matchers)
+        try:
+            length = parse_duration(body.duration)
+        except ValueError as exc:
+            raise PermanentError(f"duration: {exc}") from None
+        if length <= timedelta(0) or length > timedelta(days=30):
+            raise PermanentError("duration: a silence lasts between 1s and 30d")
+        now = runtime.clock.now()
+        values = {
+            "matchers_json": json.dumps([str(m) for m in matchers]),
+            "starts_at": now,
+            "ends_at": now + length,
+            "created_by": who.identity,
+            "reason": body.reason,
+            "created_at": now,
+        }
+
+        def run() -> dict[str, Any]:
+            with runtime.engine.begin() as conn:
+                new_id = conn.execute(SILENCES.insert().values(**values)).inserted_primary_key[0]
+                row = conn.execute(select(SILENCES).where(SILENCES.c.id == new_id)).one()
+                return _silence_json(row)
+
+        return await asyncio.to_thread(run)
+
+    @api.delete("/silences/{silence_id}")
+    async def expire_silence(silence_id: int, who: Caller = authenticated) -> dict[str, Any]:
+        runtime.roles.require(who.identity, Role.RESPONDER)
+
+        def run() -> int:
+            with runtime.engine.begin() as conn:
+                return conn.execute(delete(SILENCES).where(SILENCES.c.id == silence_id)).rowcount
+
+        if not await asyncio.to_thread(run):
+            raise NotFound(f"no silence {silence_id}")
+        return {"deleted": silence_id}
+
+    @api.get("/audit")
+    async def audit(
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        who: Caller = authenticated,
+    ) -> dict[str, Any]:
+        def run() -> tuple[list[AuditRow], int]:
+            with Session(runtime.engine) as session:
+                return audit_rows(session, None, limit, offset)
+
+        rows, total = await asyncio.to_thread(run)
+        return {"items": [audit_json(r) for r in rows], "total": total}
+
+    @api.post("/simulate")
+    async def simulate(body: SimulateRequest, who: Caller = authenticated) -> dict[str, Any]:
+        runtime.roles.require(who.identity, Role.RESPONDER)
+        if runtime.generator is None:
+            raise PermanentError(
+                "simulate needs the local search backend (BOT_SEARCH_BACKEND=local)"
+            )
+        count = await asyncio.to_thread(
+            runtime.generator.inject, body.scenario, runtime.clock.now()
+        )
+        return {"scenario": body.scenario, "events": count}
+
+    return api
+
+
+def _silence_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "matchers": json.loads(row.matchers_json),
+        "starts_at": row.starts_at.isoformat(),
+        "ends_at": row.ends_at.isoformat(),
+        "created_by": row.created_by,
+        "reason": row.reason,
+    }
+
+
+def request_id(request: Request) -> str:
+    return request.headers.get("x-request-id", "")

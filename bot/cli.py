@@ -1,0 +1,292 @@
+"""``run_bot.py``: run the bot, validate files, simulate scenarios, work incidents."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.errors import BotError, ConfigError
+from bot.settings import Settings, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_bot.py",
+        description="Incident ChatOps bot: detections to incidents to conversations.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("run", help="run the bot (the default): schedules, API, console")
+
+    validate = sub.add_parser(
+        "validate", help="check rule, roles and settings files; print file:line: message"
+    )
+    validate.add_argument("paths", nargs="*", type=Path, help="extra rule files or folders")
+
+    simulate = sub.add_parser(
+        "simulate", help="inject a named scenario into the local backend (running bot or file)"
+    )
+    simulate.add_argument("scenario", nargs="?", help="scenario name; omit to list them")
+    simulate.add_argument("--url", help="the running bot (default: BOT_HTTP_HOST:BOT_HTTP_PORT)")
+
+    incidents = sub.add_parser("incidents", help="list, show and act on incidents")
+    isub = incidents.add_subparsers(dest="action", metavar="ACTION", required=True)
+    lst = isub.add_parser("list", help="list incidents (active ones by default)")
+    lst.add_argument(
+        "--state",
+        choices=["active", "open", "acknowledged", "suppressed", "resolved", "all"],
+        default="active",
+    )
+    lst.add_argument("--limit", type=int, default=50)
+    lst.add_argument("--json", action="store_true", help="print JSON")
+    show = isub.add_parser("show", help="one incident with evidence, RCA and timeline")
+    show.add_argument("id", help="INC-n")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    for name, text in (
+        ("ack", "acknowledge"),
+        ("unack", "unacknowledge"),
+        ("unsuppress", "end a suppression"),
+        ("reopen", "reopen a resolved incident"),
+    ):
+        p = isub.add_parser(name, help=text)
+        p.add_argument("id", help="INC-n")
+    sup = isub.add_parser("suppress", help="suppress for a duration with a reason")
+    sup.add_argument("id", help="INC-n")
+    sup.add_argument("duration", help="30m, 1h, 4h, 24h …")
+    sup.add_argument("reason", nargs="+", help="why")
+    res = isub.add_parser("resolve", help="resolve, with an optional note")
+    res.add_argument("id", help="INC-n")
+    res.add_argument("note", nargs="*", help="what fixed it")
+    asg = isub.add_parser("assign", help="assign to a person")
+    asg.add_argument("id", help="INC-n")
+    asg.add_argument("user")
+    com = isub.add_parser("comment", help="add a comment to the timeline")
+    com.add_argument("id", help="INC-n")
+    com.add_argument("text", nargs="+")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "run"
+    try:
+        if command == "validate":
+            return _validate(args.paths)
+        settings = load_settings()
+        if command == "run":
+            return _run(settings)
+        if command == "simulate":
+            return _simulate(settings, args.scenario, args.url)
+        return asyncio.run(_incidents(settings, args))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+
+
+def _run(settings: Settings) -> int:
+    import uvicorn
+
+    from bot.logs import configure
+    from bot.server import create_app
+    from bot.wiring import Runtime
+
+    runtime = Runtime(settings)
+    configure(settings.log_level, settings.log_format, runtime.redactor)
+    app = create_app(runtime)
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+    return EXIT_OK
+
+
+def _validate(paths: Sequence[Path]) -> int:
+    from detectors.rules import validate_paths
+
+    problems: list[str] = []
+    settings: Settings | None = None
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        problems.extend(f"settings: {line}" for line in str(exc).splitlines())
+    rule_paths = [*(settings.rule_paths if settings else []), *paths]
+    for missing in (p for p in rule_paths if not p.exists()):
+        problems.append(f"{missing}: no such file or folder")
+    shipped = settings.shipped_rules if settings else True
+    problems.extend(str(p) for p in validate_paths([p for p in rule_paths if p.exists()], shipped))
+    if settings and settings.roles_file:
+        from bot.authz import Roles
+
+        try:
+            Roles.load(settings.roles_file)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return EXIT_FAILED
+    print("all files are valid")
+    return EXIT_OK
+
+
+def _simulate(settings: Settings, scenario: str | None, url: str | None) -> int:
+    import httpx
+
+    from integrations.local.scenarios import SCENARIOS
+
+    if scenario is None:
+        for name, item in SCENARIOS.items():
+            print(f"{name:22} {item.description}")
+        return EXIT_OK
+    if scenario not in SCENARIOS:
+        print(
+            f"error: unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}", file=sys.stderr
+        )
+        return EXIT_FAILED
+    base = (url or settings.console_url).rstrip("/")
+    headers = {"X-Bot-User": getpass.getuser()}
+    if settings.console_token is not None:
+        headers["Authorization"] = f"Bearer {settings.console_token.get_secret_value()}"
+    try:
+        response = httpx.post(
+            f"{base}/api/v1/simulate", json={"scenario": scenario}, headers=headers, timeout=10
+        )
+    except httpx.TransportError:
+        response = None
+    if response is not None and response.status_code == 200:
+        print(f"injected {response.json()['events']} events of {scenario} into the bot at {base}")
+        return EXIT_OK
+    if response is not None and response.status_code != 404:
+        print(f"error: {response.json().get('error', response.text)}", file=sys.stderr)
+        return EXIT_FAILED
+    from bot.ports import SystemClock
+    from integrations.local.events import EventStore
+    from integrations.local.generator import Generator
+
+    store = EventStore(settings.local_events_path)
+    try:
+        count = Generator(store).inject(scenario, SystemClock().now())
+    finally:
+        store.close()
+    print(
+        f"no bot answered at {base}; wrote {count} events of {scenario} "
+        f"to {settings.local_events_path}"
+    )
+    return EXIT_OK
+
+
+async def _incidents(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import Session
+
+    from bot.api import incident_detail, incident_json, incident_number
+    from bot.authz import Roles
+    from bot.domain.durations import parse_duration
+    from bot.domain.incident import Command, CommandKind
+    from bot.interactions import Interactions
+    from bot.ports import SystemClock
+    from bot.store.db import check_connection, make_engine, migrate
+    from bot.store.repo import IncidentFilter, list_incidents
+    from bot.wiring import build_router
+    from integrations.console import ConsoleChatSurface
+
+    engine = make_engine(settings.database_url)
+    check_connection(engine)
+    migrate(engine)
+    if args.action == "list":
+        states = {
+            "active": ("open", "acknowledged", "suppressed"),
+            "all": (),
+        }.get(args.state, (args.state,))
+        with Session(engine) as session:
+            items, total = list_incidents(session, IncidentFilter(state=states), args.limit)
+        if args.json:
+            print(json.dumps({"items": [incident_json(i) for i in items], "total": total}))
+            return EXIT_OK
+        for i in items:
+            print(
+                f"{i.human_id:>8}  {i.severity.value:8} {i.state.value:12} "
+                f"{i.hit_count:>6}  {i.title}"
+            )
+        print(f"{len(items)} of {total} incidents")
+        return EXIT_OK
+    if args.action == "show":
+        detail = incident_detail(engine, incident_number(args.id))
+        if args.json:
+            print(json.dumps(detail, indent=2))
+        else:
+            _print_detail(detail)
+        return EXIT_OK
+
+    from bot.events import Broadcaster
+
+    roles = Roles.load(settings.roles_file) if settings.roles_file else Roles.embedded_default()
+    router = build_router(settings, {"console": ConsoleChatSurface(Broadcaster())})
+    interactions = Interactions(engine, roles, router, SystemClock())
+    actor = f"cli:{getpass.getuser()}"
+    kinds = {
+        "ack": CommandKind.ACKNOWLEDGE,
+        "unack": CommandKind.UNACKNOWLEDGE,
+        "unsuppress": CommandKind.UNSUPPRESS,
+        "reopen": CommandKind.REOPEN,
+        "suppress": CommandKind.SUPPRESS,
+        "resolve": CommandKind.RESOLVE,
+        "assign": CommandKind.ASSIGN,
+        "comment": CommandKind.COMMENT,
+    }
+    fields: dict[str, Any] = {}
+    if args.action == "suppress":
+        try:
+            fields["duration"] = parse_duration(args.duration)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        fields["reason"] = " ".join(args.reason)
+    elif args.action == "resolve":
+        fields["note"] = " ".join(args.note)
+    elif args.action == "assign":
+        fields["user"] = args.user
+    elif args.action == "comment":
+        fields["text"] = " ".join(args.text)
+    command = Command(kind=kinds[args.action], actor=actor, surface="cli", **fields)
+    outcome = await interactions.execute(incident_number(args.id), command)
+    print(f"{outcome.incident.human_id}: {outcome.message}")
+    return EXIT_OK
+
+
+def _print_detail(d: dict[str, Any]) -> None:
+    print(f"{d['id']}  [{d['severity']}] {d['title']}")
+    print(
+        f"state: {d['state']} (by {d['state_changed_by']})   service: {d['service'] or '-'}"
+        f"   host: {d['host'] or '-'}   events: {d['hit_count']}"
+    )
+    print(f"first seen {d['first_seen']}   last seen {d['last_seen']}")
+    rca = d.get("rca")
+    if rca:
+        print(f"\nroot cause ({rca['engine']}, {rca['confidence']:.0%}): {rca['summary']}")
+        for cause in rca["causes"]:
+            print(f"  - {cause['text']} [{', '.join(cause['evidence_ids'])}]")
+    if d["evidence"]:
+        print("\nevidence:")
+        for e in d["evidence"][:10]:
+            print(f"  {e['id']}  {e['text']}")
+    print("\ntimeline:")
+    for t in d["timeline"]:
+        print(f"  {t['at'][:19]}  {t['text']}  ({t['actor']} via {t['surface']})")

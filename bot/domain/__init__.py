@@ -1,0 +1,1 @@
+"""Pure, frozen domain values and functions. Imports nothing outside the standard library."""

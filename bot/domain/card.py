@@ -1,0 +1,129 @@
+"""The platform-neutral incident card; each surface renders it with a pure function."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from bot.domain.hits import Evidence
+from bot.domain.incident import Incident, State
+from bot.domain.rca import RcaReport, RcaStatus
+
+
+class ActionKind(StrEnum):
+    """Button ids: stable strings that surfaces put in their payloads."""
+
+    ACKNOWLEDGE = "acknowledge"
+    UNACKNOWLEDGE = "unacknowledge"
+    SUPPRESS = "suppress"
+    UNSUPPRESS = "unsuppress"
+    RESOLVE = "resolve"
+    REOPEN = "reopen"
+    VIEW = "view"
+
+
+@dataclass(frozen=True, slots=True)
+class CardAction:
+    kind: ActionKind
+    label: str
+    style: str = "default"  # default | primary | danger
+    needs_input: bool = False  # suppress asks for duration + reason, resolve for a note
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    label: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    incident_id: int
+    human_id: str
+    severity: str
+    title: str
+    service: str
+    host: str
+    state: State
+    status_line: str
+    hit_count: int
+    alert_count: int
+    first_seen: datetime
+    last_seen: datetime
+    rca_line: str
+    evidence: tuple[Evidence, ...]
+    links: tuple[Link, ...]
+    actions: tuple[CardAction, ...]
+    muted: bool = False
+
+
+ACTIONS: dict[State, tuple[CardAction, ...]] = {
+    State.OPEN: (
+        CardAction(ActionKind.ACKNOWLEDGE, "Acknowledge", "primary"),
+        CardAction(ActionKind.SUPPRESS, "Suppress", needs_input=True),
+        CardAction(ActionKind.RESOLVE, "Resolve", "danger", needs_input=True),
+    ),
+    State.ACKNOWLEDGED: (
+        CardAction(ActionKind.UNACKNOWLEDGE, "Unacknowledge"),
+        CardAction(ActionKind.SUPPRESS, "Suppress", needs_input=True),
+        CardAction(ActionKind.RESOLVE, "Resolve", "danger", needs_input=True),
+    ),
+    State.SUPPRESSED: (CardAction(ActionKind.UNSUPPRESS, "Unsuppress"),),
+    State.RESOLVED: (CardAction(ActionKind.REOPEN, "Reopen"),),
+}
+
+TOP_EVIDENCE = 5
+
+
+def status_line(incident: Incident) -> str:
+    when = incident.state_changed_at
+    stamp = f" at {when:%Y-%m-%d %H:%M} UTC" if when else ""
+    if incident.state is State.OPEN:
+        return f"Open since {incident.created_at:%Y-%m-%d %H:%M} UTC"
+    if incident.state is State.SUPPRESSED and incident.suppressed_until:
+        until = f"{incident.suppressed_until:%Y-%m-%d %H:%M} UTC"
+        return f"Suppressed by {incident.state_changed_by} until {until}"
+    return f"{incident.state.value.capitalize()} by {incident.state_changed_by}{stamp}"
+
+
+def rca_line(rca: RcaReport | None) -> str:
+    if rca is None:
+        return "Root cause: analysis pending"
+    if rca.status is RcaStatus.INSUFFICIENT_EVIDENCE:
+        return "Root cause: insufficient evidence"
+    if rca.status is RcaStatus.UNAVAILABLE:
+        return "Root cause: analysis unavailable"
+    return f"Root cause ({rca.confidence:.0%} confidence): {rca.summary}"
+
+
+def build_card(
+    incident: Incident,
+    evidence: tuple[Evidence, ...],
+    rca: RcaReport | None,
+    console_url: str,
+    muted: bool = False,
+) -> Card:
+    links = [Link("Open in console", f"{console_url}/incidents/{incident.id}")]
+    if incident.runbook.startswith(("http://", "https://")):
+        links.insert(0, Link("Runbook", incident.runbook))
+    actions = (*ACTIONS[incident.state], CardAction(ActionKind.VIEW, "View"))
+    return Card(
+        incident_id=incident.id,
+        human_id=incident.human_id,
+        severity=incident.severity.value,
+        title=incident.title,
+        service=incident.service,
+        host=incident.host,
+        state=incident.state,
+        status_line=status_line(incident),
+        hit_count=incident.hit_count,
+        alert_count=incident.alert_count,
+        first_seen=incident.first_seen,
+        last_seen=incident.last_seen,
+        rca_line=rca_line(rca),
+        evidence=evidence[:TOP_EVIDENCE],
+        links=tuple(links),
+        actions=actions,
+        muted=muted,
+    )

@@ -1,0 +1,117 @@
+"""What a search returns (Hit), what a detector makes of it (Alert) and their labels."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """0 for critical, 4 for info: sorts most severe first."""
+        return list(Severity).index(self)
+
+
+class Category(StrEnum):
+    NETWORK = "network"
+    DATABASE = "database"
+    APPLICATION = "application"
+    SECURITY = "security"
+    INFRASTRUCTURE = "infrastructure"
+    USER_ACCESS = "user_access"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """One search over a closed time window ``[earliest, latest)`` (timezone-aware datetimes)."""
+
+    text: str
+    earliest: datetime
+    latest: datetime
+    max_results: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One result row of a search.
+
+    ``time`` is the event's ``_time`` (or the window end for aggregated rows); ``fields`` are all
+    result fields as strings; ``raw`` is the event text (``_raw``) or, for aggregated rows, the row
+    rendered as ``key=value`` pairs.
+    """
+
+    time: datetime
+    fields: Mapping[str, str]
+    raw: str
+
+    @property
+    def id(self) -> str:
+        """A stable id: the same event seen through two overlapping windows has the same id."""
+        digest = hashlib.blake2b(
+            f"{self.time.timestamp():.6f}\x00{self.raw}".encode(), digest_size=6
+        ).hexdigest()
+        return f"ev-{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One redacted evidence line, citable by ``id`` (RCA statements cite these)."""
+
+    id: str
+    time: datetime
+    text: str
+
+
+def fingerprint(rule_id: str, group: tuple[tuple[str, str], ...]) -> str:
+    """The identity of an alert: the rule and its group-by values, order-independent."""
+    parts = "\x1f".join(f"{k}={v}" for k, v in sorted(group))
+    digest = hashlib.blake2b(f"{rule_id}\x1e{parts}".encode(), digest_size=10).hexdigest()
+    return digest
+
+
+def group_key(rule_id: str, group: tuple[tuple[str, str], ...]) -> str:
+    """Readable key of a group (``rule|k=v,k=v``): alerts with the same key join one incident."""
+    return rule_id + "|" + ",".join(f"{k}={v}" for k, v in sorted(group))
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """What one detector run found for one group: the unit that joins an incident.
+
+    ``new_events`` counts the matching events not seen by an earlier run (so a sliding window
+    never counts an event twice); ``value`` is the measure the rule compared (count, sum, …).
+    """
+
+    rule_id: str
+    group: tuple[tuple[str, str], ...]
+    title: str
+    severity: Severity
+    category: Category
+    service: str
+    host: str
+    owner: str
+    first_seen: datetime
+    last_seen: datetime
+    new_events: int
+    value: float
+    evidence: tuple[Evidence, ...] = ()
+    runbook: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.rule_id, self.group)
+
+    @property
+    def group_key(self) -> str:
+        return group_key(self.rule_id, self.group)

@@ -1,0 +1,58 @@
+"""Prometheus metrics, one registry per process (nothing registered at import)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.rule_runs = Counter(
+            "bot_rule_runs_total", "Detector runs by result", ["rule", "result"], registry=r
+        )
+        self.rule_duration = Histogram(
+            "bot_rule_run_seconds",
+            "Detector run duration (search + evaluation + ingest)",
+            ["rule"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.rule_hits = Counter("bot_rule_hits_total", "Search hits", ["rule"], registry=r)
+        self.rule_skipped = Counter(
+            "bot_rule_skipped_total",
+            "Runs skipped because the previous run was still going",
+            ["rule"],
+            registry=r,
+        )
+        self.incidents = Gauge("bot_incidents", "Incidents by state", ["state"], registry=r)
+        self.incidents_created = Counter(
+            "bot_incidents_created_total", "Incidents opened", registry=r
+        )
+        self.outbox_depth = Gauge("bot_outbox_depth", "Outbox messages waiting", registry=r)
+        self.outbox_age = Gauge(
+            "bot_outbox_oldest_age_seconds", "Age of the oldest waiting message", registry=r
+        )
+        self.outbox_dead = Gauge("bot_outbox_dead", "Messages that failed for good", registry=r)
+        self.outbox_delivered = Counter(
+            "bot_outbox_delivered_total", "Messages delivered", ["surface", "kind"], registry=r
+        )
+        self.outbox_latency = Histogram(
+            "bot_outbox_delivery_seconds",
+            "Time from enqueue to delivery",
+            ["surface"],
+            buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120),
+            registry=r,
+        )
+        self.commands = Counter(
+            "bot_commands_total",
+            "Commands by kind, surface and result",
+            ["command", "surface", "result"],
+            registry=r,
+        )
+        self.rca_queue = Gauge("bot_rca_queue_depth", "Incidents waiting for RCA", registry=r)
+
+    def delivered(self, surface: str, kind: str, age: float) -> None:
+        self.outbox_delivered.labels(surface, kind).inc()
+        self.outbox_latency.labels(surface).observe(age)

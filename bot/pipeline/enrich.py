@@ -1,0 +1,182 @@
+"""Enrich: root-cause analysis after the card is out, under a deadline, then update the card.
+
+New incidents are queued; a few workers ask the RCA engine, store its report, add a timeline
+line and enqueue card updates. A slow or failing engine never delays a card or a page; an
+incident whose analysis was pending when the process stopped is queued again at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import timedelta
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from bot.domain.incident import Incident
+from bot.domain.rca import RcaReport, RcaStatus
+from bot.pipeline.notify import MessageKind, Router, message
+from bot.ports import Clock, RcaContext, RcaEngine
+from bot.store.cards import rca_to_json
+from bot.store.repo import (
+    INCIDENTS,
+    OUTBOX,
+    TIMELINE,
+    evidence_of,
+    insert_ignore,
+    to_incident,
+)
+
+log = logging.getLogger(__name__)
+RELATED_WINDOW = timedelta(minutes=30)
+
+
+class Enricher:
+    def __init__(
+        self,
+        engine: Engine,
+        rca: RcaEngine,
+        router: Router,
+        clock: Clock,
+        timeout: timedelta,
+        on_commit: Callable[[], None] = lambda: None,
+        workers: int = 4,
+    ) -> None:
+        self._engine = engine
+        self._rca = rca
+        self._router = router
+        self._clock = clock
+        self._timeout = timeout.total_seconds()
+        self._on_commit = on_commit
+        self._queue: asyncio.Queue[int] = asyncio.Queue()
+        self._workers = workers
+        self.done = 0
+
+    def submit(self, incident_ids: Iterable[int]) -> None:
+        for incident_id in incident_ids:
+            self._queue.put_nowait(incident_id)
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        pending = await asyncio.to_thread(self._pending)
+        self.submit(pending)
+        async with asyncio.TaskGroup() as group:
+            for _ in range(self._workers):
+                group.create_task(self._work(stop))
+
+    async def _work(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                async with asyncio.timeout(0.5):
+                    incident_id = await self._queue.get()
+            except TimeoutError:
+                continue
+            try:
+                await self.analyse(incident_id)
+            except Exception:  # one bad incident must not stop the others
+                log.exception("analysis of INC-%s failed", incident_id)
+
+    async def analyse(self, incident_id: int) -> RcaReport | None:
+        loaded = await asyncio.to_thread(self._load, incident_id)
+        if loaded is None:
+            return None
+        incident, evidence, related, query = loaded
+        started = self._clock.now()
+        try:
+            async with asyncio.timeout(self._timeout):
+                report = await self._rca.explain(
+                    incident, evidence, RcaContext(related=related, query=query)
+                )
+        except TimeoutError:
+            report = RcaReport(
+                RcaStatus.UNAVAILABLE, f"analysis timed out after {self._timeout:.0f}s"
+            )
+        elapsed = (self._clock.now() - started).total_seconds()
+        await asyncio.to_thread(self._store, incident, report, elapsed)
+        self.done += 1
+        self._on_commit()
+        return report
+
+    def _pending(self) -> list[int]:
+        with self._engine.connect() as conn:
+            return [
+                r[0]
+                for r in conn.execute(
+                    select(INCIDENTS.c.id)
+                    .where(INCIDENTS.c.rca_status == "pending")
+                    .where(INCIDENTS.c.active_key.is_not(None))
+                    .order_by(INCIDENTS.c.id)
+                )
+            ]
+
+    def _load(self, incident_id: int) -> tuple[Incident, tuple, tuple, str] | None:  # type: ignore[type-arg]
+        with Session(self._engine) as session:
+            row = session.execute(select(INCIDENTS).where(INCIDENTS.c.id == incident_id)).first()
+            if row is None:
+                return None
+            incident = to_incident(row)
+            evidence = tuple(evidence_of(session, incident_id, limit=200))
+            since = incident.first_seen - RELATED_WINDOW
+            related_rows = session.execute(
+                select(INCIDENTS)
+                .where(INCIDENTS.c.id != incident_id)
+                .where(INCIDENTS.c.last_seen >= since)
+                .where(
+                    (INCIDENTS.c.host == incident.host) & (INCIDENTS.c.host != "")
+                    | (INCIDENTS.c.service == incident.service) & (INCIDENTS.c.service != "")
+                )
+                .order_by(INCIDENTS.c.id.desc())
+                .limit(10)
+            )
+            related = tuple(to_incident(r) for r in related_rows)
+        return incident, evidence, related, ""
+
+    def _store(self, incident: Incident, report: RcaReport, elapsed: float) -> None:
+        now = self._clock.now()
+        engine_name = report.engine or "rca"
+        text = f"root cause ({engine_name}, {elapsed:.1f}s): {report.summary}"
+        targets = self._router.targets(incident)
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(INCIDENTS)
+                .where(INCIDENTS.c.id == incident.id)
+                .values(
+                    rca_status=report.status.value, rca_json=rca_to_json(report), updated_at=now
+                )
+            )
+            conn.execute(
+                TIMELINE.insert(),
+                [
+                    {
+                        "incident_id": incident.id,
+                        "at": now,
+                        "actor": f"rca:{engine_name}",
+                        "surface": "pipeline",
+                        "kind": "rca",
+                        "text": text,
+                    }
+                ],
+            )
+            stamp = int(now.timestamp() * 1000)
+            fresh = replace(incident, updated_at=now)
+            insert_ignore(
+                conn,
+                OUTBOX,
+                [
+                    message(
+                        MessageKind.UPDATE,
+                        fresh,
+                        t,
+                        f"rca:{t.surface}:{t.channel}:{incident.id}:{stamp}",
+                        now,
+                    )
+                    for t in targets
+                ],
+                "idempotency_key",
+            )

@@ -1,0 +1,396 @@
+"""Ingest one detector run: alerts -> incidents -> outbox, in a single transaction.
+
+Stages in order: group (fold alerts by key), dedup (a repeated alert updates its record), join or
+open the incident (one active incident per group; a resolved one reopens within the flap window),
+mute (silences), notify (realert, routes, coalesced card refresh). Batched: a run of 100,000 hits
+is a handful of multi-row statements, not one statement per hit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, update
+
+from bot.domain.hits import Alert, Evidence
+from bot.domain.incident import Command, CommandKind, Incident, State, transition
+from bot.pipeline.group import GroupBatch, fold, merge_evidence
+from bot.pipeline.mute import Silence, muting_silence
+from bot.pipeline.notify import Router, card_posts, card_refreshes
+from bot.store.repo import (
+    ALERTS,
+    INCIDENTS,
+    OUTBOX,
+    TIMELINE,
+    evidence_json,
+    insert_ignore,
+    state_columns,
+    to_incident,
+)
+from bot.store.tables import NotificationLogRow
+
+NOTIFICATION_LOG = NotificationLogRow.__table__  # type: ignore[attr-defined]
+CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class IngestPolicy:
+    router: Router
+    flap_window: timedelta
+    card_refresh: timedelta
+    realert: timedelta = timedelta(0)
+
+
+@dataclass(slots=True)
+class IngestResult:
+    created: list[int] = field(default_factory=list)
+    reopened: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    muted: list[int] = field(default_factory=list)
+    held_by_realert: list[int] = field(default_factory=list)
+    messages: int = 0
+
+    @property
+    def new_or_reopened(self) -> list[int]:
+        return self.created + self.reopened
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def labels_of(alert: Alert) -> dict[str, str]:
+    """What silences match on: the group-by fields plus the incident's own labels."""
+    labels = dict(alert.group)
+    labels.update(alert.labels)
+    labels.update(
+        rule=alert.rule_id,
+        severity=alert.severity.value,
+        category=alert.category.value,
+        service=alert.service,
+        host=alert.host,
+    )
+    return labels
+
+
+def ingest(
+    conn: Connection,
+    alerts: Sequence[Alert],
+    now: datetime,
+    policy: IngestPolicy,
+    silences: Sequence[Silence] = (),
+) -> IngestResult:
+    """Apply one run's alerts. The caller owns the transaction (``engine.begin()``)."""
+    result = IngestResult()
+    batches = fold(alerts)
+    if not batches:
+        return result
+    keys = [b.key for b in batches]
+
+    active: dict[str, Any] = {}
+    for chunk in _chunks(keys):
+        for row in conn.execute(select(INCIDENTS).where(INCIDENTS.c.active_key.in_(chunk))):
+            active[row.group_key] = row
+
+    missing = [k for k in keys if k not in active]
+    flapping: dict[str, Any] = {}
+    if missing and policy.flap_window > timedelta(0):
+        since = now - policy.flap_window
+        for chunk in _chunks(missing):
+            rows = conn.execute(
+                select(INCIDENTS)
+                .where(INCIDENTS.c.group_key.in_(chunk))
+                .where(INCIDENTS.c.state == State.RESOLVED.value)
+                .where(INCIDENTS.c.resolved_at >= since)
+                .order_by(INCIDENTS.c.id)
+            )
+            for row in rows:
+                flapping[row.group_key] = row  # the latest wins
+
+    timeline: list[dict[str, Any]] = []
+    incident_of: dict[str, Incident] = {}
+    created_keys: list[GroupBatch] = []
+
+    for batch in batches:
+        row = active.get(batch.key)
+        if row is not None:
+            incident_of[batch.key] = to_incident(row)
+            result.updated.append(row.id)
+            continue
+        row = flapping.get(batch.key)
+        if row is not None:
+            incident = to_incident(row)
+            change = transition(
+                incident, Command(CommandKind.REFIRE, actor="bot", surface="pipeline"), now
+            )
+            after = change.after
+            done = conn.execute(
+                update(INCIDENTS)
+                .where(INCIDENTS.c.id == incident.id, INCIDENTS.c.version == incident.version)
+                .values(**state_columns(after), version=incident.version + 1)
+            )
+            if done.rowcount == 1:
+                incident_of[batch.key] = _versioned(after, incident.version + 1)
+                result.reopened.append(incident.id)
+                timeline.append(_line(incident.id, now, "bot", "reopen", change.summary))
+                continue
+        created_keys.append(batch)
+
+    if created_keys:
+        rows = [_new_incident_row(b, now) for b in created_keys]
+        inserted = conn.execute(
+            INCIDENTS.insert().returning(
+                INCIDENTS.c.id, INCIDENTS.c.group_key, sort_by_parameter_order=True
+            ),
+            rows,
+        ).all()
+        for (new_id, key), values, batch in zip(inserted, rows, created_keys, strict=True):
+            incident = to_incident({**values, "id": new_id})
+            incident_of[key] = incident
+            result.created.append(new_id)
+            head = batch.head
+            timeline.append(
+                _line(
+                    new_id,
+                    now,
+                    f"rule:{head.rule_id}",
+                    "open",
+                    f"opened by rule {head.rule_id}: {head.title} ({batch.new_events} events)",
+                )
+            )
+
+    _upsert_alerts(conn, batches, incident_of, now)
+    _bump_counters(conn, batches, incident_of, {*result.updated, *result.reopened}, now)
+
+    # mute and notify -----------------------------------------------------------------------
+    messages: list[dict[str, Any]] = []
+    fresh = set(result.created) | set(result.reopened)
+    notify_keys: list[str] = [b.key for b in batches if incident_of[b.key].id in fresh]
+    last_notified = _last_notified(conn, notify_keys) if policy.realert > timedelta(0) else {}
+    notified: list[dict[str, Any]] = []
+    muted_ids: list[dict[str, Any]] = []
+    for batch in batches:
+        incident = incident_of[batch.key]
+        targets = policy.router.targets(incident)
+        if incident.id in fresh:
+            silence = muting_silence(silences, labels_of(batch.head), now)
+            if silence is not None:
+                result.muted.append(incident.id)
+                muted_ids.append({"b_id": incident.id, "muted_by": f"silence:{silence.id}"})
+                timeline.append(
+                    _line(
+                        incident.id,
+                        now,
+                        "bot",
+                        "muted",
+                        f"notifications muted by silence {silence.id} "
+                        f"({', '.join(map(str, silence.matchers))}): {silence.reason}",
+                    )
+                )
+                continue
+            previous = last_notified.get(batch.key)
+            if previous is not None and now - previous < policy.realert:
+                result.held_by_realert.append(incident.id)
+                timeline.append(
+                    _line(
+                        incident.id,
+                        now,
+                        "bot",
+                        "realert",
+                        f"not notified: this group was notified at {previous:%H:%M:%S} UTC "
+                        f"(realert {policy.realert})",
+                    )
+                )
+                continue
+            messages.extend(card_posts(incident, targets, now))
+            notified.append({"group_key": batch.key, "last_notified_at": now})
+        elif batch.new_events:
+            messages.extend(card_refreshes(incident, targets, now, policy.card_refresh))
+
+    if muted_ids:
+        conn.execute(
+            update(INCIDENTS)
+            .where(INCIDENTS.c.id == bindparam("b_id"))
+            .values(muted_by=bindparam("muted_by")),
+            muted_ids,
+        )
+    if notified:
+        _record_notified(conn, notified)
+    if timeline:
+        conn.execute(TIMELINE.insert(), timeline)
+    insert_ignore(conn, OUTBOX, messages, "idempotency_key")
+    result.messages = len(messages)
+    return result
+
+
+def _versioned(incident: Incident, version: int) -> Incident:
+    return replace(incident, version=version)
+
+
+def _line(incident_id: int, at: datetime, actor: str, kind: str, text: str) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "at": at,
+        "actor": actor,
+        "surface": "pipeline",
+        "kind": kind,
+        "text": text,
+    }
+
+
+def _new_incident_row(batch: GroupBatch, now: datetime) -> dict[str, Any]:
+    head = batch.head
+    return {
+        "group_key": batch.key,
+        "active_key": batch.key,
+        "rule_id": head.rule_id,
+        "title": head.title[:500],
+        "severity": head.severity.value,
+        "category": head.category.value,
+        "service": head.service,
+        "host": head.host,
+        "owner": head.owner,
+        "state": State.OPEN.value,
+        "previous_state": None,
+        "suppressed_until": None,
+        "state_changed_by": f"rule:{head.rule_id}",
+        "state_changed_at": now,
+        "resolved_at": None,
+        "assignee": "",
+        "runbook": head.runbook,
+        "created_at": now,
+        "updated_at": now,
+        "first_seen": batch.first_seen,
+        "last_seen": batch.last_seen,
+        "hit_count": batch.new_events,
+        "alert_count": len(batch.alerts),
+        "rca_status": "pending",
+        "rca_json": None,
+        "muted_by": None,
+        "version": 1,
+    }
+
+
+def _upsert_alerts(
+    conn: Connection, batches: Sequence[GroupBatch], incident_of: dict[str, Incident], now: datetime
+) -> None:
+    wanted: dict[tuple[int, str], Alert] = {}
+    for batch in batches:
+        incident_id = incident_of[batch.key].id
+        for alert in batch.alerts:
+            wanted[(incident_id, alert.fingerprint)] = alert
+    existing: dict[tuple[int, str], Any] = {}
+    ids = sorted({k[0] for k in wanted})
+    for chunk in _chunks(ids):
+        for row in conn.execute(
+            select(
+                ALERTS.c.id,
+                ALERTS.c.incident_id,
+                ALERTS.c.fingerprint,
+                ALERTS.c.evidence_json,
+                ALERTS.c.first_seen,
+            ).where(ALERTS.c.incident_id.in_(chunk))
+        ):
+            existing[(row.incident_id, row.fingerprint)] = row
+    inserts, updates = [], []
+    for (incident_id, fp), alert in wanted.items():
+        row = existing.get((incident_id, fp))
+        if row is None:
+            inserts.append(
+                {
+                    "incident_id": incident_id,
+                    "fingerprint": fp,
+                    "rule_id": alert.rule_id,
+                    "group_json": json.dumps(dict(alert.group), separators=(",", ":")),
+                    "count": alert.new_events,
+                    "value": alert.value,
+                    "first_seen": alert.first_seen,
+                    "last_seen": alert.last_seen,
+                    "evidence_json": evidence_json(alert.evidence),
+                }
+            )
+            continue
+        if not alert.new_events and not alert.evidence:
+            continue
+        old = [_evidence(item) for item in json.loads(row.evidence_json)]
+        updates.append(
+            {
+                "b_id": row.id,
+                "b_add": alert.new_events,
+                "b_value": alert.value,
+                "b_last": alert.last_seen,
+                "b_evidence": evidence_json(merge_evidence(old, alert.evidence)),
+            }
+        )
+    if inserts:
+        conn.execute(ALERTS.insert(), inserts)
+    if updates:
+        conn.execute(
+            update(ALERTS)
+            .where(ALERTS.c.id == bindparam("b_id"))
+            .values(
+                count=ALERTS.c.count + bindparam("b_add"),
+                value=bindparam("b_value"),
+                last_seen=bindparam("b_last"),
+                evidence_json=bindparam("b_evidence"),
+            ),
+            updates,
+        )
+
+
+def _evidence(item: dict[str, str]) -> Evidence:
+    return Evidence(item["id"], datetime.fromisoformat(item["time"]), item["text"])
+
+
+def _bump_counters(
+    conn: Connection,
+    batches: Sequence[GroupBatch],
+    incident_of: dict[str, Incident],
+    existing_ids: set[int],
+    now: datetime,
+) -> None:
+    """Existing and reopened incidents count the new events (atomic increments, no version)."""
+    rows = []
+    for batch in batches:
+        incident = incident_of[batch.key]
+        if incident.id in existing_ids:
+            rows.append(
+                {
+                    "b_id": incident.id,
+                    "b_add": batch.new_events,
+                    "b_last": batch.last_seen,
+                }
+            )
+    if rows:
+        conn.execute(
+            update(INCIDENTS)
+            .where(INCIDENTS.c.id == bindparam("b_id"))
+            .values(
+                hit_count=INCIDENTS.c.hit_count + bindparam("b_add"),
+                last_seen=bindparam("b_last"),
+                updated_at=now,
+            ),
+            rows,
+        )
+
+
+def _last_notified(conn: Connection, keys: Sequence[str]) -> dict[str, datetime]:
+    out: dict[str, datetime] = {}
+    for chunk in _chunks(list(keys)):
+        for row in conn.execute(
+            select(NOTIFICATION_LOG).where(NOTIFICATION_LOG.c.group_key.in_(chunk))
+        ):
+            out[row.group_key] = row.last_notified_at
+    return out
+
+
+def _record_notified(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    keys = [r["group_key"] for r in rows]
+    for chunk in _chunks(keys):
+        conn.execute(NOTIFICATION_LOG.delete().where(NOTIFICATION_LOG.c.group_key.in_(chunk)))
+    conn.execute(NOTIFICATION_LOG.insert(), list(rows))

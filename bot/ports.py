@@ -1,0 +1,80 @@
+"""The capabilities integrations implement. The core talks only to these (all async)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from bot.domain.hits import Evidence, Hit, SearchQuery
+from bot.domain.incident import Incident
+from bot.domain.rca import RcaReport
+
+
+class HealthStatus(StrEnum):
+    OK = "ok"
+    DEGRADED = "degraded"
+    DOWN = "down"
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    status: HealthStatus
+    reason: str = ""
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The real clock (timezone-aware UTC)."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@runtime_checkable
+class SearchBackend(Protocol):
+    async def search(self, query: SearchQuery) -> list[Hit]: ...
+
+    async def check(self) -> Health: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RcaContext:
+    """What an RCA engine may look at besides the incident and its evidence."""
+
+    related: Sequence[Incident] = ()  # incidents co-firing on the same host or service
+    query: str = ""
+
+
+class RcaEngine(Protocol):
+    async def explain(
+        self, incident: Incident, evidence: Sequence[Evidence], context: RcaContext
+    ) -> RcaReport: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """Where a card lives on a surface, so it can be updated and replied to."""
+
+    surface: str
+    channel: str
+    message_id: str
+
+
+class ChatSurface(Protocol):
+    """Somewhere cards are posted. ``card`` is a :class:`bot.domain.card.Card`."""
+
+    name: str
+
+    async def post(self, card: object, channel: str) -> MessageRef: ...
+
+    async def update(self, ref: MessageRef, card: object) -> None: ...
+
+    async def reply(self, ref: MessageRef, text: str) -> None: ...
+
+    async def check(self) -> Health: ...

@@ -1,0 +1,344 @@
+"""Schedules: detector runs, suppression expiry, retention; under the scheduler lease.
+
+APScheduler 3's ``AsyncIOScheduler`` with in-memory jobs: what must survive a restart (each
+rule's last window end, run counts, errors) lives in the ``rule_state`` table, so the job store
+holds nothing worth keeping. Job functions are module-level functions of this module.
+
+Windows: a run covers from the rule's last successful window end to ``now - query_delay``
+(looking back ``window`` for sliding rule types); after a restart or an outage the gap is
+replayed in interval-sized steps, bounded by ``max_catchup``. The window end advances in the
+same transaction as the incidents it produced: no gap, no overlap, no double incident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine, select, update
+
+from bot.errors import BotError
+from bot.metrics import Metrics
+from bot.pipeline.ingest import IngestPolicy, IngestResult, ingest
+from bot.pipeline.mute import Silence, parse_matchers
+from bot.ports import Clock, SearchBackend
+from bot.store.repo import RULE_STATE, SILENCES, insert_ignore
+from detectors.model import Rule
+from detectors.runner import run_rule
+from detectors.types import rule_type
+from detectors.window import Window
+
+log = logging.getLogger(__name__)
+
+
+def plan_windows(
+    now: datetime, last_end: datetime | None, rule: Rule, sliding: bool
+) -> tuple[list[Window], timedelta]:
+    """The windows the next run must search, and how much data was given up (past catch-up)."""
+    end = now - rule.query_delay
+    if last_end is None:
+        return [Window(start=end - rule.window, end=end, new_since=end - rule.window)], timedelta(0)
+    if end <= last_end:
+        return [], timedelta(0)
+    cursor = max(last_end, end - rule.max_catchup)
+    skipped = cursor - last_end
+    step = rule.interval or rule.window
+    steps = max(1, round((end - cursor) / step))
+    size = (end - cursor) / steps
+    windows = []
+    for i in range(steps):
+        new_since = cursor + size * i
+        stop = end if i == steps - 1 else cursor + size * (i + 1)
+        start = stop - rule.window if sliding else new_since
+        windows.append(Window(start=min(start, new_since), end=stop, new_since=new_since))
+    return windows, skipped
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    rule_id: str
+    windows: int
+    hits: int
+    result: IngestResult
+    error: str = ""
+
+
+class RuleRunner:
+    """Runs one rule end to end: plan windows, search, evaluate, ingest, record state."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        backend: SearchBackend,
+        rules: Sequence[Rule],
+        clock: Clock,
+        redact: Callable[[str], str],
+        policy_for: Callable[[Rule], IngestPolicy],
+        metrics: Metrics,
+        on_ingested: Callable[[IngestResult], None] = lambda result: None,
+    ) -> None:
+        self._engine = engine
+        self._backend = backend
+        self.rules: dict[str, Rule] = {r.id: r for r in rules}
+        self._clock = clock
+        self._redact = redact
+        self._policy_for = policy_for
+        self._metrics = metrics
+        self._on_ingested = on_ingested
+
+    async def run(self, rule_id: str) -> RunSummary:
+        rule = self.rules[rule_id]
+        started = time.perf_counter()
+        now = self._clock.now()
+        last_end = await asyncio.to_thread(self._last_end, rule_id)
+        windows, skipped = plan_windows(now, last_end, rule, rule_type(rule.type).sliding)
+        if skipped > timedelta(0):
+            log.warning(
+                "rule %s: %s of data older than max_catchup (%s) was not searched",
+                rule_id,
+                skipped,
+                rule.max_catchup,
+            )
+        total = IngestResult()
+        hits = 0
+        try:
+            for window in windows:
+                outcome = await run_rule(rule, self._backend, window, self._redact)
+                hits += outcome.hits
+                result = await asyncio.to_thread(
+                    self._commit, rule, outcome.alerts, window, outcome.hits, now
+                )
+                _merge(total, result)
+                self._on_ingested(result)
+        except Exception as exc:  # a rule's failure is recorded; it never stops the others
+            if not isinstance(exc, BotError | OSError | TimeoutError):
+                log.exception("rule %s: unexpected failure", rule_id)
+            elapsed = time.perf_counter() - started
+            await asyncio.to_thread(self._record_failure, rule_id, now, str(exc), elapsed)
+            self._metrics.rule_runs.labels(rule_id, "error").inc()
+            log.warning("rule %s failed: %s", rule_id, exc)
+            return RunSummary(rule_id, len(windows), hits, total, str(exc))
+        elapsed = time.perf_counter() - started
+        await asyncio.to_thread(self._record_success, rule_id, now, hits, elapsed, total)
+        self._metrics.rule_runs.labels(rule_id, "ok").inc()
+        self._metrics.rule_duration.labels(rule_id).observe(elapsed)
+        self._metrics.rule_hits.labels(rule_id).inc(hits)
+        self._metrics.incidents_created.inc(len(total.created))
+        return RunSummary(rule_id, len(windows), hits, total)
+
+    # state -----------------------------------------------------------------------------------
+
+    def _last_end(self, rule_id: str) -> datetime | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(RULE_STATE.c.last_window_end).where(RULE_STATE.c.rule_id == rule_id)
+            ).first()
+        return row[0] if row else None
+
+    def _commit(
+        self, rule: Rule, alerts: list[Any], window: Window, hits: int, now: datetime
+    ) -> IngestResult:
+        with self._engine.begin() as conn:
+            silences = _active_silences(conn, now)
+            result = ingest(conn, alerts, now, self._policy_for(rule), silences)
+            _ensure_state(conn, rule.id)
+            conn.execute(
+                update(RULE_STATE)
+                .where(RULE_STATE.c.rule_id == rule.id)
+                .values(last_window_end=window.end, last_alerts=len(alerts))
+            )
+        return result
+
+    def _record_success(
+        self, rule_id: str, now: datetime, hits: int, elapsed: float, result: IngestResult
+    ) -> None:
+        with self._engine.begin() as conn:
+            _ensure_state(conn, rule_id)
+            conn.execute(
+                update(RULE_STATE)
+                .where(RULE_STATE.c.rule_id == rule_id)
+                .values(
+                    last_run_at=now,
+                    last_success_at=now,
+                    last_duration_ms=elapsed * 1000,
+                    last_hits=hits,
+                    last_error="",
+                    consecutive_failures=0,
+                    runs=RULE_STATE.c.runs + 1,
+                )
+            )
+
+    def _record_failure(self, rule_id: str, now: datetime, error: str, elapsed: float) -> None:
+        with self._engine.begin() as conn:
+            _ensure_state(conn, rule_id)
+            conn.execute(
+                update(RULE_STATE)
+                .where(RULE_STATE.c.rule_id == rule_id)
+                .values(
+                    last_run_at=now,
+                    last_duration_ms=elapsed * 1000,
+                    last_error=error[:2000],
+                    consecutive_failures=RULE_STATE.c.consecutive_failures + 1,
+                    runs=RULE_STATE.c.runs + 1,
+                    errors=RULE_STATE.c.errors + 1,
+                )
+            )
+
+    def record_skip(self, rule_id: str) -> None:
+        with self._engine.begin() as conn:
+            _ensure_state(conn, rule_id)
+            conn.execute(
+                update(RULE_STATE)
+                .where(RULE_STATE.c.rule_id == rule_id)
+                .values(skipped=RULE_STATE.c.skipped + 1)
+            )
+        self._metrics.rule_skipped.labels(rule_id).inc()
+
+    def record_next_runs(self, next_runs: Mapping[str, datetime | None]) -> None:
+        with self._engine.begin() as conn:
+            for rule_id, at in next_runs.items():
+                _ensure_state(conn, rule_id)
+                conn.execute(
+                    update(RULE_STATE).where(RULE_STATE.c.rule_id == rule_id).values(next_run_at=at)
+                )
+
+
+def _merge(total: IngestResult, part: IngestResult) -> None:
+    total.created += part.created
+    total.reopened += part.reopened
+    total.updated += part.updated
+    total.muted += part.muted
+    total.held_by_realert += part.held_by_realert
+    total.messages += part.messages
+
+
+def _ensure_state(conn: Any, rule_id: str) -> None:
+    insert_ignore(conn, RULE_STATE, [{"rule_id": rule_id}], "rule_id")
+
+
+def _active_silences(conn: Any, now: datetime) -> list[Silence]:
+    rows = conn.execute(
+        select(SILENCES).where(SILENCES.c.starts_at <= now, SILENCES.c.ends_at > now)
+    )
+    return [
+        Silence(
+            id=r.id,
+            matchers=parse_matchers(json.loads(r.matchers_json)),
+            starts_at=r.starts_at,
+            ends_at=r.ends_at,
+            reason=r.reason,
+            created_by=r.created_by,
+        )
+        for r in rows
+    ]
+
+
+# jobs: module-level functions, referenced by APScheduler -------------------------------------
+
+
+async def run_rule_job(runner: RuleRunner, rule_id: str) -> None:
+    await runner.run(rule_id)
+
+
+async def run_maintenance_job(task: Callable[[], Any]) -> None:
+    try:
+        result = task()
+        if asyncio.iscoroutine(result):
+            await result
+    except Exception:  # one failing chore must not stop the scheduler
+        log.exception("maintenance job failed")
+
+
+class Scheduler:
+    """Owns the APScheduler instance: one job per enabled rule plus maintenance chores."""
+
+    def __init__(
+        self,
+        runner: RuleRunner,
+        jitter: timedelta,
+        chores: Sequence[tuple[str, timedelta, Callable[[], Any]]] = (),
+        rng: random.Random | None = None,
+    ) -> None:
+        self._runner = runner
+        self._jitter = jitter.total_seconds()
+        self._chores = chores
+        self._rng = rng or random.Random()
+        self._aps = AsyncIOScheduler(timezone=UTC)
+        self._aps.add_listener(self._on_max_instances, EVENT_JOB_MAX_INSTANCES)
+        self.running = False
+
+    def start(self) -> None:
+        now = datetime.now(UTC)
+        for rule in self._runner.rules.values():
+            if not rule.enabled:
+                continue
+            trigger: Any
+            if rule.schedule:
+                trigger = CronTrigger.from_crontab(rule.schedule, timezone=UTC)
+                first = None
+            else:
+                assert rule.interval is not None
+                trigger = IntervalTrigger(
+                    seconds=rule.interval.total_seconds(), jitter=self._jitter or None
+                )
+                first = now + timedelta(seconds=self._rng.uniform(0.2, 1.0 + self._jitter))
+            self._aps.add_job(
+                run_rule_job,
+                trigger,
+                args=[self._runner, rule.id],
+                id=f"rule:{rule.id}",
+                name=rule.id,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                next_run_time=first,
+            )
+        for name, every, task in self._chores:
+            self._aps.add_job(
+                run_maintenance_job,
+                IntervalTrigger(seconds=every.total_seconds()),
+                args=[task],
+                id=f"chore:{name}",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=now + timedelta(seconds=1),
+            )
+        self._aps.start()
+        self.running = True
+
+    def pause(self) -> None:
+        if self.running:
+            self._aps.pause()
+
+    def resume(self) -> None:
+        if self.running:
+            self._aps.resume()
+
+    def shutdown(self) -> None:
+        if self.running:
+            self._aps.shutdown(wait=False)
+            self.running = False
+
+    def next_runs(self) -> dict[str, datetime | None]:
+        return {
+            job.name: job.next_run_time
+            for job in self._aps.get_jobs()
+            if job.id.startswith("rule:")
+        }
+
+    def _on_max_instances(self, event: JobExecutionEvent) -> None:
+        if event.job_id.startswith("rule:"):
+            rule_id = event.job_id.removeprefix("rule:")
+            log.warning("rule %s: previous run still going; this run is skipped", rule_id)
+            asyncio.get_running_loop().run_in_executor(None, self._runner.record_skip, rule_id)

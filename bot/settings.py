@@ -1,0 +1,180 @@
+"""Settings: environment variables (``BOT_…``) over an optional YAML file, validated once.
+
+An invalid value stops start-up with :class:`bot.errors.ConfigError` whose text is one line per
+problem, naming the variable and what is wrong. Secrets are ``SecretStr`` and never printed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.domain.durations import parse_duration
+from bot.errors import ConfigError
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+ENV_PREFIX = "BOT_"
+
+
+class RateLimit(BaseModel):
+    """A token bucket: ``rate`` messages per second on average, bursts up to ``burst``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rate: float = Field(gt=0)
+    burst: int = Field(ge=1, default=1)
+
+
+class Route(BaseModel):
+    """Send incidents that match to ``channel`` on ``surface``; empty match fields match all."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    surface: str
+    channel: str
+    severity: list[str] = []
+    category: list[str] = []
+    service: list[str] = []
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, validate_default=True
+    )
+
+    settings_file: Path | None = None
+    database_url: str = "sqlite:///./data/bot.db"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str = ""
+    rules_path: str = ""
+    shipped_rules: bool = True
+    roles_file: Path | None = None
+    redaction_mode: Literal["strict", "balanced", "off"] = "balanced"
+    console_token: SecretStr | None = None
+    retention_days: int = Field(default=30, ge=1)
+    audit_retention_days: int = Field(default=365, ge=1)
+    search_backend: Literal["local", "splunk"] = "local"
+    generator: bool | None = None
+    local_events_path: Path = Path("./data/events.db")
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    flap_window: Duration = timedelta(minutes=30)
+    card_refresh: Duration = timedelta(seconds=60)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    outbox_rate_limits: dict[str, RateLimit] = {}
+    outbox_max_attempts: int = Field(default=12, ge=1)
+    routes: list[Route] = []
+    schedule_jitter: Duration = timedelta(seconds=2)
+    lease_ttl: Duration = timedelta(seconds=30)
+    rca: Literal["heuristic", "off"] = "heuristic"
+    rca_timeout: Duration = timedelta(seconds=30)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlFileSource(settings_cls))
+
+    # derived values -------------------------------------------------------------------------
+
+    @property
+    def is_loopback(self) -> bool:
+        return is_loopback_host(self.http_host)
+
+    @property
+    def generator_enabled(self) -> bool:
+        return self.generator if self.generator is not None else self.search_backend == "local"
+
+    @property
+    def rule_paths(self) -> list[Path]:
+        return [Path(p) for p in self.rules_path.split(":") if p.strip()]
+
+    @property
+    def console_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.http_host}:{self.http_port}"
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the log redaction filter."""
+        return [
+            v.get_secret_value()
+            for v in (self.console_token,)
+            if v is not None and v.get_secret_value()
+        ]
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """Values from ``BOT_SETTINGS_FILE`` (YAML with the setting names in lower case)."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = os.environ.get(ENV_PREFIX + "SETTINGS_FILE")
+        self._data: dict[str, Any] = {}
+        if path:
+            try:
+                loaded = yaml.safe_load(Path(path).read_text()) or {}
+            except OSError as exc:
+                raise ConfigError(f"BOT_SETTINGS_FILE: cannot read {path}: {exc.strerror}") from exc
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"BOT_SETTINGS_FILE: {path} is not valid YAML: {exc}") from exc
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"BOT_SETTINGS_FILE: {path} must hold a mapping of settings")
+            self._data = loaded
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def is_loopback_host(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build and validate settings; raise ConfigError naming each bad variable."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    if not settings.is_loopback and settings.console_token is None:
+        raise ConfigError(
+            f"BOT_CONSOLE_TOKEN: required when BOT_HTTP_HOST is not a loopback address "
+            f"(BOT_HTTP_HOST={settings.http_host}); set a token or bind to 127.0.0.1"
+        )
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        name = ENV_PREFIX + "_".join(str(p) for p in error["loc"][:1]).upper()
+        detail = ".".join(str(p) for p in error["loc"][1:])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        got = error.get("input")
+        shown = (
+            "" if isinstance(got, dict | list) or error["type"] == "missing" else f" (got {got!r})"
+        )
+        lines.append(f"{name}{'.' + detail if detail else ''}: {message}{shown}")
+    return "\n".join(lines)

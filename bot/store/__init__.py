@@ -1,0 +1,1 @@
+"""Durable state: SQLModel tables, repositories, Alembic migrations and leases."""

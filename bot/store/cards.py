@@ -1,0 +1,45 @@
+"""Build an incident's card from what the database holds now (renders at delivery time)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from sqlalchemy.orm import Session
+
+from bot.domain.card import Card, build_card
+from bot.domain.rca import Cause, RcaReport, RcaStatus
+from bot.store.repo import evidence_of, get_incident_row, to_incident
+
+
+def rca_to_json(report: RcaReport) -> str:
+    return json.dumps(asdict(report), separators=(",", ":"))
+
+
+def rca_from_json(text: str | None) -> RcaReport | None:
+    if not text:
+        return None
+    data = json.loads(text)
+    return RcaReport(
+        status=RcaStatus(data["status"]),
+        summary=data["summary"],
+        causes=tuple(
+            Cause(c["text"], tuple(c["evidence_ids"]), float(c["confidence"]))
+            for c in data.get("causes", ())
+        ),
+        recommendations=tuple(data.get("recommendations", ())),
+        templates=tuple((t, int(n)) for t, n in data.get("templates", ())),
+        related=tuple(data.get("related", ())),
+        confidence=float(data.get("confidence", 0.0)),
+        engine=data.get("engine", ""),
+        suggested_playbook=data.get("suggested_playbook"),
+    )
+
+
+def load_card(session: Session, incident_id: int, console_url: str) -> Card:
+    row = get_incident_row(session, incident_id)
+    incident = to_incident(row)
+    evidence = tuple(evidence_of(session, incident_id, limit=10))
+    return build_card(
+        incident, evidence, rca_from_json(row.rca_json), console_url, muted=bool(row.muted_by)
+    )

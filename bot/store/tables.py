@@ -1,0 +1,196 @@
+"""The tables. Every change to them comes with an Alembic migration in ``migrations/``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from bot.store.types import UTCDateTime
+
+
+def _at(nullable: bool = False, index: bool = False) -> object:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class IncidentRow(SQLModel, table=True):
+    __tablename__ = "incidents"
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_key: str = Field(index=True, max_length=512)
+    # equals group_key while the incident is active, NULL once resolved: at most one active
+    # incident per group, enforced by the database even across replicas
+    active_key: str | None = Field(default=None, unique=True, max_length=512)
+    rule_id: str = Field(index=True, max_length=200)
+    title: str = Field(max_length=500)
+    severity: str = Field(max_length=16, index=True)
+    category: str = Field(max_length=32)
+    service: str = Field(default="", max_length=200, index=True)
+    host: str = Field(default="", max_length=255, index=True)
+    owner: str = Field(default="", max_length=200)
+    state: str = Field(max_length=16, index=True)
+    previous_state: str | None = Field(default=None, max_length=16)
+    suppressed_until: datetime | None = _at(nullable=True, index=True)  # type: ignore[assignment]
+    state_changed_by: str = Field(default="", max_length=255)
+    state_changed_at: datetime | None = _at(nullable=True)  # type: ignore[assignment]
+    resolved_at: datetime | None = _at(nullable=True, index=True)  # type: ignore[assignment]
+    assignee: str = Field(default="", max_length=255)
+    runbook: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = _at(index=True)  # type: ignore[assignment]
+    updated_at: datetime = _at(index=True)  # type: ignore[assignment]
+    first_seen: datetime = _at()  # type: ignore[assignment]
+    last_seen: datetime = _at()  # type: ignore[assignment]
+    hit_count: int = 0
+    alert_count: int = 1
+    rca_status: str = Field(default="pending", max_length=32)
+    rca_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    muted_by: str | None = Field(default=None, max_length=64)
+    version: int = 1
+
+
+class AlertRow(SQLModel, table=True):
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("incident_id", "fingerprint"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True, ondelete="CASCADE")
+    fingerprint: str = Field(max_length=64, index=True)
+    rule_id: str = Field(max_length=200)
+    group_json: str = Field(sa_column=Column(Text, nullable=False))
+    count: int = 0
+    value: float = 0.0
+    first_seen: datetime = _at()  # type: ignore[assignment]
+    last_seen: datetime = _at()  # type: ignore[assignment]
+    evidence_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+
+
+class TimelineRow(SQLModel, table=True):
+    __tablename__ = "timeline"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True, ondelete="CASCADE")
+    at: datetime = _at()  # type: ignore[assignment]
+    actor: str = Field(max_length=255)
+    surface: str = Field(max_length=32)
+    kind: str = Field(max_length=32)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class AuditRow(SQLModel, table=True):
+    __tablename__ = "audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _at(index=True)  # type: ignore[assignment]
+    actor: str = Field(max_length=255, index=True)
+    surface: str = Field(max_length=32)
+    action: str = Field(max_length=64)
+    incident_id: int | None = Field(default=None, index=True)
+    before_state: str = Field(default="", max_length=16)
+    after_state: str = Field(default="", max_length=16)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    result: str = Field(max_length=16)  # applied | refused | duplicate
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    correlation_id: str = Field(default="", max_length=64)
+
+
+class IdempotencyRow(SQLModel, table=True):
+    __tablename__ = "idempotency_keys"
+
+    key: str = Field(primary_key=True, max_length=255)
+    created_at: datetime = _at(index=True)  # type: ignore[assignment]
+    incident_id: int | None = None
+    response_json: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class SilenceRow(SQLModel, table=True):
+    __tablename__ = "silences"
+
+    id: int | None = Field(default=None, primary_key=True)
+    matchers_json: str = Field(sa_column=Column(Text, nullable=False))
+    starts_at: datetime = _at()  # type: ignore[assignment]
+    ends_at: datetime = _at(index=True)  # type: ignore[assignment]
+    created_by: str = Field(max_length=255)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _at()  # type: ignore[assignment]
+
+
+class CardRefRow(SQLModel, table=True):
+    __tablename__ = "card_refs"
+    __table_args__ = (UniqueConstraint("incident_id", "surface", "channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True, ondelete="CASCADE")
+    surface: str = Field(max_length=32)
+    channel: str = Field(max_length=255)
+    message_id: str = Field(max_length=255)
+    created_at: datetime = _at()  # type: ignore[assignment]
+
+
+class OutboxRow(SQLModel, table=True):
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True, max_length=255)
+    surface: str = Field(max_length=32)
+    channel: str = Field(max_length=255)
+    kind: str = Field(max_length=16)  # post | update | reply
+    incident_id: int | None = Field(default=None, index=True)
+    order_key: str = Field(max_length=320, index=True)
+    payload_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    severity_rank: int = 4
+    status: str = Field(default="pending", max_length=16)  # pending | sent | dead
+    attempts: int = 0
+    next_attempt_at: datetime = _at()  # type: ignore[assignment]
+    created_at: datetime = _at()  # type: ignore[assignment]
+    sent_at: datetime | None = _at(nullable=True)  # type: ignore[assignment]
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class RuleStateRow(SQLModel, table=True):
+    __tablename__ = "rule_state"
+
+    rule_id: str = Field(primary_key=True, max_length=200)
+    last_window_end: datetime | None = _at(nullable=True)  # type: ignore[assignment]
+    last_run_at: datetime | None = _at(nullable=True)  # type: ignore[assignment]
+    last_success_at: datetime | None = _at(nullable=True)  # type: ignore[assignment]
+    next_run_at: datetime | None = _at(nullable=True)  # type: ignore[assignment]
+    last_duration_ms: float = 0.0
+    last_hits: int = 0
+    last_alerts: int = 0
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    consecutive_failures: int = 0
+    runs: int = 0
+    errors: int = 0
+    skipped: int = 0
+    clean_runs: int = 0
+    state_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+
+
+class NotificationLogRow(SQLModel, table=True):
+    """When each group was last notified: ``realert`` survives restarts."""
+
+    __tablename__ = "notification_log"
+
+    group_key: str = Field(primary_key=True, max_length=512)
+    last_notified_at: datetime = _at()  # type: ignore[assignment]
+
+
+class SettingRow(SQLModel, table=True):
+    """Runtime settings changed by admins (the kill switch lives here)."""
+
+    __tablename__ = "settings_kv"
+
+    key: str = Field(primary_key=True, max_length=200)
+    value_json: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime = _at()  # type: ignore[assignment]
+    updated_by: str = Field(default="", max_length=255)
+
+
+class LeaseRow(SQLModel, table=True):
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True, max_length=100)
+    holder: str = Field(max_length=255)
+    expires_at: datetime = _at()  # type: ignore[assignment]

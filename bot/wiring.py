@@ -1,0 +1,348 @@
+"""Composition root: Settings -> objects. The only module of ``bot`` importing integrations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from integrations.local.generator import Generator
+from sqlalchemy import select
+
+from bot.authz import Roles
+from bot.domain.incident import Command, CommandKind, State
+from bot.domain.rca import RcaReport, RcaStatus
+from bot.errors import BotError, Conflict, TransientError
+from bot.events import Broadcaster, Change
+from bot.interactions import Interactions
+from bot.metrics import Metrics
+from bot.outbox import OutboxWorker
+from bot.pipeline.enrich import Enricher
+from bot.pipeline.ingest import IngestPolicy, IngestResult
+from bot.pipeline.notify import Router, RouteRule, Target
+from bot.ports import (
+    ChatSurface,
+    Clock,
+    Health,
+    HealthStatus,
+    RcaEngine,
+    SearchBackend,
+    SystemClock,
+)
+from bot.redaction import Redactor
+from bot.retention import purge
+from bot.scheduler import RuleRunner, Scheduler
+from bot.settings import Settings
+from bot.store import leases
+from bot.store.db import check_connection, make_engine, migrate
+from bot.store.repo import INCIDENTS
+from detectors.model import Rule
+from detectors.rules import load_rules
+from integrations.console import ConsoleChatSurface
+from integrations.heuristic import HeuristicRcaEngine
+from integrations.local import EventStore, LocalSearchBackend
+
+log = logging.getLogger(__name__)
+SCHEDULER_LEASE = "scheduler"
+
+
+class _OffRca:
+    async def explain(self, incident: Any, evidence: Any, context: Any) -> RcaReport:
+        return RcaReport(RcaStatus.UNAVAILABLE, "root-cause analysis is turned off (BOT_RCA=off)")
+
+
+@dataclass(slots=True)
+class DatabaseStatus:
+    ready: bool = False
+    reason: str = "connecting"
+
+
+def build_router(settings: Settings, surfaces: Mapping[str, ChatSurface]) -> Router:
+    rules = tuple(
+        RouteRule(
+            Target(r.surface, r.channel),
+            frozenset(r.severity),
+            frozenset(r.category),
+            frozenset(r.service),
+        )
+        for r in settings.routes
+        if r.surface in surfaces
+    )
+    defaults = tuple(Target(name, name) for name in surfaces if name == "console")
+    return Router(rules, defaults)
+
+
+class Runtime:
+    """Everything one bot process runs; ``start``/``stop`` bracket its life."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        backend: SearchBackend | None = None,
+        rca: RcaEngine | None = None,
+        rules: list[Rule] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.metrics = Metrics()
+        self.broadcaster = Broadcaster()
+        self.redactor = Redactor(settings.redaction_mode, settings.secret_values())
+        self.roles = (
+            Roles.load(settings.roles_file) if settings.roles_file else Roles.embedded_default()
+        )
+        self.rules = (
+            rules
+            if rules is not None
+            else load_rules(settings.rule_paths, include_shipped=settings.shipped_rules)
+        )
+        self.engine = make_engine(settings.database_url)
+        self.db = DatabaseStatus()
+        self.surfaces: dict[str, ChatSurface] = {"console": ConsoleChatSurface(self.broadcaster)}
+        self.router = build_router(settings, self.surfaces)
+        self.event_store: EventStore | None = None
+        if backend is None:
+            self.event_store = EventStore(settings.local_events_path)
+            backend = LocalSearchBackend(self.event_store)
+        self.backend = backend
+        self.generator = (
+            Generator(self.event_store)
+            if settings.generator_enabled and self.event_store is not None
+            else None
+        )
+        self.outbox = OutboxWorker(
+            self.engine,
+            self.surfaces,
+            self.clock,
+            settings.console_url,
+            settings.outbox_rate_limits,
+            settings.outbox_max_attempts,
+            on_delivered=self.metrics.delivered,
+        )
+        self.interactions = Interactions(
+            self.engine,
+            self.roles,
+            self.router,
+            self.clock,
+            on_commit=self._changed,
+            on_result=lambda c, r: self.metrics.commands.labels(c.kind.value, c.surface, r).inc(),
+        )
+        if rca is None:
+            rca = HeuristicRcaEngine() if settings.rca == "heuristic" else _OffRca()
+        self.enricher = Enricher(
+            self.engine,
+            rca,
+            self.router,
+            self.clock,
+            settings.rca_timeout,
+            on_commit=self._changed,
+        )
+        self.runner = RuleRunner(
+            self.engine,
+            self.backend,
+            self.rules,
+            self.clock,
+            self.redactor.redact,
+            self._policy_for,
+            self.metrics,
+            on_ingested=self._ingested,
+        )
+        self.scheduler = Scheduler(
+            self.runner,
+            settings.schedule_jitter,
+            chores=[
+                ("expire-suppressions", timedelta(seconds=15), self.expire_suppressions),
+                ("retention", timedelta(days=1), self.retention),
+                ("rule-next-runs", timedelta(seconds=30), self._record_next_runs),
+            ],
+        )
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.leader = False
+        self._stop: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # life ------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._stop = asyncio.Event()
+        self._spawn(self._connect_and_lead(), "database")
+
+    async def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        self.scheduler.shutdown()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.leader:
+            await asyncio.to_thread(leases.release, self.engine, SCHEDULER_LEASE, self.holder)
+            self.leader = False
+        if self.event_store is not None:
+            self.event_store.close()
+        self.engine.dispose()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.append(task)
+
+    async def connect(self, attempts: int | None = None) -> None:
+        """Reach the database and migrate it, retrying with backoff; /ready shows the reason."""
+        delay, tried = 0.5, 0
+        while True:
+            tried += 1
+            try:
+                await asyncio.to_thread(check_connection, self.engine)
+                await asyncio.to_thread(migrate, self.engine)
+            except TransientError as exc:
+                self.db = DatabaseStatus(False, str(exc))
+                log.error("%s; retrying in %.0fs", exc, delay)
+                if attempts is not None and tried >= attempts:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            self.db = DatabaseStatus(True, "migrated")
+            return
+
+    async def _connect_and_lead(self) -> None:
+        assert self._stop is not None
+        await self.connect()
+        log.info(
+            "database ready; %d rules loaded; console at %s",
+            len(self.rules),
+            self.settings.console_url,
+        )
+        ttl = self.settings.lease_ttl
+        while not self._stop.is_set():
+            try:
+                held = await asyncio.to_thread(
+                    leases.acquire, self.engine, SCHEDULER_LEASE, self.holder, self.clock.now(), ttl
+                )
+            except Exception as exc:  # the database went away: keep serving, try again
+                log.warning("lease renewal failed: %s", exc)
+                held = False
+            if held and not self.leader:
+                self.leader = True
+                log.info("this replica now runs the schedules (%s)", self.holder)
+                self._lead()
+            elif not held and self.leader:
+                self.leader = False
+                log.warning("scheduler lease lost; pausing schedules")
+                self.scheduler.pause()
+            try:
+                async with asyncio.timeout(ttl.total_seconds() / 3):
+                    await self._stop.wait()
+            except TimeoutError:
+                pass
+
+    def _lead(self) -> None:
+        assert self._stop is not None
+        if self.scheduler.running:
+            self.scheduler.resume()
+            return
+        self.scheduler.start()
+        self._spawn(self.outbox.run(self._stop), "outbox")
+        self._spawn(self.enricher.run(self._stop), "enricher")
+        if self.generator is not None:
+            self._spawn(self.generator.run(self.clock, self._stop), "generator")
+
+    # hooks -----------------------------------------------------------------------------------
+
+    def _policy_for(self, rule: Rule) -> IngestPolicy:
+        return IngestPolicy(
+            router=self.router,
+            flap_window=self.settings.flap_window,
+            card_refresh=self.settings.card_refresh,
+            realert=rule.realert,
+        )
+
+    def _ingested(self, result: IngestResult) -> None:
+        self.enricher.submit(result.new_or_reopened)
+        if result.messages:
+            self.outbox.wake()
+        for incident_id in result.updated:
+            self.broadcaster.publish(Change(incident_id, "update"))
+
+    def _changed(self) -> None:
+        self.outbox.wake()
+
+    # chores ----------------------------------------------------------------------------------
+
+    async def expire_suppressions(self) -> int:
+        now = self.clock.now()
+
+        def due() -> list[int]:
+            with self.engine.connect() as conn:
+                return [
+                    r[0]
+                    for r in conn.execute(
+                        select(INCIDENTS.c.id).where(
+                            INCIDENTS.c.state == State.SUPPRESSED.value,
+                            INCIDENTS.c.suppressed_until <= now,
+                        )
+                    )
+                ]
+
+        expired = 0
+        for incident_id in await asyncio.to_thread(due):
+            try:
+                await self.interactions.execute(
+                    incident_id, Command(CommandKind.EXPIRE, actor="bot", surface="scheduler")
+                )
+                expired += 1
+            except Conflict:
+                continue
+        return expired
+
+    async def retention(self) -> None:
+        now = self.clock.now()
+        s = self.settings
+        await asyncio.to_thread(purge, self.engine, now, s.retention_days, s.audit_retention_days)
+        if self.event_store is not None:
+            await asyncio.to_thread(
+                self.event_store.purge_before, now - timedelta(days=s.retention_days)
+            )
+
+    async def _record_next_runs(self) -> None:
+        await asyncio.to_thread(self.runner.record_next_runs, self.scheduler.next_runs())
+
+    # health ----------------------------------------------------------------------------------
+
+    async def readiness(self) -> dict[str, Any]:
+        checks: dict[str, Health] = {
+            "database": Health(
+                HealthStatus.OK if self.db.ready else HealthStatus.DOWN, self.db.reason
+            )
+        }
+        checks["search"] = await _checked(self.backend.check())
+        for name, surface in self.surfaces.items():
+            checks[f"surface:{name}"] = await _checked(surface.check())
+        worst = max(
+            (c.status for c in checks.values()),
+            key=[HealthStatus.OK, HealthStatus.DEGRADED, HealthStatus.DOWN].index,
+        )
+        return {
+            "status": worst.value,
+            "leader": self.leader,
+            "checks": {
+                k: {"status": v.status.value, "reason": v.reason} for k, v in checks.items()
+            },
+        }
+
+
+async def _checked(awaitable: Any) -> Health:
+    try:
+        async with asyncio.timeout(5):
+            result: Health = await awaitable
+            return result
+    except TimeoutError:
+        return Health(HealthStatus.DOWN, "health check timed out after 5s")
+    except BotError as exc:
+        return Health(HealthStatus.DOWN, str(exc))

@@ -1,0 +1,49 @@
+"""Run one rule over one window: search, evaluate with the rule's type, redact the evidence."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from bot.domain.hits import Alert, SearchQuery
+from bot.ports import SearchBackend
+from detectors.model import Rule
+from detectors.types import rule_type
+from detectors.window import Window
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    alerts: list[Alert]
+    hits: int
+    duration_s: float
+
+
+async def run_rule(
+    rule: Rule,
+    backend: SearchBackend,
+    window: Window,
+    redact: Callable[[str], str],
+) -> RunResult:
+    """Search ``window`` for ``rule`` and return its alerts; backend errors propagate."""
+    started = time.perf_counter()
+    evaluator = rule_type(rule.type)
+    query = SearchQuery(
+        text=rule.query,
+        earliest=window.start,
+        latest=window.end,
+        max_results=rule.max_results,
+    )
+    hits = await backend.search(query)
+    alerts = [
+        replace(
+            alert,
+            evidence=tuple(replace(item, text=redact(item.text)) for item in alert.evidence),
+        )
+        for alert in evaluator.evaluate(rule, hits, window)
+    ]
+    return RunResult(alerts=alerts, hits=len(hits), duration_s=time.perf_counter() - started)
+
+
+__all__ = ["RunResult", "Window", "run_rule"]

@@ -1,0 +1,95 @@
+"""Fields of event rows: automatic ``key=value`` extraction from ``_raw`` and field patterns.
+
+Extraction follows Splunk's KV_MODE=auto: ``key=value`` and ``key="quoted value"`` where the
+key starts at a word boundary; the first occurrence of a key wins, and fields already on the
+row (explicit fields, built-ins, eval results) win over extracted ones.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+
+from integrations.local.spl_values import wildcard
+
+_BOUNDARY = r"(?<![^\s,;\[(])"
+_VALUE = r'=(?:"([^"\\]*(?:\\.[^"\\]*)*)"|([^\s,;"]+))'
+_KV_RE = re.compile(_BOUNDARY + r"([A-Za-z_][A-Za-z0-9_.\-]*)" + _VALUE)
+_UNESCAPE_RE = re.compile(r"\\(.)")
+
+
+def _value(quoted: str | None, bare: str | None) -> str:
+    """The value of a match: ``bare`` is never empty, so an empty or None one means quoted."""
+    if bare:
+        return bare
+    quoted = quoted or ""
+    return _UNESCAPE_RE.sub(r"\1", quoted) if "\\" in quoted else quoted
+
+
+def extract_kv(raw: str) -> dict[str, str]:
+    """Every ``key=value`` pair of ``raw``; the first occurrence of a key wins."""
+    found: dict[str, str] = {}
+    for key, quoted, bare in _KV_RE.findall(raw):
+        if key not in found:
+            found[key] = _value(quoted, bare)
+    return found
+
+
+@lru_cache(maxsize=2048)
+def _field_re(name: str) -> re.Pattern[str]:
+    return re.compile(_BOUNDARY + re.escape(name) + _VALUE)
+
+
+def extract_field(raw: str, name: str) -> str | None:
+    """The value of ``name=...`` in ``raw``, or None."""
+    if name + "=" not in raw:
+        return None
+    m = _field_re(name).search(raw)
+    return None if m is None else _value(m.group(1), m.group(2))
+
+
+def lazy_get(row: dict, name: str) -> object:
+    """A field of an event row, extracting it from ``_raw`` (and remembering it) if needed."""
+    if name in row:
+        return row[name]
+    raw = row.get("_raw")
+    if raw is None or not isinstance(raw, str):
+        return None
+    value = extract_field(raw, name)
+    if value is not None:
+        row[name] = value
+    return value
+
+
+def plain_get(row: dict, name: str) -> object:
+    """A field of a result row that has no more fields to extract."""
+    return row.get(name)
+
+
+def materialize(row: dict) -> dict:
+    """Add every extracted field of ``_raw`` that the row does not have yet."""
+    raw = row.get("_raw")
+    if isinstance(raw, str) and "=" in raw:
+        for key, value in extract_kv(raw).items():
+            if key not in row:
+                row[key] = value
+    return row
+
+
+def match_fields(patterns: Iterable[str], keys: Iterable[str]) -> list[str]:
+    """Keys named by ``patterns`` (``*`` wildcards, case-sensitive), in pattern order."""
+    keys = list(keys)
+    chosen: list[str] = []
+    seen: set[str] = set()
+    for pattern in patterns:
+        if "*" not in pattern:
+            candidates = [pattern] if pattern in keys else []
+        else:
+            rx = wildcard(pattern, ignore_case=False)
+            candidates = [k for k in keys if rx.fullmatch(k)]
+        for key in candidates:
+            if key not in seen:
+                seen.add(key)
+                chosen.append(key)
+    return chosen
