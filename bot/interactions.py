@@ -127,7 +127,8 @@ class Interactions:
             if incident_id is not None:
                 row = conn.execute(select(INCIDENTS).where(INCIDENTS.c.id == incident_id)).first()
             if row is None:
-                error = NotFound(f"no incident {incident_ref!s}; list them with 'incidents list'")
+                name = f"INC-{incident_id}" if incident_id is not None else repr(incident_ref)
+                error = NotFound(f"no incident {name}; list the incidents to find its id")
                 _audit(conn, command, now, None, "", "", "refused", str(error))
             else:
                 incident = row_to_incident(row)

@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -65,7 +66,9 @@ class OutboxWorker:
         rate_limits: Mapping[str, RateLimit] | None = None,
         max_attempts: int = 12,
         on_delivered: Callable[[str, str, float], None] = lambda surface, kind, age: None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._monotonic = monotonic
         self._engine = engine
         self._surfaces = dict(surfaces)
         self._clock = clock
@@ -168,7 +171,7 @@ class OutboxWorker:
             return None
         key = (surface, channel)
         if key not in self._buckets:
-            self._buckets[key] = TokenBucket(limit.rate, limit.burst)
+            self._buckets[key] = TokenBucket(limit.rate, limit.burst, self._monotonic)
         return self._buckets[key]
 
     async def _deliver_lane(

@@ -89,7 +89,8 @@ class Alert:
     """What one detector run found for one group: the unit that joins an incident.
 
     ``new_events`` counts the matching events not seen by an earlier run (so a sliding window
-    never counts an event twice); ``value`` is the measure the rule compared (count, sum, …).
+    never counts an event twice); ``events`` counts every matching event in the window (what a
+    new incident starts its count with); ``value`` is the measure the rule compared.
     """
 
     rule_id: str
@@ -106,6 +107,7 @@ class Alert:
     value: float
     evidence: tuple[Evidence, ...] = ()
     runbook: str = ""
+    events: int = 0
     labels: Mapping[str, str] = field(default_factory=dict)
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from bot.domain.hits import Alert, Evidence
 
@@ -27,11 +28,16 @@ class GroupBatch:
         return sum(a.new_events for a in self.alerts)
 
     @property
-    def first_seen(self):  # type: ignore[no-untyped-def]
+    def events(self) -> int:
+        """Matching events in the window: what a new incident starts its count with."""
+        return max(self.new_events, sum(a.events for a in self.alerts))
+
+    @property
+    def first_seen(self) -> datetime:
         return min(a.first_seen for a in self.alerts)
 
     @property
-    def last_seen(self):  # type: ignore[no-untyped-def]
+    def last_seen(self) -> datetime:
         return max(a.last_seen for a in self.alerts)
 
 
@@ -54,6 +60,7 @@ def merge_alerts(a: Alert, b: Alert) -> Alert:
         first_seen=min(a.first_seen, b.first_seen),
         last_seen=max(a.last_seen, b.last_seen),
         new_events=a.new_events + b.new_events,
+        events=a.events + b.events,
         value=b.value,
         evidence=merge_evidence(a.evidence, b.evidence),
     )

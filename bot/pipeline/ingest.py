@@ -160,7 +160,7 @@ def ingest(
                     now,
                     f"rule:{head.rule_id}",
                     "open",
-                    f"opened by rule {head.rule_id}: {head.title} ({batch.new_events} events)",
+                    f"opened by rule {head.rule_id}: {head.title} ({batch.events} events)",
                 )
             )
 
@@ -267,7 +267,7 @@ def _new_incident_row(batch: GroupBatch, now: datetime) -> dict[str, Any]:
         "updated_at": now,
         "first_seen": batch.first_seen,
         "last_seen": batch.last_seen,
-        "hit_count": batch.new_events,
+        "hit_count": batch.events,
         "alert_count": len(batch.alerts),
         "rca_status": "pending",
         "rca_json": None,
@@ -307,7 +307,7 @@ def _upsert_alerts(
                     "fingerprint": fp,
                     "rule_id": alert.rule_id,
                     "group_json": json.dumps(dict(alert.group), separators=(",", ":")),
-                    "count": alert.new_events,
+                    "count": max(alert.new_events, alert.events),
                     "value": alert.value,
                     "first_seen": alert.first_seen,
                     "last_seen": alert.last_seen,

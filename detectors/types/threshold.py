@@ -140,6 +140,7 @@ def _alert(
         first_seen=newest_first[-1].time if members else window.end,
         last_seen=newest_first[0].time if members else window.end,
         new_events=sum(1 for hit in members if hit.time >= window.new_since),
+        events=len(members),
         value=value,
         evidence=tuple(Evidence(id=hit.id, time=hit.time, text=hit.raw) for hit in kept),
         runbook=rule.runbook,

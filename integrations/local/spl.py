@@ -232,7 +232,7 @@ def run(
         for stage in pipeline.plan.stages:
             stream = stage(stream)
         if limit is not None:
-            stream = islice(stream, limit)
+            stream = islice(stream, max(limit, 0))
         results = []
         for row in stream:
             if pipeline.plan.events_at_end:

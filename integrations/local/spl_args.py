@@ -4,6 +4,7 @@ fields and dedup."""
 from __future__ import annotations
 
 import re
+import sys
 
 from integrations.local.spl_ast import (
     Aggregation,
@@ -76,9 +77,13 @@ def _end(stream: TokenStream, command: str) -> None:
         stream.fail(f"unexpected argument to '{command}'")
 
 
+def _whole(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def _integer(stream: TokenStream, what: str) -> int:
     tok = stream.peek()
-    if tok.kind != WORD or not tok.value.isdigit():
+    if tok.kind != WORD or not _whole(tok.value):
         stream.fail(f"expected {what}")
     stream.next()
     return int(tok.value)
@@ -118,7 +123,9 @@ _STATS_FUNCS = {
     "earliest": "earliest",
     "latest": "latest",
 }
-_PERCENTILE_RE = re.compile(r"(?:perc|p|exactperc|upperperc)(\d+(?:\.\d+)?)", re.IGNORECASE)
+_PERCENTILE_RE = re.compile(
+    r"(?:perc|p|exactperc|upperperc)(\d+(?:\.\d+)?)", re.IGNORECASE | re.ASCII
+)
 
 
 def parse_stats(args: Segment, position: int) -> StatsCommand:
@@ -178,12 +185,12 @@ def parse_stats(args: Segment, position: int) -> StatsCommand:
 def parse_sort(args: Segment, position: int) -> SortCommand:
     stream = _words(args)
     limit: int | None = DEFAULT_SORT_LIMIT
-    if stream.at(WORD) and stream.peek().value.isdigit():
+    if stream.at(WORD) and _whole(stream.peek().value):
         limit = _integer(stream, "a limit")
     elif stream.at_keyword("limit") and stream.peek(1).kind == OP:
         option = _option(stream)
         assert option is not None
-        if not option[1].isdigit():
+        if not _whole(option[1]):
             raise SplError("limit= takes a whole number", option[2])
         limit = int(option[1])
     keys: list[SortKey] = []
@@ -234,13 +241,13 @@ def parse_head(args: Segment, position: int) -> HeadCommand:
     if stream.at_keyword("limit") and stream.peek(1).kind == OP:
         option = _option(stream)
         assert option is not None
-        if not option[1].isdigit():
+        if not _whole(option[1]):
             raise SplError("limit= takes a whole number", option[2])
         limit = int(option[1])
     elif not stream.at_end():
         limit = _integer(stream, "a number of results")
     _end(stream, "head")
-    return HeadCommand(limit, position)
+    return HeadCommand(min(limit, sys.maxsize), position)
 
 
 def parse_table(args: Segment, position: int) -> TableCommand:
@@ -328,7 +335,7 @@ def parse_dedup(args: Segment, position: int) -> DedupCommand:
     stream = _words(args)
     keep = 1
     keepempty = False
-    if stream.at(WORD) and stream.peek().value.isdigit():
+    if stream.at(WORD) and _whole(stream.peek().value):
         keep = _integer(stream, "a count")
         if keep < 1:
             raise SplError("dedup count must be at least 1", position)

@@ -66,16 +66,22 @@ def _arith(fn: Callable[[float, float], Value]) -> Callable[[Value, Value], Valu
         if x is None or y is None:
             return None
         try:
-            return fn(x, y)
-        except ArithmeticError:
+            result = fn(x, y)
+        except (ArithmeticError, ValueError):
             return None
+        return None if isinstance(result, float) and not math.isfinite(result) else result
 
     return apply
 
 
 def _modulo(x: float, y: float) -> Value:
-    result = math.fmod(x, y)
-    return int(result) if isinstance(x, int) and isinstance(y, int) else result
+    """The remainder with the sign of ``x``, as in C and Splunk (``-7 % 3`` is -1)."""
+    if isinstance(x, int) and isinstance(y, int):
+        remainder = abs(x) % abs(y)  # ZeroDivisionError for y == 0: null
+        return -remainder if x < 0 else remainder
+    if y == 0:
+        return None
+    return math.fmod(x, y)
 
 
 def _concat(a: Value, b: Value) -> Value:

@@ -138,12 +138,8 @@ class ExprParser:
     def parse(self) -> Expr:
         return self._binary_level(0)
 
-    # Lowest to highest precedence; each entry: (operator kind, operators).
-    _LEVELS: tuple[tuple[str, tuple[str, ...]], ...] = (
-        (WORD, ("OR",)),
-        (WORD, ("XOR",)),
-        (WORD, ("AND",)),
-    )
+    # The boolean operators, lowest precedence first (NOT and the rest bind tighter).
+    _LEVELS: tuple[str, ...] = ("OR", "XOR", "AND")
 
     def _keyword(self, *words: str) -> str | None:
         tok = self._s.peek()
@@ -154,9 +150,9 @@ class ExprParser:
     def _binary_level(self, level: int) -> Expr:
         if level == len(self._LEVELS):
             return self._not()
-        _, words = self._LEVELS[level]
+        word = self._LEVELS[level]
         left = self._binary_level(level + 1)
-        while (op := self._keyword(*words)) is not None:
+        while (op := self._keyword(word)) is not None:
             pos = self._s.next().position
             right = self._binary_level(level + 1)
             left = Binary(op, left, right, pos)

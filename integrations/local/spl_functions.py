@@ -177,7 +177,7 @@ def _now() -> Value:
     return now if now is not None else datetime.now(UTC).timestamp()
 
 
-_SUBSECOND_RE = re.compile(r"%(\d?)N")
+_SUBSECOND_RE = re.compile(r"%(\d?)N", re.ASCII)
 
 
 def _strftime(t: object, fmt: object) -> Value:
@@ -216,7 +216,12 @@ def _log(x: object, base: object = 10) -> Value:
 
 def _pow(x: object, y: object) -> Value:
     a, b = to_number(x), to_number(y)
-    return None if a is None or b is None else a**b
+    if a is None or b is None:
+        return None
+    if isinstance(a, int) and isinstance(b, int) and 0 <= b <= 64 and abs(a) < 2**32:
+        return a**b
+    result = float(a) ** float(b)  # OverflowError: null, like other failures
+    return result if isinstance(result, float) and math.isfinite(result) else None
 
 
 FUNCTIONS: dict[str, Function] = {

@@ -63,7 +63,13 @@ class _Numbers(_State):
             self.numbers.append(number)
 
     def result(self) -> Value:
-        return self.reduce(self.numbers) if self.numbers else None
+        if not self.numbers:
+            return None
+        try:
+            value = self.reduce(self.numbers)
+        except (OverflowError, ValueError):
+            return None
+        return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 class _Extreme(_State):

@@ -20,11 +20,12 @@ _SPAN_UNITS = {k: v for k, v in _UNITS.items() if v in ("s", "m", "h", "d")}
 
 _OFFSET = r"[+-]\d*[a-zA-Z]+"
 _RELATIVE_RE = re.compile(
-    rf"(?P<offset>{_OFFSET})?(?:@(?P<snap>[a-zA-Z]+)(?P<weekday>\d)?(?P<after>{_OFFSET})?)?"
+    rf"(?P<offset>{_OFFSET})?(?:@(?P<snap>[a-zA-Z]+)(?P<weekday>\d)?(?P<after>{_OFFSET})?)?",
+    re.ASCII,
 )
-_OFFSET_RE = re.compile(r"([+-])(\d*)([a-zA-Z]+)")
-_EPOCH_RE = re.compile(r"\d+(?:\.\d+)?")
-_SPAN_RE = re.compile(r"(\d+(?:\.\d+)?)([a-zA-Z]*)")
+_OFFSET_RE = re.compile(r"([+-])(\d*)([a-zA-Z]+)", re.ASCII)
+_EPOCH_RE = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
+_SPAN_RE = re.compile(r"(\d+(?:\.\d+)?)([a-zA-Z]*)", re.ASCII)
 
 
 def resolve_time(text: str, now: datetime) -> datetime:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.errors import PermanentError
-from integrations.local import SplError, parse
+from integrations.local import SplError, parse, run
 from integrations.local.spl_ast import (
     And,
     BinCommand,
@@ -361,13 +361,20 @@ _PIECES = st.sampled_from(
 )
 
 
+_ROWS = [
+    {"_time": 1_714_564_700.0 + i, "_raw": f"a=1 b=x{i} error host=h{i % 2}", "host": "h"}
+    for i in range(5)
+]
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.one_of(st.text(max_size=60), st.lists(_PIECES, max_size=30).map("".join)))
 def test_any_text_parses_or_raises_spl_error(text: str) -> None:
     try:
         pipeline = parse(text)
+        pipeline.output_fields()
+        results = run(pipeline, _ROWS, NOW - timedelta(days=365), NOW)
     except SplError as exc:
         assert 0 <= exc.position <= len(text)
         return
-    pipeline.output_fields()
-    assert pipeline.commands
+    assert all(isinstance(row, dict) for row in results)

@@ -1,0 +1,1 @@
+"""Loopback fakes of outside services, and in-process test doubles of the ports."""

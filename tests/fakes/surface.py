@@ -1,0 +1,39 @@
+"""A ChatSurface that records what it is asked to deliver and fails on demand."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from bot.domain.card import Card
+from bot.errors import BotError
+from bot.ports import Health, HealthStatus, MessageRef
+
+
+@dataclass
+class RecordingSurface:
+    name: str = "console"
+    calls: list[tuple[str, int, str]] = field(default_factory=list)  # (kind, incident, detail)
+    failures: deque[BotError] = field(default_factory=deque)
+
+    def _maybe_fail(self) -> None:
+        if self.failures:
+            raise self.failures.popleft()
+
+    async def post(self, card: object, channel: str) -> MessageRef:
+        assert isinstance(card, Card)
+        self._maybe_fail()
+        self.calls.append(("post", card.incident_id, card.state.value))
+        return MessageRef(self.name, channel, f"msg-{card.incident_id}")
+
+    async def update(self, ref: MessageRef, card: object) -> None:
+        assert isinstance(card, Card)
+        self._maybe_fail()
+        self.calls.append(("update", card.incident_id, ref.message_id))
+
+    async def reply(self, ref: MessageRef, text: str) -> None:
+        self._maybe_fail()
+        self.calls.append(("reply", int(ref.message_id.split("-")[1]), text))
+
+    async def check(self) -> Health:
+        return Health(HealthStatus.OK)
