@@ -34,12 +34,15 @@ from bot.pipeline.ingest import IngestPolicy, IngestResult, ingest
 from bot.pipeline.mute import Silence, parse_matchers
 from bot.ports import Clock, SearchBackend
 from bot.store.repo import RULE_STATE, SILENCES, insert_ignore
+from bot.store.tables import RuleMemoryRow
+from detectors.memory import RuleMemory
 from detectors.model import Rule
 from detectors.runner import run_rule
 from detectors.types import rule_type
 from detectors.window import Window
 
 log = logging.getLogger(__name__)
+RULE_MEMORY = RuleMemoryRow.__table__  # type: ignore[attr-defined]
 
 
 def plan_windows(
@@ -113,11 +116,12 @@ class RuleRunner:
         total = IngestResult()
         hits = 0
         try:
+            memory = await asyncio.to_thread(load_memory, self._engine, rule_id)
             for window in windows:
-                outcome = await run_rule(rule, self._backend, window, self._redact)
+                outcome = await run_rule(rule, self._backend, window, self._redact, memory)
                 hits += outcome.hits
                 result = await asyncio.to_thread(
-                    self._commit, rule, outcome.alerts, window, outcome.hits, now
+                    self._commit, rule, outcome.alerts, window, memory, now
                 )
                 _merge(total, result)
                 self._on_ingested(result)
@@ -147,11 +151,12 @@ class RuleRunner:
         return row[0] if row else None
 
     def _commit(
-        self, rule: Rule, alerts: list[Any], window: Window, hits: int, now: datetime
+        self, rule: Rule, alerts: list[Any], window: Window, memory: RuleMemory, now: datetime
     ) -> IngestResult:
         with self._engine.begin() as conn:
             silences = _active_silences(conn, now)
             result = ingest(conn, alerts, now, self._policy_for(rule), silences)
+            save_memory(conn, rule.id, memory, now)
             _ensure_state(conn, rule.id)
             conn.execute(
                 update(RULE_STATE)
@@ -212,6 +217,37 @@ class RuleRunner:
                 conn.execute(
                     update(RULE_STATE).where(RULE_STATE.c.rule_id == rule_id).values(next_run_at=at)
                 )
+
+
+def load_memory(engine: Engine, rule_id: str) -> RuleMemory:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(RULE_MEMORY.c.key, RULE_MEMORY.c.value_json).where(
+                RULE_MEMORY.c.rule_id == rule_id
+            )
+        )
+        return RuleMemory({key: json.loads(value) for key, value in rows})
+
+
+def save_memory(conn: Any, rule_id: str, memory: RuleMemory, now: datetime) -> None:
+    """Write what the run changed; part of the run's transaction."""
+    changed, deleted = memory.changes()
+    gone = list(deleted | set(changed))
+    for start in range(0, len(gone), 500):
+        conn.execute(
+            RULE_MEMORY.delete().where(
+                RULE_MEMORY.c.rule_id == rule_id, RULE_MEMORY.c.key.in_(gone[start : start + 500])
+            )
+        )
+    if changed:
+        conn.execute(
+            RULE_MEMORY.insert(),
+            [
+                {"rule_id": rule_id, "key": k, "value_json": json.dumps(v), "updated_at": now}
+                for k, v in changed.items()
+            ],
+        )
+    memory.saved()
 
 
 def _merge(total: IngestResult, part: IngestResult) -> None:

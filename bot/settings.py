@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     console_token: SecretStr | None = None
     retention_days: int = Field(default=30, ge=1)
     audit_retention_days: int = Field(default=365, ge=1)
-    search_backend: Literal["local", "splunk"] = "local"
+    search_backend: Literal["local"] = "local"
     generator: bool | None = None
     local_events_path: Path = Path("./data/events.db")
     log_format: Literal["text", "json"] = "text"

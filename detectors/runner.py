@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 from bot.domain.hits import Alert, SearchQuery
 from bot.ports import SearchBackend
+from detectors.memory import RuleMemory
 from detectors.model import Rule
 from detectors.types import rule_type
 from detectors.window import Window
@@ -25,6 +26,7 @@ async def run_rule(
     backend: SearchBackend,
     window: Window,
     redact: Callable[[str], str],
+    memory: RuleMemory | None = None,
 ) -> RunResult:
     """Search ``window`` for ``rule`` and return its alerts; backend errors propagate."""
     started = time.perf_counter()
@@ -41,7 +43,9 @@ async def run_rule(
             alert,
             evidence=tuple(replace(item, text=redact(item.text)) for item in alert.evidence),
         )
-        for alert in evaluator.evaluate(rule, hits, window)
+        for alert in evaluator.evaluate(
+            rule, hits, window, memory if memory is not None else RuleMemory()
+        )
     ]
     return RunResult(alerts=alerts, hits=len(hits), duration_s=time.perf_counter() - started)
 

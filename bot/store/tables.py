@@ -194,3 +194,14 @@ class LeaseRow(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=100)
     holder: str = Field(max_length=255)
     expires_at: datetime = _at()  # type: ignore[assignment]
+
+
+class RuleMemoryRow(SQLModel, table=True):
+    """Per-key memory of stateful rule types (see ``detectors.memory``)."""
+
+    __tablename__ = "rule_memory"
+
+    rule_id: str = Field(primary_key=True, max_length=200)
+    key: str = Field(primary_key=True, max_length=512)
+    value_json: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime = _at()  # type: ignore[assignment]

@@ -1,7 +1,9 @@
 """The rule types, by the name a rule file gives in ``type:``.
 
 A rule type is a pydantic model (a :class:`~detectors.model.Rule` subclass holding its own
-settings) and a pure evaluator turning one window's hits into alerts. ``sliding`` types look back
+settings) and an evaluator turning one window's hits into alerts: pure apart from the rule's
+:class:`~detectors.memory.RuleMemory`, which stateful types read and update (types without
+state ignore it). ``sliding`` types look back
 ``window`` on every run, so their windows overlap and ``Window.new_since`` says what is new.
 To add a type, write its module next to ``threshold`` and register it below.
 """
@@ -14,6 +16,7 @@ from typing import Any
 
 from bot.domain.hits import Alert, Hit
 from bot.errors import NotFound
+from detectors.memory import RuleMemory
 from detectors.model import Rule
 from detectors.types import threshold
 from detectors.window import Window
@@ -24,7 +27,7 @@ class RuleType:
     name: str
     model: type[Rule]
     sliding: bool
-    evaluate: Callable[[Any, Sequence[Hit], Window], list[Alert]]
+    evaluate: Callable[[Any, Sequence[Hit], Window, RuleMemory], list[Alert]]
 
 
 RULE_TYPES: dict[str, RuleType] = {

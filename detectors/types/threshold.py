@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from bot.domain.hits import Alert, Evidence, Hit
+from detectors.memory import RuleMemory
 from detectors.model import FIELD_NAME, FieldRef, Rule, rule_error
 from detectors.window import Window
 
@@ -79,8 +80,12 @@ class ThresholdRule(Rule):
         return refs
 
 
-def evaluate(rule: ThresholdRule, hits: Sequence[Hit], window: Window) -> list[Alert]:
-    """The alerts ``hits`` (one search over ``window``) raise, one per firing group."""
+def evaluate(
+    rule: ThresholdRule, hits: Sequence[Hit], window: Window, memory: RuleMemory | None = None
+) -> list[Alert]:
+    """The alerts ``hits`` (one search over ``window``) raise, one per firing group.
+
+    Threshold rules keep no memory between runs."""
     groups: dict[tuple[str, ...], list[Hit]] = {}
     for hit in hits:
         key = tuple(hit.fields.get(name, "") for name in rule.group_by)
