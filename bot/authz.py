@@ -67,6 +67,8 @@ class Roles:
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 1 if mark else 1
             raise ConfigError(f"{path}:{line}: not valid YAML") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: must hold a mapping with default_role and roles")
         try:
             parsed = _RolesFile.model_validate(raw)
         except ValidationError as exc:

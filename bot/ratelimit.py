@@ -23,6 +23,12 @@ class TokenBucket:
 
     def _refill(self) -> float:
         now = self._now()
+        if now < self._paused_until:  # nothing accrues while the peer asked us to wait
+            self._stamp = now
+            return now
+        if self._stamp < self._paused_until:  # the first token is due the moment a pause ends
+            self._tokens = max(self._tokens, 1.0)
+            self._stamp = self._paused_until
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
         return now

@@ -173,8 +173,9 @@ def _describe(exc: ValidationError) -> str:
         if error["type"] == "extra_forbidden":
             message = "unknown setting"
         got = error.get("input")
-        shown = (
-            "" if isinstance(got, dict | list) or error["type"] == "missing" else f" (got {got!r})"
-        )
+        field = Settings.model_fields.get(str(error["loc"][0])) if error["loc"] else None
+        secret = field is not None and "SecretStr" in str(field.annotation)
+        hide = secret or isinstance(got, dict | list) or error["type"] == "missing"
+        shown = "" if hide else f" (got {got!r})"
         lines.append(f"{name}{'.' + detail if detail else ''}: {message}{shown}")
     return "\n".join(lines)

@@ -80,6 +80,8 @@ def status_line(incident: Incident) -> str:
     when = incident.state_changed_at
     stamp = f" at {when:%Y-%m-%d %H:%M} UTC" if when else ""
     if incident.state is State.OPEN:
+        if when and when > incident.created_at:
+            return f"Reopened by {incident.state_changed_by}{stamp}"
         return f"Open since {incident.created_at:%Y-%m-%d %H:%M} UTC"
     if incident.state is State.SUPPRESSED and incident.suppressed_until:
         until = f"{incident.suppressed_until:%Y-%m-%d %H:%M} UTC"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
@@ -11,11 +12,20 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 def parse_duration(text: str | int | float | timedelta) -> timedelta:
     """Parse a duration; raise ``ValueError`` with a message that shows the accepted forms."""
+    try:
+        return _parse(text)
+    except OverflowError:
+        raise ValueError(f"bad duration {text!r}: too long") from None
+
+
+def _parse(text: str | int | float | timedelta) -> timedelta:
     if isinstance(text, timedelta):
         return text
     if isinstance(text, bool):
         raise ValueError(f"bad duration {text!r}: use forms like 30s, 5m, 1h, 1d")
     if isinstance(text, int | float):
+        if not math.isfinite(text):
+            raise ValueError(f"bad duration {text!r}: use forms like 30s, 5m, 1h, 1d")
         if text < 0:
             raise ValueError(f"bad duration {text!r}: must not be negative")
         return timedelta(seconds=text)

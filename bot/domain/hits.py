@@ -79,9 +79,16 @@ def fingerprint(rule_id: str, group: tuple[tuple[str, str], ...]) -> str:
     return digest
 
 
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
+
+
 def group_key(rule_id: str, group: tuple[tuple[str, str], ...]) -> str:
-    """Readable key of a group (``rule|k=v,k=v``): alerts with the same key join one incident."""
-    return rule_id + "|" + ",".join(f"{k}={v}" for k, v in sorted(group))
+    """Readable key of a group (``rule|k=v,k=v``): alerts with the same key join one incident.
+
+    ``,``, ``=`` and ``\\`` inside names and values are escaped, so two different groups
+    never share a key."""
+    return rule_id + "|" + ",".join(f"{_escape(k)}={_escape(v)}" for k, v in sorted(group))
 
 
 @dataclass(frozen=True, slots=True)

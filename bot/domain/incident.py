@@ -62,7 +62,7 @@ def human_id(number: int) -> str:
 def parse_human_id(text: str) -> int | None:
     """``INC-12``, ``inc-12`` or ``12`` -> 12; anything else -> None."""
     value = text.strip().upper().removeprefix("INC-")
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,14 +164,14 @@ def transition(incident: Incident, command: Command, now: datetime) -> Transitio
         raise _refuse(incident, f"is {state.value}, not acknowledged")
 
     if kind is CommandKind.SUPPRESS:
+        if state is State.RESOLVED:
+            raise _refuse(incident, "is resolved; there is nothing to suppress")
         if command.duration is None or command.duration <= timedelta(0):
             raise _refuse(incident, "cannot be suppressed without a duration (for example 1h)")
         if command.duration > MAX_SUPPRESS:
             raise _refuse(incident, "cannot be suppressed for more than 30 days")
         if not command.reason.strip():
             raise _refuse(incident, "cannot be suppressed without a reason")
-        if state is State.RESOLVED:
-            raise _refuse(incident, "is resolved; there is nothing to suppress")
         until = now + command.duration
         previous = incident.previous_state if state is State.SUPPRESSED else state
         return to(

@@ -103,7 +103,7 @@ def test_illegal_transition_is_refused_with_a_clear_message_and_audited(
     bot.execute_sync(incident_id, cmd(CommandKind.RESOLVE, note="restarted the pool"))
     with pytest.raises(Conflict, match=rf"INC-{incident_id} is resolved; reopen it"):
         bot.execute_sync(incident_id, cmd(CommandKind.ACKNOWLEDGE))
-    with pytest.raises(Conflict, match="without a duration"):
+    with pytest.raises(Conflict, match="is resolved; there is nothing to suppress"):
         bot.execute_sync(incident_id, cmd(CommandKind.SUPPRESS, reason="x"))
     with engine.connect() as conn:
         results = [r.result for r in conn.execute(select(AUDIT).order_by(AUDIT.c.id))]

@@ -155,11 +155,6 @@ def test_missing_file_says_it_cannot_be_read(tmp_path: Path) -> None:
     assert str(refused.value) == f"{path}: cannot read the roles file: No such file or directory"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a roles file holding a list gives ': Input should be a valid dictionary or "
-    "instance of _RolesFile' (empty location, internal class name)",
-)
 def test_roles_file_that_is_not_a_mapping_says_so(tmp_path: Path) -> None:
     path = roles_file(tmp_path, "- console:alice\n- cli:root\n")
     with pytest.raises(ConfigError) as refused:
