@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from integrations.local.generator import Generator
 from sqlalchemy import select
 
 from bot.authz import Roles
@@ -22,6 +21,7 @@ from bot.errors import BotError, Conflict, TransientError
 from bot.events import Broadcaster, Change
 from bot.interactions import Interactions
 from bot.metrics import Metrics
+from bot.operations import Operations
 from bot.outbox import OutboxWorker
 from bot.pipeline.enrich import Enricher
 from bot.pipeline.ingest import IngestPolicy, IngestResult
@@ -47,6 +47,7 @@ from detectors.rules import load_rules
 from integrations.console import ConsoleChatSurface
 from integrations.heuristic import HeuristicRcaEngine
 from integrations.local import EventStore, LocalSearchBackend
+from integrations.local.generator import Generator
 
 log = logging.getLogger(__name__)
 SCHEDULER_LEASE = "scheduler"
@@ -132,6 +133,14 @@ class Runtime:
             self.clock,
             on_commit=self._changed,
             on_result=lambda c, r: self.metrics.commands.labels(c.kind.value, c.surface, r).inc(),
+        )
+        self.operations = Operations(
+            self.engine,
+            self.interactions,
+            self.roles,
+            self.clock,
+            settings.console_url,
+            [(r.id, r.title, r.enabled) for r in self.rules],
         )
         if rca is None:
             rca = HeuristicRcaEngine() if settings.rca == "heuristic" else _OffRca()

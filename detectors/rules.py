@@ -4,6 +4,10 @@ Every problem is reported as ``file:line: message``, and every problem of every 
 in one go: YAML syntax, unknown or missing keys, bad values, durations and cron expressions,
 duplicate ids, SPL the local engine cannot parse, and ``group_by`` (or threshold) fields the
 query's output cannot have.
+
+Rules meant for a real Splunk may use SPL beyond the local engine's subset: with
+``local_spl=False`` a query the engine cannot parse is not a problem (everything else is still
+checked, and the field cross-check runs whenever the engine can parse the query).
 """
 
 from __future__ import annotations
@@ -36,27 +40,35 @@ class RuleFileError(ConfigError):
         super().__init__("\n".join(str(problem) for problem in self.problems))
 
 
-def load_rules(paths: Sequence[Path], include_shipped: bool = True) -> list[Rule]:
+def load_rules(
+    paths: Sequence[Path], include_shipped: bool = True, local_spl: bool = True
+) -> list[Rule]:
     """The rules in ``paths`` (files, or folders searched for ``*.yaml``/``*.yml``), plus the
-    shipped ones; raises :class:`RuleFileError` listing every problem found."""
-    rules, problems = _load(paths, include_shipped)
+    shipped ones; raises :class:`RuleFileError` listing every problem found. ``local_spl``:
+    queries must be SPL the local engine can run (turn off for rules run by Splunk)."""
+    rules, problems = _load(paths, include_shipped, local_spl)
     if problems:
         raise RuleFileError(problems)
     return rules
 
 
-def validate_paths(paths: Sequence[Path], include_shipped: bool = True) -> list[Problem]:
-    """Every problem in the rule files of ``paths`` (and the shipped ones); empty when all load."""
-    return _load(paths, include_shipped)[1]
+def validate_paths(
+    paths: Sequence[Path], include_shipped: bool = True, local_spl: bool = True
+) -> list[Problem]:
+    """Every problem in the rule files of ``paths`` (and the shipped ones); empty when all load.
+    ``local_spl`` as for :func:`load_rules`."""
+    return _load(paths, include_shipped, local_spl)[1]
 
 
-def _load(paths: Sequence[Path], include_shipped: bool) -> tuple[list[Rule], list[Problem]]:
+def _load(
+    paths: Sequence[Path], include_shipped: bool, local_spl: bool
+) -> tuple[list[Rule], list[Problem]]:
     roots = [SHIPPED, *paths] if include_shipped else list(paths)
     files, problems = _rule_files(roots)
     rules: list[Rule] = []
     defined: dict[str, str] = {}
     for file in files:
-        file_rules, file_problems = _load_file(file)
+        file_rules, file_problems = _load_file(file, local_spl)
         for rule, id_line in file_rules:
             where = f"{file}:{id_line}"
             if rule.id in defined:
@@ -95,7 +107,7 @@ def _rule_files(roots: Sequence[Path]) -> tuple[list[Path], list[Problem]]:
     return files, problems
 
 
-def _load_file(file: Path) -> tuple[list[tuple[Rule, int]], list[Problem]]:
+def _load_file(file: Path, local_spl: bool) -> tuple[list[tuple[Rule, int]], list[Problem]]:
     try:
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -105,14 +117,14 @@ def _load_file(file: Path) -> tuple[list[tuple[Rule, int]], list[Problem]]:
     docs, problems = read_rule_docs(str(file), text)
     rules = []
     for doc in docs:
-        rule, rule_problems = _validate(str(file), doc)
+        rule, rule_problems = _validate(str(file), doc, local_spl)
         problems.extend(rule_problems)
         if rule is not None:
             rules.append((rule, doc.line_of(("id",))))
     return rules, problems
 
 
-def _validate(file: str, doc: RuleDoc) -> tuple[Rule | None, list[Problem]]:
+def _validate(file: str, doc: RuleDoc, local_spl: bool) -> tuple[Rule | None, list[Problem]]:
     problems: list[Problem] = []
 
     def report(loc: Loc, message: str) -> None:
@@ -148,7 +160,8 @@ def _validate(file: str, doc: RuleDoc) -> tuple[Rule | None, list[Problem]]:
         try:
             pipeline = parse(query)
         except SplError as exc:
-            report(("query",), f"query: {exc}")
+            if local_spl:
+                report(("query",), f"query: {exc}")
         else:
             output = pipeline.output_fields()
             if rule is not None and output is not None:

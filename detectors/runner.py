@@ -38,10 +38,13 @@ async def run_rule(
         max_results=rule.max_results,
     )
     hits = await backend.search(query)
+    link_of = getattr(backend, "search_link", None)
+    link = link_of(query) if callable(link_of) else ""
     alerts = [
         replace(
             alert,
             evidence=tuple(replace(item, text=redact(item.text)) for item in alert.evidence),
+            search_link=link,
         )
         for alert in evaluator.evaluate(
             rule, hits, window, memory if memory is not None else RuleMemory()

@@ -105,8 +105,11 @@ def build_card(
     rca: RcaReport | None,
     console_url: str,
     muted: bool = False,
+    search_link: str = "",
 ) -> Card:
     links = [Link("Open in console", f"{console_url}/incidents/{incident.id}")]
+    if search_link:
+        links.append(Link("Search", search_link))
     if incident.runbook.startswith(("http://", "https://")):
         links.insert(0, Link("Runbook", incident.runbook))
     actions = (*ACTIONS[incident.state], CardAction(ActionKind.VIEW, "View"))

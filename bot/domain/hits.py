@@ -115,6 +115,7 @@ class Alert:
     evidence: tuple[Evidence, ...] = ()
     runbook: str = ""
     events: int = 0
+    search_link: str = ""  # the search in the backend's own UI, with its time range
     labels: Mapping[str, str] = field(default_factory=dict)
 
     @property

@@ -78,6 +78,19 @@ def labels_of(alert: Alert) -> dict[str, str]:
     return labels
 
 
+def labels_of_incident(row: Any) -> dict[str, str]:
+    """Silence labels of a stored incident, the same names :func:`labels_of` gives an alert."""
+    labels: dict[str, str] = json.loads(row.labels_json or "{}")
+    labels.update(
+        rule=row.rule_id,
+        severity=row.severity,
+        category=row.category,
+        service=row.service,
+        host=row.host,
+    )
+    return labels
+
+
 def ingest(
     conn: Connection,
     alerts: Sequence[Alert],
@@ -263,6 +276,8 @@ def _new_incident_row(batch: GroupBatch, now: datetime) -> dict[str, Any]:
         "resolved_at": None,
         "assignee": "",
         "runbook": head.runbook,
+        "labels_json": json.dumps(labels_of(head), separators=(",", ":")),
+        "search_link": head.search_link,
         "created_at": now,
         "updated_at": now,
         "first_seen": batch.first_seen,

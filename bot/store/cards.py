@@ -41,5 +41,10 @@ def load_card(session: Session, incident_id: int, console_url: str) -> Card:
     incident = to_incident(row)
     evidence = tuple(evidence_of(session, incident_id, limit=10))
     return build_card(
-        incident, evidence, rca_from_json(row.rca_json), console_url, muted=bool(row.muted_by)
+        incident,
+        evidence,
+        rca_from_json(row.rca_json),
+        console_url,
+        muted=bool(row.muted_by),
+        search_link=row.search_link,
     )

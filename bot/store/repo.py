@@ -116,9 +116,15 @@ class IncidentFilter:
 
 
 def list_incidents(
-    session: Session, flt: IncidentFilter, limit: int = 50, offset: int = 0
+    session: Session,
+    flt: IncidentFilter,
+    limit: int = 50,
+    offset: int = 0,
+    ids: Sequence[int] = (),
 ) -> tuple[list[Incident], int]:
     query = select(IncidentRow)
+    if ids:
+        query = query.where(IncidentRow.id.in_(list(ids)))  # type: ignore[union-attr]
     if flt.state:
         query = query.where(IncidentRow.state.in_(list(flt.state)))  # type: ignore[attr-defined]
     if flt.severity:

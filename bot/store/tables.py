@@ -46,6 +46,10 @@ class IncidentRow(SQLModel, table=True):
     rca_status: str = Field(default="pending", max_length=32)
     rca_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     muted_by: str | None = Field(default=None, max_length=64)
+    labels_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    search_link: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    page_ref: str = Field(default="", max_length=255)  # the pager's dedup key once paged
+    page_url: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     version: int = 1
 
 
@@ -205,3 +209,38 @@ class RuleMemoryRow(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=512)
     value_json: str = Field(sa_column=Column(Text, nullable=False))
     updated_at: datetime = _at()  # type: ignore[assignment]
+
+
+class ConversationRow(SQLModel, table=True):
+    """Where a surface can post proactively (a Teams conversation reference, for example)."""
+
+    __tablename__ = "conversations"
+
+    surface: str = Field(primary_key=True, max_length=32)
+    channel: str = Field(primary_key=True, max_length=255)
+    reference_json: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _at()  # type: ignore[assignment]
+    updated_at: datetime = _at()  # type: ignore[assignment]
+
+
+class EscalationRow(SQLModel, table=True):
+    """An incident's paging timer: survives restarts, runs under the scheduler lease."""
+
+    __tablename__ = "escalations"
+
+    incident_id: int = Field(primary_key=True, foreign_key="incidents.id", ondelete="CASCADE")
+    policy: str = Field(default="", max_length=200)
+    due_at: datetime = _at(index=True)  # type: ignore[assignment]
+    status: str = Field(default="pending", max_length=16)  # pending | paged | cancelled
+    paged_at: datetime | None = _at(nullable=True)  # type: ignore[assignment]
+    created_at: datetime = _at()  # type: ignore[assignment]
+
+
+class WebhookEventRow(SQLModel, table=True):
+    """Inbound events already handled (PagerDuty webhook ids, Slack retries): applied once."""
+
+    __tablename__ = "webhook_events"
+
+    source: str = Field(primary_key=True, max_length=32)
+    event_id: str = Field(primary_key=True, max_length=255)
+    received_at: datetime = _at(index=True)  # type: ignore[assignment]
