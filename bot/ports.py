@@ -78,3 +78,23 @@ class ChatSurface(Protocol):
     async def reply(self, ref: MessageRef, text: str) -> None: ...
 
     async def check(self) -> Health: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DigestLine:
+    """One incident waiting for its own card, listed in a channel's storm digest."""
+
+    incident_id: int
+    human_id: str
+    severity: str
+    title: str
+    url: str
+
+
+@runtime_checkable
+class DigestSurface(Protocol):
+    """A surface that can stand one digest message in for many cards during a storm."""
+
+    async def post_digest(self, channel: str, lines: Sequence[DigestLine]) -> MessageRef: ...
+
+    async def update_digest(self, ref: MessageRef, lines: Sequence[DigestLine]) -> None: ...
