@@ -17,7 +17,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,8 +32,9 @@ from bot.errors import BotError
 from bot.metrics import Metrics
 from bot.pipeline.ingest import IngestPolicy, IngestResult, ingest
 from bot.pipeline.mute import Silence, parse_matchers
+from bot.pipeline.recover import clean_runs
 from bot.ports import Clock, SearchBackend
-from bot.store.repo import RULE_STATE, SILENCES, insert_ignore
+from bot.store.repo import INCIDENTS, RULE_STATE, SILENCES, insert_ignore
 from bot.store.tables import RuleMemoryRow
 from detectors.memory import RuleMemory
 from detectors.model import Rule
@@ -90,7 +91,9 @@ class RuleRunner:
         policy_for: Callable[[Rule], IngestPolicy],
         metrics: Metrics,
         on_ingested: Callable[[IngestResult], None] = lambda result: None,
+        clear: Callable[[int], Awaitable[object]] | None = None,
     ) -> None:
+        self._clear = clear
         self._engine = engine
         self._backend = backend
         self.rules: dict[str, Rule] = {r.id: r for r in rules}
@@ -115,10 +118,12 @@ class RuleRunner:
             )
         total = IngestResult()
         hits = 0
+        fired: set[str] = set()
         try:
             memory = await asyncio.to_thread(load_memory, self._engine, rule_id)
             for window in windows:
                 outcome = await run_rule(rule, self._backend, window, self._redact, memory)
+                fired.update(alert.group_key for alert in outcome.alerts)
                 hits += outcome.hits
                 result = await asyncio.to_thread(
                     self._commit, rule, outcome.alerts, window, memory, now
@@ -133,6 +138,8 @@ class RuleRunner:
             self._metrics.rule_runs.labels(rule_id, "error").inc()
             log.warning("rule %s failed: %s", rule_id, exc)
             return RunSummary(rule_id, len(windows), hits, total, str(exc))
+        if rule.resolve_after and windows and self._clear is not None:
+            await self._recover(rule, fired, memory, now)
         elapsed = time.perf_counter() - started
         await asyncio.to_thread(self._record_success, rule_id, now, hits, elapsed, total)
         self._metrics.rule_runs.labels(rule_id, "ok").inc()
@@ -140,6 +147,33 @@ class RuleRunner:
         self._metrics.rule_hits.labels(rule_id).inc(hits)
         self._metrics.incidents_created.inc(len(total.created))
         return RunSummary(rule_id, len(windows), hits, total)
+
+    async def _recover(
+        self, rule: Rule, fired: set[str], memory: RuleMemory, now: datetime
+    ) -> None:
+        assert rule.resolve_after is not None and self._clear is not None
+        active = await asyncio.to_thread(self._active_groups, rule.id)
+        due = clean_runs(active, fired, memory, rule.resolve_after)
+
+        def save() -> None:
+            with self._engine.begin() as conn:
+                save_memory(conn, rule.id, memory, now)
+
+        await asyncio.to_thread(save)
+        for incident_id in due:
+            try:
+                await self._clear(incident_id)
+            except BotError as exc:  # resolved by someone else meanwhile: nothing to do
+                log.info("rule %s: INC-%s not cleared: %s", rule.id, incident_id, exc)
+
+    def _active_groups(self, rule_id: str) -> list[tuple[int, str]]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(INCIDENTS.c.id, INCIDENTS.c.group_key).where(
+                    INCIDENTS.c.rule_id == rule_id, INCIDENTS.c.active_key.is_not(None)
+                )
+            )
+            return [(r.id, r.group_key) for r in rows]
 
     # state -----------------------------------------------------------------------------------
 

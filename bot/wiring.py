@@ -161,6 +161,9 @@ class Runtime:
             self._policy_for,
             self.metrics,
             on_ingested=self._ingested,
+            clear=lambda incident_id: self.interactions.execute(
+                incident_id, Command(CommandKind.CLEAR, actor="bot", surface="scheduler")
+            ),
         )
         self.scheduler = Scheduler(
             self.runner,

@@ -8,12 +8,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
+from bot.authz import Roles
 from bot.domain.hits import Hit, SearchQuery
+from bot.domain.incident import Command, CommandKind
 from bot.errors import TransientError
+from bot.interactions import Interactions
 from bot.metrics import Metrics
 from bot.ports import Health, HealthStatus
 from bot.scheduler import RuleRunner
-from bot.store.repo import ALERTS, INCIDENTS, OUTBOX, RULE_STATE
+from bot.store.repo import ALERTS, INCIDENTS, OUTBOX, RULE_STATE, TIMELINE
 from detectors.rules import load_rules
 from integrations.local import EventStore, LocalSearchBackend
 from integrations.local.events import Event
@@ -159,4 +162,44 @@ async def test_outage_longer_than_max_catchup_is_bounded(
     starts = [start for start, _ in backend.windows]
     assert min(starts) >= clock.now() - timedelta(hours=1, minutes=5)
     assert len(backend.windows) == 120  # 1 h in 30 s steps
+    store.close()
+
+
+async def test_resolve_after_clean_runs_resolves_and_a_new_hit_starts_over(
+    engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
+    path = tmp_path / "r" / "rule.yaml"
+    path.parent.mkdir()
+    path.write_text(RULE.replace("window: 5m", "window: 1m") + "resolve_after: 3\n")
+    (rule,) = load_rules([path.parent], include_shipped=False)
+    store = EventStore(tmp_path / "events.db")
+    interactions = Interactions(engine, Roles.embedded_default(), console_policy().router, clock)
+
+    async def clear(incident_id: int) -> object:
+        return await interactions.execute(
+            incident_id, Command(CommandKind.CLEAR, actor="bot", surface="scheduler")
+        )
+
+    bot = RuleRunner(
+        engine,
+        LocalSearchBackend(store),
+        [rule],
+        clock,
+        lambda s: s,
+        lambda r: console_policy(),
+        Metrics(),
+        clear=clear,
+    )
+    emit(store, clock.now() - timedelta(seconds=1))
+    opened = (await bot.run(rule.id)).result.created
+    states = []
+    for _ in range(4):  # the event leaves the 1 m window after two runs; then clean runs
+        clock.advance(30)
+        await bot.run(rule.id)
+        with engine.connect() as conn:
+            states.append(conn.execute(select(INCIDENTS.c.state)).scalar_one())
+    assert opened and states == ["open", "open", "open", "resolved"]
+    with engine.connect() as conn:
+        texts = [t for (t,) in conn.execute(select(TIMELINE.c.text))]
+    assert "condition cleared; resolved" in texts
     store.close()
