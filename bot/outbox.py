@@ -23,7 +23,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
@@ -31,11 +31,11 @@ from sqlalchemy.orm import Session
 
 from bot.errors import BotError, NotFound, PermanentError, TransientError
 from bot.pipeline.notify import MessageKind
-from bot.ports import ChatSurface, Clock, MessageRef
+from bot.ports import ChatSurface, Clock, DigestLine, DigestSurface, MessageRef
 from bot.ratelimit import TokenBucket
 from bot.settings import RateLimit
 from bot.store.cards import load_card
-from bot.store.repo import CARD_REFS, OUTBOX
+from bot.store.repo import CARD_REFS, INCIDENTS, OUTBOX
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,11 @@ class OutboxWorker:
         max_attempts: int = 12,
         on_delivered: Callable[[str, str, float], None] = lambda surface, kind, age: None,
         monotonic: Callable[[], float] = time.monotonic,
+        digest_after: Mapping[str, int] | None = None,
     ) -> None:
+        self._digest_after = dict(digest_after or {})
+        self._delivered: set[int] = set()  # rows delivered in the current round
+        self._digests: dict[tuple[str, str], tuple[MessageRef, tuple[int, ...]]] = {}
         self._monotonic = monotonic
         self._engine = engine
         self._surfaces = dict(surfaces)
@@ -120,7 +124,10 @@ class OutboxWorker:
         """Deliver what is due; return seconds until the next row is due (None: nothing)."""
         rows = await asyncio.to_thread(self._due)
         if not rows:
+            if self._digests:
+                await self._close_digests()
             return await asyncio.to_thread(self._next_due_in)
+        self._delivered.clear()
         lanes: dict[tuple[str, str], list[Any]] = {}
         for row in rows:
             lanes.setdefault((row.surface, row.channel), []).append(row)
@@ -165,11 +172,17 @@ class OutboxWorker:
             return None
         return max(0.0, (nxt - self._clock.now()).total_seconds())
 
-    def _bucket(self, surface: str, channel: str) -> TokenBucket | None:
-        limit = self._limits.get(f"{surface}:{channel}") or self._limits.get(surface)
+    def _bucket(self, surface: str, channel: str, kind: str) -> TokenBucket | None:
+        """The bucket a message spends: posts and replies per channel (``<surface>`` or
+        ``<surface>:<channel>``); updates per surface (``<surface>.update``), since chat APIs
+        budget in-place edits per method rather than per channel."""
+        if kind == MessageKind.UPDATE.value and f"{surface}.update" in self._limits:
+            key, limit = (surface, "*update*"), self._limits[f"{surface}.update"]
+        else:
+            limit = self._limits.get(f"{surface}:{channel}") or self._limits.get(surface)
+            key = (surface, channel)
         if limit is None:
             return None
-        key = (surface, channel)
         if key not in self._buckets:
             self._buckets[key] = TokenBucket(limit.rate, limit.burst, self._monotonic)
         return self._buckets[key]
@@ -177,16 +190,41 @@ class OutboxWorker:
     async def _deliver_lane(
         self, lane: tuple[str, str], rows: list[Any], waits: list[float]
     ) -> None:
-        surface_name, channel = lane
+        surface_name = lane[0]
         blocked: set[str] = set()
+        spent: set[int] = set()  # buckets found empty this round
         now = self._clock.now()
-        # messages of one card go in id order, whatever the severity sort put first
-        rows = sorted(rows, key=lambda r: (r.severity_rank, r.order_key, r.id))
+        # cards most severe first; the messages of one card in id order
         by_card: dict[str, list[Any]] = {}
-        for row in rows:
+        for row in sorted(rows, key=lambda r: r.id):
             by_card.setdefault(row.order_key, []).append(row)
-        ordered = sorted(by_card.values(), key=lambda rs: (rs[0].severity_rank, rs[0].id))
-        bucket = self._bucket(surface_name, channel)
+        ordered = sorted(
+            by_card.values(), key=lambda rs: (min(r.severity_rank for r in rs), rs[0].id)
+        )
+        surface = self._surfaces.get(surface_name)
+        digest = isinstance(surface, DigestSurface) and surface_name in self._digest_after
+        critical = [rs for rs in ordered if min(r.severity_rank for r in rs) == 0]
+        others = [rs for rs in ordered if min(r.severity_rank for r in rs) > 0]
+        # critical cards first, then the storm digest, then everything else as budget allows
+        await self._deliver_cards(lane, critical, now, blocked, spent, waits)
+        if digest and lane not in self._digests:
+            assert isinstance(surface, DigestSurface)
+            await self._digest(surface, lane, self._waiting_posts(rows), waits)
+        await self._deliver_cards(lane, others, now, blocked, spent, waits)
+        if digest and lane in self._digests:
+            assert isinstance(surface, DigestSurface)
+            await self._digest(surface, lane, self._waiting_posts(rows), waits)
+
+    async def _deliver_cards(
+        self,
+        lane: tuple[str, str],
+        ordered: list[list[Any]],
+        now: datetime,
+        blocked: set[str],
+        spent: set[int],
+        waits: list[float],
+    ) -> None:
+        surface_name, channel = lane
         for card_rows in ordered:
             for row in card_rows:
                 if row.order_key in blocked:
@@ -195,15 +233,94 @@ class OutboxWorker:
                     blocked.add(row.order_key)
                     waits.append((row.next_attempt_at - now).total_seconds())
                     break
+                bucket = self._bucket(surface_name, channel, row.kind)
                 if bucket is not None:
+                    if id(bucket) in spent:
+                        break
                     wait = bucket.try_take()
                     if wait > 0:
+                        spent.add(id(bucket))
                         waits.append(wait)
-                        return
+                        break
                 ok = await self._deliver(row)
                 if not ok:
                     blocked.add(row.order_key)
                     break
+
+    async def _digest(
+        self, surface: DigestSurface, lane: tuple[str, str], rows: list[Any], waits: list[float]
+    ) -> None:
+        """In a storm, one message listing the incidents still waiting for their own card.
+
+        Posted once more than ``digest_after`` cards wait in a channel, updated in place as
+        cards go out (critical incidents are never only in a digest: they are posted first),
+        and closed with a last update when every card is out.
+        """
+        surface_name, channel = lane
+        waiting = sorted(
+            {r.incident_id: r for r in rows if r.severity_rank > 0}.values(),
+            key=lambda r: (r.severity_rank, r.incident_id),
+        )
+        state = self._digests.get(lane)
+        ids = tuple(r.incident_id for r in waiting)
+        if state is None and len(waiting) <= self._digest_after[surface_name]:
+            return
+        if state is not None and state[1] == ids:
+            return
+        kind = MessageKind.POST if state is None else MessageKind.UPDATE
+        bucket = self._bucket(surface_name, channel, kind.value)
+        if bucket is not None:
+            wait = bucket.try_take()
+            if wait > 0:
+                waits.append(wait)
+                return
+        lines = await asyncio.to_thread(self._digest_lines, ids)
+        try:
+            if state is None:
+                ref = await surface.post_digest(channel, lines)
+            else:
+                ref = state[0]
+                await surface.update_digest(ref, lines)
+        except BotError as exc:
+            log.warning("storm digest in %s:%s not delivered: %s", surface_name, channel, exc)
+            if isinstance(exc, TransientError) and exc.retry_after and bucket is not None:
+                bucket.pause(exc.retry_after)
+            return
+        if ids:
+            self._digests[lane] = (ref, ids)
+        else:
+            self._digests.pop(lane, None)
+
+    def _waiting_posts(self, rows: list[Any]) -> list[Any]:
+        """The round's card posts that are still not delivered."""
+        return [r for r in rows if r.kind == MessageKind.POST.value and r.id not in self._delivered]
+
+    async def _close_digests(self) -> None:
+        """The storm is over: every digest gets its last update."""
+        for lane in list(self._digests):
+            surface = self._surfaces.get(lane[0])
+            if isinstance(surface, DigestSurface):
+                await self._digest(surface, lane, [], [])
+
+    def _digest_lines(self, ids: tuple[int, ...]) -> list[DigestLine]:
+        if not ids:
+            return []
+        with self._engine.connect() as conn:
+            rows = {
+                r.id: r
+                for r in conn.execute(
+                    select(INCIDENTS.c.id, INCIDENTS.c.severity, INCIDENTS.c.title).where(
+                        INCIDENTS.c.id.in_(ids)
+                    )
+                )
+            }
+        return [
+            DigestLine(
+                i, f"INC-{i}", rows[i].severity, rows[i].title, f"{self._console_url}/incidents/{i}"
+            )
+            for i in ids
+            if i in rows
+        ]
 
     async def _deliver(self, row: Any) -> bool:
         surface = self._surfaces.get(row.surface)
@@ -216,7 +333,7 @@ class OutboxWorker:
             await self._send(surface, row)
         except TransientError as exc:
             if exc.retry_after is not None:
-                bucket = self._bucket(row.surface, row.channel)
+                bucket = self._bucket(row.surface, row.channel, row.kind)
                 if bucket is not None:
                     bucket.pause(exc.retry_after)
             await asyncio.to_thread(self._retry, row, str(exc), exc.retry_after)
@@ -234,6 +351,7 @@ class OutboxWorker:
             await asyncio.to_thread(self._retry, row, f"{type(exc).__name__}: {exc}", None)
             return False
         await asyncio.to_thread(self._finish, row, "sent", "")
+        self._delivered.add(row.id)
         age = (self._clock.now() - row.created_at).total_seconds()
         self._on_delivered(row.surface, row.kind, age)
         return True

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.domain.card import Card
 from bot.errors import BotError
-from bot.ports import Health, HealthStatus, MessageRef
+from bot.ports import DigestLine, Health, HealthStatus, MessageRef
 
 
 @dataclass
@@ -37,3 +38,17 @@ class RecordingSurface:
 
     async def check(self) -> Health:
         return Health(HealthStatus.OK)
+
+
+@dataclass
+class DigestRecordingSurface(RecordingSurface):
+    """Also stands one digest message in for many cards."""
+
+    digests: list[tuple[str, list[str]]] = field(default_factory=list)  # (post|update, ids)
+
+    async def post_digest(self, channel: str, lines: Sequence[DigestLine]) -> MessageRef:
+        self.digests.append(("post", [line.human_id for line in lines]))
+        return MessageRef(self.name, channel, "digest-1")
+
+    async def update_digest(self, ref: MessageRef, lines: Sequence[DigestLine]) -> None:
+        self.digests.append(("update", [line.human_id for line in lines]))

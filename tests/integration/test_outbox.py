@@ -18,7 +18,7 @@ from bot.settings import RateLimit
 from bot.store.repo import OUTBOX
 from tests.builders import alert, console_policy
 from tests.conftest import FakeClock
-from tests.fakes.surface import RecordingSurface
+from tests.fakes.surface import DigestRecordingSurface, RecordingSurface
 
 
 def open_incidents(engine: Engine, clock: FakeClock, n: int = 1, **kw) -> list[int]:  # type: ignore[no-untyped-def]
@@ -164,3 +164,41 @@ async def test_gives_up_after_max_attempts(engine: Engine, clock: FakeClock, att
         await box.deliver_due()
         clock.advance(600)
     assert statuses(engine) == [("post", "dead", attempts)]
+
+
+async def test_storm_posts_one_digest_then_cards_by_severity(
+    engine: Engine, clock: FakeClock
+) -> None:
+    """15 incidents wait in a channel limited to 1 card a second: the critical one gets its
+    card at once, one digest lists the others, and cards follow most severe first."""
+    open_incidents(engine, clock, n=14, severity=Severity.LOW)
+    with engine.begin() as conn:
+        high, crit = (
+            ingest(
+                conn,
+                [alert(clock.now(), service=name, severity=sev)],
+                clock.now(),
+                console_policy(),
+            ).created[0]
+            for name, sev in (("api", Severity.HIGH), ("db", Severity.CRITICAL))
+        )
+    tick = [0.0]
+    surface = DigestRecordingSurface()
+    box = worker(
+        engine,
+        clock,
+        surface,
+        rate_limits={"console": RateLimit(rate=1, burst=2)},
+        monotonic=lambda: tick[0],
+        digest_after={"console": 10},
+    )
+    await box.deliver_due()
+    assert [c[1] for c in surface.calls] == [crit]
+    assert surface.digests[0][0] == "post" and surface.digests[0][1][0] == f"INC-{high}"
+    assert len(surface.digests[0][1]) == 15 and f"INC-{crit}" not in surface.digests[0][1]
+    for _ in range(20):
+        tick[0] += 1.0
+        await box.deliver_due()
+    posted = [c[1] for c in surface.calls]
+    assert posted[:2] == [crit, high] and len(posted) == 16  # every card, once
+    assert surface.digests[-1] == ("update", [])  # the digest says the storm is over
