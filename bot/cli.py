@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.errors import BotError, ConfigError
+from bot.errors import BotError, ConfigError, PermanentError
 from bot.settings import Settings, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("scenario", nargs="?", help="scenario name; omit to list them")
     simulate.add_argument("--url", help="the running bot (default: BOT_HTTP_HOST:BOT_HTTP_PORT)")
+
+    _add_rule_tools(sub)
 
     incidents = sub.add_parser("incidents", help="list, show and act on incidents")
     isub = incidents.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -74,13 +76,80 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_rule_tools(sub: Any) -> None:
+    from bot.domain.hits import Category
+
+    def data_options(p: argparse.ArgumentParser) -> None:
+        source = p.add_mutually_exclusive_group()
+        source.add_argument(
+            "--data",
+            type=Path,
+            metavar="EVENTS.JSONL",
+            help="JSON lines of events (default: BOT_LOCAL_EVENTS_PATH)",
+        )
+        source.add_argument("--splunk", action="store_true", help="search Splunk (SPLUNK_*)")
+
+    test_rule = sub.add_parser(
+        "test-rule", help="run a rule file once over a time range and show what would fire"
+    )
+    test_rule.add_argument("file", type=Path, help="a rule file or folder")
+    data_options(test_rule)
+    test_rule.add_argument(
+        "--from", dest="start", metavar="TIME", help="ISO 8601, epoch or -24h (default: window)"
+    )
+    test_rule.add_argument("--to", dest="end", metavar="TIME", default="now", help="default: now")
+
+    backtest = sub.add_parser(
+        "backtest", help="replay a rule file over a time range as the scheduler would"
+    )
+    backtest.add_argument("file", type=Path, help="a rule file or folder")
+    backtest.add_argument(
+        "--from", dest="start", metavar="TIME", required=True, help="ISO 8601, epoch or -7d"
+    )
+    backtest.add_argument("--to", dest="end", metavar="TIME", default="now", help="default: now")
+    data_options(backtest)
+    backtest.add_argument(
+        "--silence",
+        action="append",
+        default=[],
+        metavar="MATCHERS",
+        help="a silence over the whole range: service=checkout[,host=web-*] (repeatable)",
+    )
+    backtest.add_argument(
+        "--resolve-quiet",
+        default="1h",
+        metavar="DURATION",
+        help="resolve an incident after this long without new events (default 1h; never)",
+    )
+
+    imports = sub.add_parser(
+        "import-splunk", help="convert the alerts of a savedsearches.conf into rule files"
+    )
+    imports.add_argument("conf", type=Path, help="a savedsearches.conf")
+    imports.add_argument(
+        "--out", type=Path, default=Path("imported-rules"), help="default: ./imported-rules"
+    )
+    imports.add_argument(
+        "--category",
+        default="application",
+        choices=[c.value for c in Category],
+        help="category of the imported rules (default: application)",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "run"
     try:
         if command == "validate":
             return _validate(args.paths)
+        if command == "import-splunk":
+            from detectors.tools.commands import run_import_splunk
+
+            return run_import_splunk(args.conf, args.out, args.category, sys.stdout)
         settings = load_settings()
+        if command in ("test-rule", "backtest"):
+            return _rule_tool(settings, args)
         if command == "run":
             return _run(settings)
         if command == "simulate":
@@ -94,6 +163,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_FAILED
+
+
+def _rule_tool(settings: Settings, args: argparse.Namespace) -> int:
+    from detectors.tools import commands as tools
+    from detectors.tools.sources import DataChoice
+
+    choice = DataChoice(args.data, args.splunk, settings.local_events_path)
+    if args.command == "test-rule":
+        return tools.run_test_rule(settings, args.file, choice, args.start, args.end, sys.stdout)
+    return tools.run_backtest(
+        settings,
+        args.file,
+        choice,
+        args.start,
+        args.end,
+        args.silence,
+        args.resolve_quiet,
+        sys.stdout,
+        sys.stderr,
+    )
 
 
 def _run(settings: Settings) -> int:
@@ -113,6 +202,7 @@ def _run(settings: Settings) -> int:
         log_config=None,
         access_log=False,
         lifespan="on",
+        timeout_graceful_shutdown=5,  # open console streams must not hold up a stop
     )
     uvicorn.Server(config).run()
     return EXIT_OK
@@ -257,7 +347,7 @@ async def _incidents(settings: Settings, args: argparse.Namespace) -> int:
         try:
             fields["duration"] = parse_duration(args.duration)
         except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+            raise PermanentError(str(exc)) from None
         fields["reason"] = " ".join(args.reason)
     elif args.action == "resolve":
         fields["note"] = " ".join(args.note)

@@ -22,7 +22,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
+    JobExecutionEvent,
+)
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -346,6 +351,7 @@ class Scheduler:
         self._rng = rng or random.Random()
         self._aps = AsyncIOScheduler(timezone=UTC)
         self._aps.add_listener(self._on_max_instances, EVENT_JOB_MAX_INSTANCES)
+        self._aps.add_listener(self._on_done, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         self.running = False
 
     def start(self) -> None:
@@ -406,6 +412,17 @@ class Scheduler:
             for job in self._aps.get_jobs()
             if job.id.startswith("rule:")
         }
+
+    def _on_done(self, event: JobExecutionEvent) -> None:
+        """Record the rule's next run as soon as its run ends (the rules page shows it)."""
+        if not event.job_id.startswith("rule:"):
+            return
+        job = self._aps.get_job(event.job_id)
+        if job is not None:
+            rule_id = event.job_id.removeprefix("rule:")
+            asyncio.get_running_loop().run_in_executor(
+                None, self._runner.record_next_runs, {rule_id: job.next_run_time}
+            )
 
     def _on_max_instances(self, event: JobExecutionEvent) -> None:
         if event.job_id.startswith("rule:"):

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.api import make_router
@@ -60,21 +61,35 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._refuse(send)
             return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        if scope.get("method") in ("GET", "HEAD", "OPTIONS") or declared is not None:
+            await self.app(scope, receive, send)  # a declared size was checked above
+            return
+        # a body without a declared size (chunked): read it up to the limit, then replay it
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._refuse(send)
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
         body = (
@@ -88,10 +103,6 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -137,10 +148,21 @@ def create_app(runtime: Runtime) -> FastAPI:
                 return JSONResponse({"error": str(exc)}, status_code=code)
         return JSONResponse({"error": str(exc)}, status_code=500)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
         for error in exc.errors():
+            if error.get("type") == "json_invalid":
+                where = error["loc"][-1] if error["loc"] else "?"
+                reason = error.get("ctx", {}).get("error", "invalid JSON")
+                problems.append(f"the body is not valid JSON ({reason} at character {where})")
+                continue
             where = ".".join(str(p) for p in error["loc"] if p != "body")
             problems.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
         return JSONResponse({"error": "; ".join(problems) or "malformed request"}, status_code=400)

@@ -112,11 +112,8 @@ class Runtime:
             self.event_store = EventStore(settings.local_events_path)
             backend = LocalSearchBackend(self.event_store)
         self.backend = backend
-        self.generator = (
-            Generator(self.event_store)
-            if settings.generator_enabled and self.event_store is not None
-            else None
-        )
+        # the generator answers `simulate` even when its background scenarios are off
+        self.generator = Generator(self.event_store) if self.event_store is not None else None
         self.outbox = OutboxWorker(
             self.engine,
             self.surfaces,
@@ -262,7 +259,7 @@ class Runtime:
         self.scheduler.start()
         self._spawn(self.outbox.run(self._stop), "outbox")
         self._spawn(self.enricher.run(self._stop), "enricher")
-        if self.generator is not None:
+        if self.generator is not None and self.settings.generator_enabled:
             self._spawn(self.generator.run(self.clock, self._stop), "generator")
 
     # hooks -----------------------------------------------------------------------------------

@@ -95,10 +95,11 @@ class BotProcess:
     def simulate(self, scenario: str) -> str:
         """``run_bot.py simulate SCENARIO`` against this bot; returns what it printed."""
         done = self.cli("simulate", scenario)
-        assert done.returncode == 0, (
-            f"simulate {scenario} exited {done.returncode}\n"
-            f"stdout: {done.stdout}\nstderr: {done.stderr}\n--- bot output ---\n{self.output()}"
-        )
+        if done.returncode != 0:
+            pytest.fail(
+                f"simulate {scenario} exited {done.returncode}\n"
+                f"stdout: {done.stdout}\nstderr: {done.stderr}\n--- bot output ---\n{self.output()}"
+            )
         return done.stdout
 
     def wait_for(

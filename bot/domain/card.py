@@ -74,6 +74,7 @@ ACTIONS: dict[State, tuple[CardAction, ...]] = {
 }
 
 TOP_EVIDENCE = 5
+RCA_LINE = 280  # the card carries the gist; the incident page has the whole analysis
 
 
 def status_line(incident: Incident) -> str:
@@ -96,7 +97,8 @@ def rca_line(rca: RcaReport | None) -> str:
         return "Root cause: insufficient evidence"
     if rca.status is RcaStatus.UNAVAILABLE:
         return "Root cause: analysis unavailable"
-    return f"Root cause ({rca.confidence:.0%} confidence): {rca.summary}"
+    summary = rca.summary if len(rca.summary) <= RCA_LINE else rca.summary[: RCA_LINE - 1] + "…"
+    return f"Root cause ({rca.confidence:.0%} confidence): {summary}"
 
 
 def build_card(

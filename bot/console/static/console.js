@@ -51,7 +51,10 @@
       if (empty) empty.remove();
     }
     const total = document.getElementById("total");
-    if (total) total.textContent = list.querySelectorAll(".card").length;
+    const count = list.querySelectorAll(".card").length;
+    if (total) total.textContent = count;
+    const noun = document.getElementById("total-noun");
+    if (noun) noun.textContent = count === 1 ? "incident" : "incidents";
   }
 
   async function refreshPage() {
