@@ -113,7 +113,10 @@ class HeuristicRcaEngine:
         related_ids = tuple(dict.fromkeys(r.human_id for r in related))
         templates = top_templates((e.text for e in evidence), self._max_templates)
 
-        findings = [*self._match_patterns(evidence), *self._co_firing(incident, evidence, related)]
+        findings = [
+            *self._match_patterns(evidence, incident.hit_count),
+            *self._co_firing(incident, evidence, related),
+        ]
         # most confident first; equal confidence keeps table order (patterns, then related)
         findings.sort(key=lambda f: -f.cause.confidence)
         if not findings:
@@ -153,7 +156,7 @@ class HeuristicRcaEngine:
 
     # --- known patterns ------------------------------------------------------------------------
 
-    def _match_patterns(self, evidence: tuple[Evidence, ...]) -> list[_Finding]:
+    def _match_patterns(self, evidence: tuple[Evidence, ...], events: int = 0) -> list[_Finding]:
         if not evidence:
             return []
         readings = [metric_readings(e.text) for e in evidence]
@@ -178,7 +181,8 @@ class HeuristicRcaEngine:
             )
             share = len(lines) / len(evidence)
             described = pattern.describe(match).strip().rstrip(".")
-            text = f"{described} ({len(lines)} of {len(evidence)} evidence lines)."
+            sampled = f" sampled from {events} events" if events > len(evidence) else ""
+            text = f"{described} ({len(lines)} of {len(evidence)} evidence lines{sampled})."
             findings.append(
                 _Finding(
                     pattern.title,
