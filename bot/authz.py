@@ -8,8 +8,8 @@ The roles file (``BOT_ROLES_FILE``)::
       responder: [slack:U0123ABC, slack-group:S0456DEF, teams:9f0c…]
       viewer: []
 
-Without a roles file (the embedded default) console and CLI users are admins and everyone else
-is a viewer.
+Without a roles file (the embedded default) console and CLI users are admins, PagerDuty users
+(whose changes arrive signed by PagerDuty) are responders, and everyone else is a viewer.
 """
 
 from __future__ import annotations
@@ -91,7 +91,10 @@ class Roles:
     def role_of(self, identity: str, groups: Iterable[str] = ()) -> Role:
         if self.embedded:
             kind = identity.split(":", 1)[0]
-            return Role.ADMIN if kind in ("console", "cli") else Role.VIEWER
+            if kind in ("console", "cli"):
+                return Role.ADMIN
+            # PagerDuty changes arrive signed by PagerDuty for its own responders
+            return Role.RESPONDER if kind == "pagerduty" else Role.VIEWER
         best = self.members.get(identity, self.default_role)
         for group in groups:
             role = self.members.get(group)

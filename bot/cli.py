@@ -137,8 +137,20 @@ def _add_rule_tools(sub: Any) -> None:
     )
 
 
+def _relative_times(argv: Sequence[str]) -> list[str]:
+    """``--from -24h`` as ``--from=-24h``: argparse would take ``-24h`` for an option."""
+    out: list[str] = []
+    for arg in argv:
+        relative = arg[:1] == "-" and (arg[1:2].isdigit() or arg[1:2] == "@")
+        if out and out[-1] in ("--from", "--to") and relative:
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_relative_times(sys.argv[1:] if argv is None else argv))
     command = args.command or "run"
     try:
         if command == "validate":

@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
@@ -28,15 +28,18 @@ from bot.domain.incident import (
     parse_human_id,
     transition,
 )
+from bot.domain.page import PageAction
 from bot.errors import BotError, Conflict, NotFound, PolicyViolation
+from bot.pipeline.escalate import EscalationPolicy, follow_state, page_key, page_messages
 from bot.pipeline.notify import Router, state_change
 from bot.ports import Clock
 from bot.store.repo import AUDIT, INCIDENTS, OUTBOX, TIMELINE, insert_ignore, state_columns
 from bot.store.repo import to_incident as row_to_incident
-from bot.store.tables import IdempotencyRow
+from bot.store.tables import EscalationRow, IdempotencyRow
 
 log = logging.getLogger(__name__)
 IDEMPOTENCY = IdempotencyRow.__table__  # type: ignore[attr-defined]
+ESCALATIONS = EscalationRow.__table__  # type: ignore[attr-defined]
 RETRIES = 5
 
 NEEDED_ROLE: dict[CommandKind, Role] = {kind: Role.RESPONDER for kind in PEOPLE_COMMANDS}
@@ -64,7 +67,11 @@ class Interactions:
         clock: Clock,
         on_commit: Callable[[], None] = lambda: None,
         on_result: Callable[[Command, str], None] = lambda command, result: None,
+        escalation: EscalationPolicy | None = None,
+        on_reanalyse: Callable[[int], None] = lambda incident_id: None,
     ) -> None:
+        self._escalation = escalation
+        self._on_reanalyse = on_reanalyse
         self._engine = engine
         self._on_result = on_result
         self._roles = roles
@@ -88,6 +95,8 @@ class Interactions:
             self._on_result(command, "refused")
             raise
         self._on_result(command, "duplicate" if outcome.duplicate else "applied")
+        if command.kind is CommandKind.REANALYSE and not outcome.duplicate:
+            self._on_reanalyse(outcome.incident.id)
         self._on_commit()
         return outcome
 
@@ -135,6 +144,10 @@ class Interactions:
                 try:
                     if command.kind in NEEDED_ROLE:
                         self._roles.require(command.actor, NEEDED_ROLE[command.kind], groups)
+                    if command.kind is CommandKind.ESCALATE and self._escalation is None:
+                        raise Conflict(
+                            f"{incident.human_id} cannot be escalated: no pager is set up"
+                        )
                     change = transition(incident, command, now)
                 except (PolicyViolation, Conflict) as exc:
                     error = exc
@@ -179,9 +192,12 @@ class Interactions:
                     insert_ignore(
                         conn,
                         OUTBOX,
-                        state_change(
-                            after, self._router.targets(after), change.summary, change_id, now
-                        ),
+                        [
+                            *state_change(
+                                after, self._router.targets(after), change.summary, change_id, now
+                            ),
+                            *self._pages(conn, row, after, command, change_id, now),
+                        ],
                         "idempotency_key",
                     )
                     outcome = Outcome(after, change.summary)
@@ -209,6 +225,72 @@ class Interactions:
             outcome.message,
         )
         return outcome
+
+    def _pages(
+        self,
+        conn: Connection,
+        row: Any,
+        incident: Incident,
+        command: Command,
+        change_id: str,
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        """Pager messages a command causes: escalate now, re-arm on reopen, or follow the
+        new state (acknowledge, resolve) when the incident was paged."""
+        policy = self._escalation
+        if policy is None:
+            return []
+        timer = conn.execute(
+            select(ESCALATIONS).where(ESCALATIONS.c.incident_id == incident.id)
+        ).first()
+        channel = timer.policy if timer is not None else "default"
+        if command.kind is CommandKind.ESCALATE:
+            rule = policy.rule_for(incident)
+            channel = rule.channel if rule is not None else channel
+            self._arm(conn, incident, channel, now, now, paged=True)
+            return page_messages(incident, policy, PageAction.TRIGGER, channel, change_id, now)
+        if command.kind in (CommandKind.REOPEN, CommandKind.REFIRE):
+            rule = policy.rule_for(incident)
+            if rule is None or rule.after is None:
+                return []
+            if rule.after > timedelta(0):
+                self._arm(conn, incident, rule.channel, now, now + rule.after, paged=False)
+                return []
+            self._arm(conn, incident, rule.channel, now, now, paged=True)
+            return page_messages(incident, policy, PageAction.TRIGGER, rule.channel, change_id, now)
+        return follow_state(
+            incident, row.page_ref, channel, policy, command.surface, change_id, now
+        )
+
+    @staticmethod
+    def _arm(
+        conn: Connection,
+        incident: Incident,
+        channel: str,
+        now: datetime,
+        due: datetime,
+        paged: bool,
+    ) -> None:
+        conn.execute(ESCALATIONS.delete().where(ESCALATIONS.c.incident_id == incident.id))
+        conn.execute(
+            ESCALATIONS.insert(),
+            [
+                {
+                    "incident_id": incident.id,
+                    "policy": channel,
+                    "due_at": due,
+                    "status": "paged" if paged else "pending",
+                    "paged_at": now if paged else None,
+                    "created_at": now,
+                }
+            ],
+        )
+        if paged:
+            conn.execute(
+                update(INCIDENTS)
+                .where(INCIDENTS.c.id == incident.id)
+                .values(page_ref=page_key(incident))
+            )
 
     def _replay(self, conn: Connection, seen: Any) -> Outcome:
         row = conn.execute(select(INCIDENTS).where(INCIDENTS.c.id == seen.incident_id)).one()

@@ -29,17 +29,19 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from bot.domain.page import Page, build_page
 from bot.errors import BotError, NotFound, PermanentError, TransientError
 from bot.pipeline.notify import MessageKind
-from bot.ports import ChatSurface, Clock, DigestLine, DigestSurface, MessageRef
+from bot.ports import ChatSurface, Clock, DigestLine, DigestSurface, MessageRef, Pager
 from bot.ratelimit import TokenBucket
 from bot.settings import RateLimit
-from bot.store.cards import load_card
-from bot.store.repo import CARD_REFS, INCIDENTS, OUTBOX
+from bot.store.cards import load_card, rca_from_json
+from bot.store.repo import CARD_REFS, INCIDENTS, OUTBOX, insert_ignore, to_incident
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
+PAGE_KINDS = frozenset({MessageKind.TRIGGER, MessageKind.ACKNOWLEDGE, MessageKind.RESOLVE})
 MAX_BACKOFF = 300.0
 
 
@@ -68,7 +70,9 @@ class OutboxWorker:
         on_delivered: Callable[[str, str, float], None] = lambda surface, kind, age: None,
         monotonic: Callable[[], float] = time.monotonic,
         digest_after: Mapping[str, int] | None = None,
+        pagers: Mapping[str, Pager] | None = None,
     ) -> None:
+        self._pagers = dict(pagers or {})
         self._digest_after = dict(digest_after or {})
         self._delivered: set[int] = set()  # rows delivered in the current round
         self._digests: dict[tuple[str, str], tuple[MessageRef, tuple[int, ...]]] = {}
@@ -132,9 +136,12 @@ class OutboxWorker:
         for row in rows:
             lanes.setdefault((row.surface, row.channel), []).append(row)
         waits: list[float] = []
-        async with asyncio.TaskGroup() as group:
-            for lane, lane_rows in lanes.items():
-                group.create_task(self._deliver_lane(lane, lane_rows, waits))
+        # pages first: paging never waits on chat, and a card then shows its page's link
+        paging = {k: v for k, v in lanes.items() if any(r.kind in PAGE_KINDS for r in v)}
+        for batch in (paging, {k: v for k, v in lanes.items() if k not in paging}):
+            async with asyncio.TaskGroup() as group:
+                for lane, lane_rows in batch.items():
+                    group.create_task(self._deliver_lane(lane, lane_rows, waits))
         return min(waits) if waits else 0.0
 
     # internals -------------------------------------------------------------------------------
@@ -323,7 +330,9 @@ class OutboxWorker:
         ]
 
     async def _deliver(self, row: Any) -> bool:
-        surface = self._surfaces.get(row.surface)
+        surface: Any = self._surfaces.get(row.surface)
+        if row.kind in PAGE_KINDS:
+            surface = self._pagers.get(row.surface)
         if surface is None:
             await asyncio.to_thread(
                 self._finish, row, "dead", f"no surface named {row.surface!r} is configured"
@@ -356,8 +365,11 @@ class OutboxWorker:
         self._on_delivered(row.surface, row.kind, age)
         return True
 
-    async def _send(self, surface: ChatSurface, row: Any) -> None:
+    async def _send(self, surface: Any, row: Any) -> None:
         kind = MessageKind(row.kind)
+        if kind in PAGE_KINDS:
+            await self._page(surface, row, kind)
+            return
         if kind is MessageKind.POST:
             card = await asyncio.to_thread(self._card, row.incident_id)
             ref = await surface.post(card, row.channel)
@@ -372,6 +384,71 @@ class OutboxWorker:
         else:
             text = json.loads(row.payload_json).get("text", "")
             await surface.reply(ref, text)
+
+    async def _page(self, pager: Pager, row: Any, kind: MessageKind) -> None:
+        if kind is MessageKind.TRIGGER:
+            page = await asyncio.to_thread(self._page_of, row.incident_id)
+            ref = await pager.trigger(page, row.channel)
+            if ref.url:
+                await asyncio.to_thread(self._save_page_url, row.incident_id, ref.url)
+            return
+        key = await asyncio.to_thread(self._page_key, row.incident_id)
+        if not key:
+            raise NotFound(f"INC-{row.incident_id} was never paged")
+        if kind is MessageKind.ACKNOWLEDGE:
+            await pager.acknowledge(key, row.channel)
+        else:
+            await pager.resolve(key, row.channel)
+
+    def _page_of(self, incident_id: int) -> Page:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(INCIDENTS).where(INCIDENTS.c.id == incident_id)).one()
+        return build_page(
+            to_incident(row), rca_from_json(row.rca_json), self._console_url, row.search_link
+        )
+
+    def _page_key(self, incident_id: int) -> str:
+        with self._engine.connect() as conn:
+            key = conn.execute(
+                select(INCIDENTS.c.page_ref).where(INCIDENTS.c.id == incident_id)
+            ).scalar()
+        return str(key or "")
+
+    def _save_page_url(self, incident_id: int, url: str) -> None:
+        """The page's link goes on the incident, and every card of it is refreshed to show it."""
+        now = self._clock.now()
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(INCIDENTS)
+                .where(INCIDENTS.c.id == incident_id)
+                .values(page_url=url, updated_at=now)
+            )
+            refs = conn.execute(
+                select(CARD_REFS.c.surface, CARD_REFS.c.channel).where(
+                    CARD_REFS.c.incident_id == incident_id
+                )
+            ).all()
+            rows = [
+                {
+                    "idempotency_key": f"pageurl:{r.surface}:{r.channel}:{incident_id}",
+                    "surface": r.surface,
+                    "channel": r.channel,
+                    "kind": MessageKind.UPDATE.value,
+                    "incident_id": incident_id,
+                    "order_key": f"{r.surface}:{r.channel}:{incident_id}",
+                    "payload_json": "{}",
+                    "severity_rank": 2,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "sent_at": None,
+                    "last_error": "",
+                }
+                for r in refs
+            ]
+            insert_ignore(conn, OUTBOX, rows, "idempotency_key")
+        self.wake()
 
     def _card(self, incident_id: int) -> Any:
         with Session(self._engine) as session:

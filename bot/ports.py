@@ -98,3 +98,25 @@ class DigestSurface(Protocol):
     async def post_digest(self, channel: str, lines: Sequence[DigestLine]) -> MessageRef: ...
 
     async def update_digest(self, ref: MessageRef, lines: Sequence[DigestLine]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PageRef:
+    """What a pager answered: the page's key and, once known, a link to it."""
+
+    key: str
+    url: str = ""
+
+
+class Pager(Protocol):
+    """Somewhere incidents are paged. ``channel`` names a routing target (not a secret)."""
+
+    name: str
+
+    async def trigger(self, page: object, channel: str) -> PageRef: ...
+
+    async def acknowledge(self, key: str, channel: str) -> None: ...
+
+    async def resolve(self, key: str, channel: str) -> None: ...
+
+    async def check(self) -> Health: ...

@@ -24,6 +24,12 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 ENV_PREFIX = "BOT_"
 
 
+def _never_or_duration(value: object) -> timedelta | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() == "never"):
+        return None
+    return parse_duration(value)  # type: ignore[arg-type]
+
+
 class RateLimit(BaseModel):
     """A token bucket: ``rate`` messages per second on average, bursts up to ``burst``."""
 
@@ -41,6 +47,24 @@ class Route(BaseModel):
     severity: list[str] = []
     category: list[str] = []
     service: list[str] = []
+
+
+class Escalation(BaseModel):
+    """Page incidents that match after ``after`` still open; ``never`` pages nothing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    after: Annotated[timedelta | None, BeforeValidator(_never_or_duration)]
+    routing: str = "default"
+    severity: list[str] = []
+    category: list[str] = []
+    service: list[str] = []
+
+
+DEFAULT_ESCALATION = [
+    Escalation(after=timedelta(0), severity=["critical"]),
+    Escalation(after=timedelta(minutes=15), severity=["high"]),
+    Escalation(after=None),
+]
 
 
 class Settings(BaseSettings):
@@ -71,6 +95,7 @@ class Settings(BaseSettings):
     outbox_rate_limits: dict[str, RateLimit] = {}
     outbox_max_attempts: int = Field(default=12, ge=1)
     routes: list[Route] = []
+    escalation: list[Escalation] = DEFAULT_ESCALATION
     schedule_jitter: Duration = timedelta(seconds=2)
     lease_ttl: Duration = timedelta(seconds=30)
     rca: Literal["heuristic", "off"] = "heuristic"

@@ -35,6 +35,8 @@ class CommandKind(StrEnum):
     REOPEN = "reopen"
     ASSIGN = "assign"
     COMMENT = "comment"
+    ESCALATE = "escalate"  # page now, whatever the escalation policy's timer says
+    REANALYSE = "reanalyse"  # ask the RCA engine again
     # system events
     EXPIRE = "expire"  # a suppression ran out
     REFIRE = "refire"  # a resolved incident's alert fired again within the flap window
@@ -51,6 +53,8 @@ PEOPLE_COMMANDS = frozenset(
         CommandKind.REOPEN,
         CommandKind.ASSIGN,
         CommandKind.COMMENT,
+        CommandKind.ESCALATE,
+        CommandKind.REANALYSE,
     }
 )
 
@@ -219,6 +223,16 @@ def transition(incident: Incident, command: Command, now: datetime) -> Transitio
             raise _refuse(incident, "cannot be assigned without a user")
         after = replace(incident, assignee=command.user.strip(), updated_at=now)
         return Transition(incident, after, f"assigned to {command.user.strip()} by {command.actor}")
+
+    if kind is CommandKind.ESCALATE:
+        if state is State.RESOLVED:
+            raise _refuse(incident, "is resolved; reopen it before escalating")
+        after = replace(incident, updated_at=now)
+        return Transition(incident, after, f"escalated by {command.actor}: paging now")
+
+    if kind is CommandKind.REANALYSE:
+        after = replace(incident, updated_at=now)
+        return Transition(incident, after, f"root-cause analysis requested by {command.actor}")
 
     if kind is CommandKind.COMMENT:
         if not command.text.strip():

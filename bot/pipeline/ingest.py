@@ -18,6 +18,8 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from bot.domain.hits import Alert, Evidence
 from bot.domain.incident import Command, CommandKind, Incident, State, transition
+from bot.domain.page import PageAction
+from bot.pipeline.escalate import EscalationPolicy, page_key, page_messages, timer_row
 from bot.pipeline.group import GroupBatch, fold, merge_evidence
 from bot.pipeline.mute import Silence, muting_silence
 from bot.pipeline.notify import Router, card_posts, card_refreshes
@@ -31,9 +33,10 @@ from bot.store.repo import (
     state_columns,
     to_incident,
 )
-from bot.store.tables import NotificationLogRow
+from bot.store.tables import EscalationRow, NotificationLogRow
 
 NOTIFICATION_LOG = NotificationLogRow.__table__  # type: ignore[attr-defined]
+ESCALATIONS = EscalationRow.__table__  # type: ignore[attr-defined]
 CHUNK = 500
 
 
@@ -43,6 +46,7 @@ class IngestPolicy:
     flap_window: timedelta
     card_refresh: timedelta
     realert: timedelta = timedelta(0)
+    escalation: EscalationPolicy | None = None
 
 
 @dataclass(slots=True)
@@ -52,6 +56,7 @@ class IngestResult:
     updated: list[int] = field(default_factory=list)
     muted: list[int] = field(default_factory=list)
     held_by_realert: list[int] = field(default_factory=list)
+    paged: list[int] = field(default_factory=list)
     messages: int = 0
 
     @property
@@ -187,6 +192,8 @@ def ingest(
     last_notified = _last_notified(conn, notify_keys) if policy.realert > timedelta(0) else {}
     notified: list[dict[str, Any]] = []
     muted_ids: list[dict[str, Any]] = []
+    pages: list[dict[str, Any]] = []
+    timers: list[dict[str, Any]] = []
     for batch in batches:
         incident = incident_of[batch.key]
         targets = policy.router.targets(incident)
@@ -222,6 +229,8 @@ def ingest(
                 continue
             messages.extend(card_posts(incident, targets, now))
             notified.append({"group_key": batch.key, "last_notified_at": now})
+            if policy.escalation is not None:
+                pages.extend(_escalate(incident, policy.escalation, now, timers, timeline))
         elif batch.new_events:
             messages.extend(card_refreshes(incident, targets, now, policy.card_refresh))
 
@@ -234,11 +243,51 @@ def ingest(
         )
     if notified:
         _record_notified(conn, notified)
+    if timers:
+        paged = [
+            {"b_id": t["incident_id"], "b_ref": t.pop("page_ref")}
+            for t in timers
+            if "page_ref" in t
+        ]
+        ids = [t["incident_id"] for t in timers]
+        conn.execute(ESCALATIONS.delete().where(ESCALATIONS.c.incident_id.in_(ids)))
+        conn.execute(ESCALATIONS.insert(), timers)
+        if paged:
+            conn.execute(
+                update(INCIDENTS)
+                .where(INCIDENTS.c.id == bindparam("b_id"))
+                .values(page_ref=bindparam("b_ref")),
+                paged,
+            )
     if timeline:
         conn.execute(TIMELINE.insert(), timeline)
-    insert_ignore(conn, OUTBOX, messages, "idempotency_key")
-    result.messages = len(messages)
+    insert_ignore(conn, OUTBOX, [*pages, *messages], "idempotency_key")
+    result.messages = len(messages) + len(pages)
+    result.paged = [p["incident_id"] for p in pages]
     return result
+
+
+def _escalate(
+    incident: Incident,
+    policy: EscalationPolicy,
+    now: datetime,
+    timers: list[dict[str, Any]],
+    timeline: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Page now, or start the incident's escalation timer, as its policy says."""
+    rule = policy.rule_for(incident)
+    if rule is None or rule.after is None:
+        return []
+    timer = timer_row(incident, rule, now)
+    if rule.after > timedelta(0):
+        timers.append(timer)
+        return []
+    timer.update(status="paged", paged_at=now)
+    timers.append({**timer, "page_ref": page_key(incident)})
+    timeline.append(
+        _line(incident.id, now, "bot", "page", f"paged {policy.pager} ({rule.channel})")
+    )
+    return page_messages(incident, policy, PageAction.TRIGGER, rule.channel, "open", now)
 
 
 def _versioned(incident: Incident, version: int) -> Incident:

@@ -16,6 +16,10 @@ class MessageKind(StrEnum):
     POST = "post"
     UPDATE = "update"
     REPLY = "reply"
+    # pager messages
+    TRIGGER = "trigger"
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.domain.card import Card
+from bot.domain.page import Page
 from bot.errors import BotError
-from bot.ports import DigestLine, Health, HealthStatus, MessageRef
+from bot.ports import DigestLine, Health, HealthStatus, MessageRef, PageRef
 
 
 @dataclass
@@ -52,3 +53,28 @@ class DigestRecordingSurface(RecordingSurface):
 
     async def update_digest(self, ref: MessageRef, lines: Sequence[DigestLine]) -> None:
         self.digests.append(("update", [line.human_id for line in lines]))
+
+
+@dataclass
+class RecordingPager:
+    """A Pager that records the pages it is asked for."""
+
+    name: str = "pagerduty"
+    calls: list[tuple[str, str, str]] = field(default_factory=list)  # (action, key, channel)
+    failures: deque[BotError] = field(default_factory=deque)
+
+    async def trigger(self, page: object, channel: str) -> PageRef:
+        assert isinstance(page, Page)
+        if self.failures:
+            raise self.failures.popleft()
+        self.calls.append(("trigger", page.dedup_key, channel))
+        return PageRef(page.dedup_key, f"https://pager.example/incidents/{len(self.calls)}")
+
+    async def acknowledge(self, key: str, channel: str) -> None:
+        self.calls.append(("acknowledge", key, channel))
+
+    async def resolve(self, key: str, channel: str) -> None:
+        self.calls.append(("resolve", key, channel))
+
+    async def check(self) -> Health:
+        return Health(HealthStatus.OK)

@@ -176,7 +176,7 @@ def test_roles_file_that_is_not_a_mapping_says_so(tmp_path: Path) -> None:
         ("slack:U0123ABC", Role.VIEWER),
         ("slack-group:S1", Role.VIEWER),
         ("teams:9f0c", Role.VIEWER),
-        ("pagerduty:PXYZ", Role.VIEWER),
+        ("pagerduty:PXYZ", Role.RESPONDER),
     ],
 )
 def test_embedded_default(identity: str, role: Role) -> None:
