@@ -43,6 +43,8 @@ COMMANDS = Literal[
     "reopen",
     "assign",
     "comment",
+    "escalate",
+    "reanalyse",
 ]
 
 

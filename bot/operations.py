@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from bot.authz import Role, Roles
-from bot.domain.card import Card
+from bot.domain.card import Card, CardOptions
 from bot.domain.incident import Command, Incident, State, parse_human_id
 from bot.errors import NotFound, PermanentError, PolicyViolation
 from bot.interactions import Interactions, Outcome
@@ -60,7 +60,7 @@ class Operations:
         interactions: Interactions,
         roles: Roles,
         clock: Clock,
-        console_url: str,
+        console_url: str | CardOptions,
         rules: Sequence[tuple[str, str, bool]] = (),
     ) -> None:
         self._engine = engine

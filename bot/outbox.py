@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from bot.domain.card import CardOptions
 from bot.domain.page import Page, build_page
 from bot.errors import BotError, NotFound, PermanentError, TransientError
 from bot.pipeline.notify import MessageKind
@@ -64,7 +65,7 @@ class OutboxWorker:
         engine: Engine,
         surfaces: Mapping[str, ChatSurface],
         clock: Clock,
-        console_url: str,
+        console_url: str | CardOptions,
         rate_limits: Mapping[str, RateLimit] | None = None,
         max_attempts: int = 12,
         on_delivered: Callable[[str, str, float], None] = lambda surface, kind, age: None,
@@ -80,7 +81,10 @@ class OutboxWorker:
         self._engine = engine
         self._surfaces = dict(surfaces)
         self._clock = clock
-        self._console_url = console_url
+        self._card_options = (
+            console_url if isinstance(console_url, CardOptions) else CardOptions(console_url)
+        )
+        self._console_url = self._card_options.console_url
         self._limits = dict(rate_limits or {})
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._max_attempts = max_attempts
@@ -452,7 +456,7 @@ class OutboxWorker:
 
     def _card(self, incident_id: int) -> Any:
         with Session(self._engine) as session:
-            return load_card(session, incident_id, self._console_url)
+            return load_card(session, incident_id, self._card_options)
 
     def _ref(self, row: Any) -> MessageRef | None:
         with self._engine.connect() as conn:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.authz import Roles
+from bot.domain.card import CardOptions
 from bot.domain.incident import Command, CommandKind, State
 from bot.domain.rca import RcaReport, RcaStatus
 from bot.errors import BotError, Conflict, TransientError
@@ -24,6 +25,7 @@ from bot.metrics import Metrics
 from bot.operations import Operations
 from bot.outbox import OutboxWorker
 from bot.pipeline.enrich import Enricher
+from bot.pipeline.escalate import EscalationPolicy, EscalationRule, page_due
 from bot.pipeline.ingest import IngestPolicy, IngestResult
 from bot.pipeline.notify import Router, RouteRule, Target
 from bot.ports import (
@@ -31,6 +33,7 @@ from bot.ports import (
     Clock,
     Health,
     HealthStatus,
+    Pager,
     RcaEngine,
     SearchBackend,
     SystemClock,
@@ -79,6 +82,19 @@ def build_router(settings: Settings, surfaces: Mapping[str, ChatSurface]) -> Rou
     return Router(rules, defaults)
 
 
+def build_escalation(settings: Settings, pagers: Mapping[str, Pager]) -> EscalationPolicy | None:
+    """The escalation policy, when a pager is set up (the first one configured pages)."""
+    if not pagers:
+        return None
+    rules = tuple(
+        EscalationRule(
+            e.after, e.routing, frozenset(e.severity), frozenset(e.category), frozenset(e.service)
+        )
+        for e in settings.escalation
+    )
+    return EscalationPolicy(next(iter(pagers)), rules)
+
+
 class Runtime:
     """Everything one bot process runs; ``start``/``stop`` bracket its life."""
 
@@ -114,11 +130,16 @@ class Runtime:
         self.backend = backend
         # the generator answers `simulate` even when its background scenarios are off
         self.generator = Generator(self.event_store) if self.event_store is not None else None
+        self.pagers: dict[str, Pager] = {}
+        self.escalation = build_escalation(settings, self.pagers)
+        self.card_options = CardOptions(
+            settings.console_url, escalate=bool(self.pagers), reanalyse=settings.rca != "off"
+        )
         self.outbox = OutboxWorker(
             self.engine,
             self.surfaces,
             self.clock,
-            settings.console_url,
+            self.card_options,
             settings.outbox_rate_limits,
             settings.outbox_max_attempts,
             on_delivered=self.metrics.delivered,
@@ -130,13 +151,15 @@ class Runtime:
             self.clock,
             on_commit=self._changed,
             on_result=lambda c, r: self.metrics.commands.labels(c.kind.value, c.surface, r).inc(),
+            escalation=self.escalation,
+            on_reanalyse=lambda incident_id: self.enricher.submit([incident_id], force=True),
         )
         self.operations = Operations(
             self.engine,
             self.interactions,
             self.roles,
             self.clock,
-            settings.console_url,
+            self.card_options,
             [(r.id, r.title, r.enabled) for r in self.rules],
         )
         if rca is None:
@@ -169,6 +192,7 @@ class Runtime:
                 ("expire-suppressions", timedelta(seconds=15), self.expire_suppressions),
                 ("retention", timedelta(days=1), self.retention),
                 ("rule-next-runs", timedelta(seconds=30), self._record_next_runs),
+                ("page-due", timedelta(seconds=10), self.page_due),
             ],
         )
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -270,6 +294,7 @@ class Runtime:
             flap_window=self.settings.flap_window,
             card_refresh=self.settings.card_refresh,
             realert=rule.realert,
+            escalation=self.escalation,
         )
 
     def _ingested(self, result: IngestResult) -> None:
@@ -309,6 +334,15 @@ class Runtime:
             except Conflict:
                 continue
         return expired
+
+    async def page_due(self) -> list[int]:
+        """Page incidents whose escalation timer ran out while they stayed open."""
+        if self.escalation is None:
+            return []
+        paged = await asyncio.to_thread(page_due, self.engine, self.escalation, self.clock.now())
+        if paged:
+            self.outbox.wake()
+        return paged
 
     async def retention(self) -> None:
         now = self.clock.now()

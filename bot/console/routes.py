@@ -34,7 +34,7 @@ def make_console(runtime: Runtime, caller: Callable[[Request], Caller]) -> APIRo
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["ago"] = _ago
     router = APIRouter(include_in_schema=False)
-    console_url = runtime.settings.console_url
+    console_url = runtime.card_options
 
     def who(request: Request) -> Caller | None:
         try:

@@ -20,6 +20,8 @@ class ActionKind(StrEnum):
     UNSUPPRESS = "unsuppress"
     RESOLVE = "resolve"
     REOPEN = "reopen"
+    ESCALATE = "escalate"
+    REANALYSE = "reanalyse"
     VIEW = "view"
 
 
@@ -56,6 +58,16 @@ class Card:
     links: tuple[Link, ...]
     actions: tuple[CardAction, ...]
     muted: bool = False
+    page_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CardOptions:
+    """What every card of this deployment offers besides its state's actions."""
+
+    console_url: str
+    escalate: bool = False  # a pager is set up
+    reanalyse: bool = False  # an RCA engine worth asking again is set up
 
 
 ACTIONS: dict[State, tuple[CardAction, ...]] = {
@@ -105,16 +117,25 @@ def build_card(
     incident: Incident,
     evidence: tuple[Evidence, ...],
     rca: RcaReport | None,
-    console_url: str,
+    console_url: str | CardOptions,
     muted: bool = False,
     search_link: str = "",
+    page_url: str = "",
 ) -> Card:
-    links = [Link("Open in console", f"{console_url}/incidents/{incident.id}")]
+    options = console_url if isinstance(console_url, CardOptions) else CardOptions(console_url)
+    links = [Link("Open in console", f"{options.console_url}/incidents/{incident.id}")]
     if search_link:
         links.append(Link("Search", search_link))
+    if page_url:
+        links.append(Link("Page", page_url))
     if incident.runbook.startswith(("http://", "https://")):
         links.insert(0, Link("Runbook", incident.runbook))
-    actions = (*ACTIONS[incident.state], CardAction(ActionKind.VIEW, "View"))
+    extra = []
+    if options.escalate and incident.state in (State.OPEN, State.ACKNOWLEDGED) and not page_url:
+        extra.append(CardAction(ActionKind.ESCALATE, "Escalate", "danger"))
+    if options.reanalyse and incident.state is not State.RESOLVED:
+        extra.append(CardAction(ActionKind.REANALYSE, "Re-analyse"))
+    actions = (*ACTIONS[incident.state], *extra, CardAction(ActionKind.VIEW, "View"))
     return Card(
         incident_id=incident.id,
         human_id=incident.human_id,
@@ -133,4 +154,5 @@ def build_card(
         links=tuple(links),
         actions=actions,
         muted=muted,
+        page_url=page_url,
     )

@@ -53,10 +53,14 @@ class Enricher:
         self._on_commit = on_commit
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._workers = workers
+        self._forced: set[int] = set()
         self.done = 0
 
-    def submit(self, incident_ids: Iterable[int]) -> None:
+    def submit(self, incident_ids: Iterable[int], force: bool = False) -> None:
+        """Queue incidents for analysis; ``force`` asks again even if an answer is cached."""
         for incident_id in incident_ids:
+            if force:
+                self._forced.add(incident_id)
             self._queue.put_nowait(incident_id)
 
     @property

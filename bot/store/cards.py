@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 from sqlalchemy.orm import Session
 
-from bot.domain.card import Card, build_card
+from bot.domain.card import Card, CardOptions, build_card
 from bot.domain.rca import Cause, RcaReport, RcaStatus
 from bot.store.repo import evidence_of, get_incident_row, to_incident
 
@@ -36,7 +36,7 @@ def rca_from_json(text: str | None) -> RcaReport | None:
     )
 
 
-def load_card(session: Session, incident_id: int, console_url: str) -> Card:
+def load_card(session: Session, incident_id: int, options: str | CardOptions) -> Card:
     row = get_incident_row(session, incident_id)
     incident = to_incident(row)
     evidence = tuple(evidence_of(session, incident_id, limit=10))
@@ -44,7 +44,8 @@ def load_card(session: Session, incident_id: int, console_url: str) -> Card:
         incident,
         evidence,
         rca_from_json(row.rca_json),
-        console_url,
+        options,
         muted=bool(row.muted_by),
         search_link=row.search_link,
+        page_url=row.page_url,
     )
