@@ -335,7 +335,7 @@ def make_router(runtime: Runtime, caller: Any) -> APIRouter:
 
         def run() -> dict[str, Any]:
             with runtime.engine.begin() as conn:
-                new_id = conn.execute(SILENCES.insert().values(**values)).inserted_primary_key[0]
+                new_id = conn.execute(SILENCES.insert().values(**values)).inserted_primary_key[0]  # type: ignore[index]
                 row = conn.execute(select(SILENCES).where(SILENCES.c.id == new_id)).one()
                 return _silence_json(row)
 

@@ -181,7 +181,7 @@ class Operations:
                             reason=reason.strip(),
                             created_at=now,
                         )
-                    ).inserted_primary_key[0]
+                    ).inserted_primary_key[0]  # type: ignore[index]
                 )
 
         silence_id = await asyncio.to_thread(store)

@@ -187,6 +187,7 @@ class OutboxWorker:
         """The bucket a message spends: posts and replies per channel (``<surface>`` or
         ``<surface>:<channel>``); updates per surface (``<surface>.update``), since chat APIs
         budget in-place edits per method rather than per channel."""
+        limit: RateLimit | None
         if kind == MessageKind.UPDATE.value and f"{surface}.update" in self._limits:
             key, limit = (surface, "*update*"), self._limits[f"{surface}.update"]
         else:

@@ -271,7 +271,7 @@ def load_memory(engine: Engine, rule_id: str) -> RuleMemory:
 def save_memory(conn: Any, rule_id: str, memory: RuleMemory, now: datetime) -> None:
     """Write what the run changed; part of the run's transaction."""
     changed, deleted = memory.changes()
-    gone = list(deleted | set(changed))
+    gone = [*deleted, *changed]
     for start in range(0, len(gone), 500):
         conn.execute(
             RULE_MEMORY.delete().where(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 
@@ -48,7 +49,7 @@ class RuleMemory:
     def items(self) -> list[tuple[str, Any]]:
         return list(self._values.items())
 
-    def changes(self) -> tuple[dict[str, Any], set[str]]:
+    def changes(self) -> tuple[dict[str, Any], AbstractSet[str]]:
         """(keys set or changed with their values, keys deleted) since loading or ``saved()``."""
         return {k: self._values[k] for k in self._changed}, set(self._deleted)
 

@@ -112,8 +112,8 @@ def ingest(
 
     active: dict[str, Any] = {}
     for chunk in _chunks(keys):
-        for row in conn.execute(select(INCIDENTS).where(INCIDENTS.c.active_key.in_(chunk))):
-            active[row.group_key] = row
+        for found in conn.execute(select(INCIDENTS).where(INCIDENTS.c.active_key.in_(chunk))):
+            active[found.group_key] = found
 
     missing = [k for k in keys if k not in active]
     flapping: dict[str, Any] = {}
@@ -127,8 +127,8 @@ def ingest(
                 .where(INCIDENTS.c.resolved_at >= since)
                 .order_by(INCIDENTS.c.id)
             )
-            for row in rows:
-                flapping[row.group_key] = row  # the latest wins
+            for found in rows:
+                flapping[found.group_key] = found  # the latest wins
 
     timeline: list[dict[str, Any]] = []
     incident_of: dict[str, Incident] = {}
@@ -160,14 +160,14 @@ def ingest(
         created_keys.append(batch)
 
     if created_keys:
-        rows = [_new_incident_row(b, now) for b in created_keys]
+        values_list = [_new_incident_row(b, now) for b in created_keys]
         inserted = conn.execute(
             INCIDENTS.insert().returning(
                 INCIDENTS.c.id, INCIDENTS.c.group_key, sort_by_parameter_order=True
             ),
-            rows,
+            values_list,
         ).all()
-        for (new_id, key), values, batch in zip(inserted, rows, created_keys, strict=True):
+        for (new_id, key), values, batch in zip(inserted, values_list, created_keys, strict=True):
             incident = to_incident({**values, "id": new_id})
             incident_of[key] = incident
             result.created.append(new_id)
@@ -351,7 +351,7 @@ def _upsert_alerts(
     existing: dict[tuple[int, str], Any] = {}
     ids = sorted({k[0] for k in wanted})
     for chunk in _chunks(ids):
-        for row in conn.execute(
+        for found in conn.execute(
             select(
                 ALERTS.c.id,
                 ALERTS.c.incident_id,
@@ -360,8 +360,9 @@ def _upsert_alerts(
                 ALERTS.c.first_seen,
             ).where(ALERTS.c.incident_id.in_(chunk))
         ):
-            existing[(row.incident_id, row.fingerprint)] = row
-    inserts, updates = [], []
+            existing[(found.incident_id, found.fingerprint)] = found
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
     for (incident_id, fp), alert in wanted.items():
         row = existing.get((incident_id, fp))
         if row is None:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from bot.domain.hits import Category, Evidence, Severity
 from bot.domain.incident import Incident, State
@@ -122,28 +123,25 @@ def list_incidents(
     offset: int = 0,
     ids: Sequence[int] = (),
 ) -> tuple[list[Incident], int]:
-    query = select(IncidentRow)
+    c = INCIDENTS.c
+    query = select(INCIDENTS)
     if ids:
-        query = query.where(IncidentRow.id.in_(list(ids)))  # type: ignore[union-attr]
+        query = query.where(c.id.in_(list(ids)))
     if flt.state:
-        query = query.where(IncidentRow.state.in_(list(flt.state)))  # type: ignore[attr-defined]
+        query = query.where(c.state.in_(list(flt.state)))
     if flt.severity:
-        query = query.where(IncidentRow.severity.in_(list(flt.severity)))  # type: ignore[attr-defined]
+        query = query.where(c.severity.in_(list(flt.severity)))
     if flt.service:
-        query = query.where(IncidentRow.service == flt.service)
+        query = query.where(c.service == flt.service)
     if flt.host:
-        query = query.where(IncidentRow.host == flt.host)
+        query = query.where(c.host == flt.host)
     if flt.rule_id:
-        query = query.where(IncidentRow.rule_id == flt.rule_id)
+        query = query.where(c.rule_id == flt.rule_id)
     if flt.text:
         like = f"%{flt.text}%"
-        query = query.where(
-            or_(IncidentRow.title.ilike(like), IncidentRow.group_key.ilike(like))  # type: ignore[attr-defined]
-        )
+        query = query.where(or_(c.title.ilike(like), c.group_key.ilike(like)))
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = session.execute(
-        query.order_by(IncidentRow.id.desc()).limit(limit).offset(offset)  # type: ignore[union-attr]
-    ).scalars()
+    rows = session.execute(query.order_by(c.id.desc()).limit(limit).offset(offset))
     return [to_incident(r) for r in rows], int(total)
 
 
@@ -151,7 +149,7 @@ def evidence_of(session: Session, incident_id: int, limit: int = 50) -> list[Evi
     """The incident's evidence lines, newest first, de-duplicated by id."""
     seen: dict[str, Evidence] = {}
     for (payload,) in session.execute(
-        select(AlertRow.evidence_json).where(AlertRow.incident_id == incident_id)
+        select(ALERTS.c.evidence_json).where(ALERTS.c.incident_id == incident_id)
     ):
         for item in json.loads(payload):
             seen.setdefault(
@@ -165,8 +163,8 @@ def timeline_of(session: Session, incident_id: int) -> list[TimelineRow]:
     return list(
         session.execute(
             select(TimelineRow)
-            .where(TimelineRow.incident_id == incident_id)
-            .order_by(TimelineRow.id)  # type: ignore[arg-type]
+            .where(col(TimelineRow.incident_id) == incident_id)
+            .order_by(col(TimelineRow.id))
         ).scalars()
     )
 
@@ -176,17 +174,19 @@ def audit_rows(
 ) -> tuple[list[AuditRow], int]:
     query = select(AuditRow)
     if incident_id is not None:
-        query = query.where(AuditRow.incident_id == incident_id)
+        query = query.where(col(AuditRow.incident_id) == incident_id)
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     rows = session.execute(
-        query.order_by(AuditRow.id.desc()).limit(limit).offset(offset)  # type: ignore[union-attr]
+        query.order_by(col(AuditRow.id).desc()).limit(limit).offset(offset)
     ).scalars()
     return list(rows), int(total)
 
 
 def card_refs_of(session: Session, incident_id: int) -> list[CardRefRow]:
     return list(
-        session.execute(select(CardRefRow).where(CardRefRow.incident_id == incident_id)).scalars()
+        session.execute(
+            select(CardRefRow).where(col(CardRefRow.incident_id) == incident_id)
+        ).scalars()
     )
 
 
