@@ -366,6 +366,16 @@ def make_router(runtime: Runtime, caller: Any) -> APIRouter:
         rows, total = await asyncio.to_thread(run)
         return {"items": [audit_json(r) for r in rows], "total": total}
 
+    @api.post("/snapshots", status_code=201)
+    async def snapshot(request: Request, who: Caller = authenticated) -> dict[str, Any]:
+        """An endpoint snapshot (host health as JSON) into the local backend's events."""
+        runtime.roles.require(who.identity, Role.RESPONDER)
+        try:
+            payload = await request.json()
+        except ValueError:
+            raise PermanentError("the body is not valid JSON") from None
+        return {"events": await runtime.ingest_snapshot(payload)}
+
     @api.post("/simulate")
     async def simulate(body: SimulateRequest, who: Caller = authenticated) -> dict[str, Any]:
         runtime.roles.require(who.identity, Role.RESPONDER)

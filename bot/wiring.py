@@ -18,7 +18,7 @@ from bot.authz import Roles
 from bot.domain.card import CardOptions
 from bot.domain.incident import Command, CommandKind, State
 from bot.domain.rca import RcaReport, RcaStatus
-from bot.errors import BotError, Conflict, TransientError
+from bot.errors import BotError, Conflict, PermanentError, TransientError
 from bot.events import Broadcaster, Change
 from bot.interactions import Interactions
 from bot.metrics import Metrics
@@ -51,6 +51,7 @@ from integrations.console import ConsoleChatSurface
 from integrations.heuristic import HeuristicRcaEngine
 from integrations.local import EventStore, LocalSearchBackend
 from integrations.local.generator import Generator
+from integrations.local.snapshots import ingest_snapshot
 
 log = logging.getLogger(__name__)
 SCHEDULER_LEASE = "scheduler"
@@ -334,6 +335,14 @@ class Runtime:
             except Conflict:
                 continue
         return expired
+
+    async def ingest_snapshot(self, payload: object) -> int:
+        """An endpoint snapshot into the local backend (PermanentError names bad fields)."""
+        if self.event_store is None:
+            raise PermanentError(
+                "snapshots need the local search backend (BOT_SEARCH_BACKEND=local)"
+            )
+        return await asyncio.to_thread(ingest_snapshot, self.event_store, payload)
 
     async def page_due(self) -> list[int]:
         """Page incidents whose escalation timer ran out while they stayed open."""

@@ -151,7 +151,12 @@ def _validate(file: str, doc: RuleDoc, local_spl: bool) -> tuple[Rule | None, li
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(error["loc"])
-            if error["type"] == "extra_forbidden" and len(loc) == 1 and loc[0] in other_types_keys:
+            if (
+                rule_type is None
+                and error["type"] == "extra_forbidden"
+                and len(loc) == 1
+                and loc[0] in other_types_keys
+            ):
                 continue  # belongs to the rule's (unknown or missing) type
             report(loc, _message(error, model))
 

@@ -5,7 +5,8 @@ settings) and an evaluator turning one window's hits into alerts: pure apart fro
 :class:`~detectors.memory.RuleMemory`, which stateful types read and update (types without
 state ignore it). ``sliding`` types look back
 ``window`` on every run, so their windows overlap and ``Window.new_since`` says what is new.
-To add a type, write its module next to ``threshold`` and register it below.
+To add a type, write its module next to the others and register it below; helpers they share
+live in :mod:`detectors.types.common`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,18 @@ from bot.domain.hits import Alert, Hit
 from bot.errors import NotFound
 from detectors.memory import RuleMemory
 from detectors.model import Rule
-from detectors.types import threshold
+from detectors.types import (
+    anomaly,
+    cardinality,
+    change,
+    correlation,
+    flatline,
+    forecast,
+    frequency,
+    new_term,
+    spike,
+    threshold,
+)
 from detectors.window import Window
 
 
@@ -31,12 +43,29 @@ class RuleType:
 
 
 RULE_TYPES: dict[str, RuleType] = {
-    "threshold": RuleType(
-        name="threshold",
-        model=threshold.ThresholdRule,
-        sliding=True,
-        evaluate=threshold.evaluate,
-    ),
+    entry.name: entry
+    for entry in (
+        RuleType("threshold", threshold.ThresholdRule, sliding=True, evaluate=threshold.evaluate),
+        RuleType("frequency", frequency.FrequencyRule, sliding=True, evaluate=frequency.evaluate),
+        RuleType("spike", spike.SpikeRule, sliding=True, evaluate=spike.evaluate),
+        RuleType("flatline", flatline.FlatlineRule, sliding=True, evaluate=flatline.evaluate),
+        RuleType("new_term", new_term.NewTermRule, sliding=True, evaluate=new_term.evaluate),
+        RuleType("change", change.ChangeRule, sliding=True, evaluate=change.evaluate),
+        RuleType(
+            "cardinality",
+            cardinality.CardinalityRule,
+            sliding=True,
+            evaluate=cardinality.evaluate,
+        ),
+        RuleType("anomaly", anomaly.AnomalyRule, sliding=True, evaluate=anomaly.evaluate),
+        RuleType("forecast", forecast.ForecastRule, sliding=True, evaluate=forecast.evaluate),
+        RuleType(
+            "correlation",
+            correlation.CorrelationRule,
+            sliding=True,
+            evaluate=correlation.evaluate,
+        ),
+    )
 }
 
 

@@ -7,21 +7,18 @@ group's row count is compared. With ``field``, each result row's value of that f
 
 from __future__ import annotations
 
-import math
 import operator
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from bot.domain.hits import Alert, Evidence, Hit
+from bot.domain.hits import Alert, Hit
 from detectors.memory import RuleMemory
 from detectors.model import FIELD_NAME, FieldRef, Rule, rule_error
+from detectors.types.common import make_alert, number
 from detectors.window import Window
-
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.:-]*)\}")
 
 
 class Op(StrEnum):
@@ -98,77 +95,15 @@ def evaluate(
         for key, members in groups.items():
             count = float(len(members))
             if spec.op.holds(count, spec.value):
-                alerts.append(_alert(rule, key, members, count, window))
+                alerts.append(make_alert(rule, key, members, count, window))
         return alerts
     for key, members in groups.items():
         firing = [
-            number
+            measured
             for hit in members
-            if (number := _number(hit.fields.get(spec.field))) is not None
-            and spec.op.holds(number, spec.value)
+            if (measured := number(hit.fields.get(spec.field))) is not None
+            and spec.op.holds(measured, spec.value)
         ]
         if firing:
-            alerts.append(_alert(rule, key, members, spec.op.most_extreme(firing), window))
+            alerts.append(make_alert(rule, key, members, spec.op.most_extreme(firing), window))
     return alerts
-
-
-def _number(text: str | None) -> float | None:
-    if text is None:
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        return None
-    return None if math.isnan(number) else number
-
-
-def _alert(
-    rule: ThresholdRule,
-    key: tuple[str, ...],
-    members: list[Hit],
-    value: float,
-    window: Window,
-) -> Alert:
-    group = tuple(zip(rule.group_by, key, strict=True))
-    values = dict(group)
-    newest_first = sorted(members, key=lambda hit: hit.time, reverse=True)
-    kept = newest_first[: rule.evidence_lines]
-    return Alert(
-        rule_id=rule.id,
-        group=group,
-        title=_title(rule.title, values, members),
-        severity=rule.severity,
-        category=rule.category,
-        service=rule.service or values.get("service") or _shared(members, "service"),
-        host=values.get("host") or _shared(members, "host"),
-        owner=rule.owner,
-        first_seen=newest_first[-1].time if members else window.end,
-        last_seen=newest_first[0].time if members else window.end,
-        new_events=sum(1 for hit in members if hit.time >= window.new_since),
-        events=len(members),
-        value=value,
-        evidence=tuple(Evidence(id=hit.id, time=hit.time, text=hit.raw) for hit in kept),
-        runbook=rule.runbook,
-    )
-
-
-def _shared(members: Sequence[Hit], name: str) -> str:
-    """The value of ``name`` when every hit of the group has the same one, else ``""``."""
-    seen = {hit.fields.get(name, "") for hit in members}
-    return seen.pop() if len(seen) == 1 else ""
-
-
-def _title(template: str, values: Mapping[str, str], members: Sequence[Hit]) -> str:
-    """Fill ``{field}`` placeholders from the group's values, else from values its hits share."""
-
-    def fill(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name in values:
-            return values[name] or "(none)"
-        seen = {hit.fields.get(name, "") for hit in members}
-        if len(seen) > 1:
-            return "(various)"
-        shared = seen.pop() if seen else ""
-        return shared or "(none)"
-
-    return _PLACEHOLDER.sub(fill, template)

@@ -187,3 +187,21 @@ async def test_token_protects_api_and_console(tmp_path: Path, clock: FakeClock) 
         client.cookies.clear()
         client.cookies.set("bot_session", forged)
         assert (await client.get("/api/v1/incidents")).status_code == 401
+
+
+async def test_snapshot_is_validated_and_stored(client: httpx.AsyncClient) -> None:
+    good = {
+        "host": "win-app-1",
+        "taken_at": "2026-11-22T10:00:00Z",
+        "os": "Windows Server 2022",
+        "cpu_pct": 12.5,
+        "mem_used_pct": 40,
+        "disks": [{"mount": "C:", "used_pct": 97}],
+        "services": [{"name": "W32Time", "running": False}],
+        "pending_reboot": False,
+        "last_patch_days": 12,
+    }
+    stored = await client.post("/api/v1/snapshots", json=good)
+    assert stored.status_code == 201 and stored.json()["events"] >= 1
+    bad = await client.post("/api/v1/snapshots", json={**good, "cpu_pct": 140})
+    assert bad.status_code == 400 and "cpu_pct" in bad.json()["error"]

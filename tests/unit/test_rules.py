@@ -232,9 +232,19 @@ def test_wrong_types_and_values_name_the_key_and_the_value(tmp_path: Path) -> No
 
 
 def test_unknown_rule_type_lists_the_known_ones(tmp_path: Path) -> None:
-    path = write(tmp_path, "type.yaml", GOOD.format(id="t").replace("threshold\n", "anomaly\n"))
+    path = write(tmp_path, "type.yaml", GOOD.format(id="t").replace("threshold\n", "spikey\n"))
+    known = (
+        "anomaly, cardinality, change, correlation, flatline, forecast, frequency, new_term, "
+        "spike, threshold"
+    )
+    assert problems(path) == [f"{path}:4: type: unknown rule type 'spikey' (known: {known})"]
 
-    assert problems(path) == [f"{path}:4: type: unknown rule type 'anomaly' (known: threshold)"]
+
+def test_a_block_of_another_type_in_a_known_type_is_reported(tmp_path: Path) -> None:
+    text = GOOD.format(id="t") + "spike: {ratio: 3}\n"
+    path = write(tmp_path, "stray.yaml", text)
+    found = problems(path)
+    assert len(found) == 1 and "unknown key 'spike'" in found[0]
 
 
 @pytest.mark.parametrize(
@@ -322,6 +332,55 @@ def test_spl_the_local_engine_cannot_parse_points_at_the_query(tmp_path: Path) -
         f"{path}:3: query: expected a field name after 'by', found end of query at position 26",
         f"{other}:3: query: unsupported command 'foo' at position 12; supported: search, where,"
         " eval, stats, sort, head, table, bin, bucket, rename, fields, dedup",
+    ]
+
+
+def test_full_spl_for_splunk_loads_when_local_spl_is_off(tmp_path: Path) -> None:
+    splunk = GOOD.format(id="splunk").replace(
+        "query: index=app level=ERROR",
+        'query: index=app level=ERROR | rex field=_raw "user=(?<user>\\\\w+)" | top user',
+    )
+    path = write(tmp_path, "splunk.yaml", splunk)
+
+    assert len(problems(path)) == 1
+    (rule,) = load_rules([path], include_shipped=False, local_spl=False)
+    assert rule.query.endswith("| top user")
+    assert validate_paths([path], include_shipped=False, local_spl=False) == []
+
+
+def test_other_problems_are_still_reported_when_local_spl_is_off(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "splunk.yaml",
+        GOOD.format(id="splunk").replace(
+            "query: index=app level=ERROR", "query: index=app | transaction host"
+        )
+        + "window: soon\n",
+    )
+
+    assert [str(p) for p in validate_paths([path], include_shipped=False, local_spl=False)] == [
+        f"{path}:9: window: bad duration 'soon': use forms like 30s, 5m, 1h, 1d"
+    ]
+
+
+def test_group_by_is_still_checked_when_the_local_engine_parses_the_query(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "cpu.yaml",
+        """\
+        id: cpu
+        title: High CPU on {host}
+        query: index=metrics | stats max(value) as max_cpu by server
+        type: threshold
+        group_by: [host]
+        threshold: {op: ">", value: 0}
+        severity: high
+        category: infrastructure
+        """,
+    )
+
+    assert [str(p) for p in validate_paths([path], include_shipped=False, local_spl=False)] == [
+        f"{path}:5: group_by: field 'host' is not in the query's output (it has: max_cpu, server)"
     ]
 
 
