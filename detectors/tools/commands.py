@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -37,7 +38,9 @@ def run_test_rule(
     """``test-rule``: print what the rules of ``path`` would fire over the range."""
     now = SystemClock().now()
     until = parse_time(end or "now", now, "--to")
-    since = parse_time(start, until, "--from") if start else None
+    since = parse_time(start, now, "--from") if start else None
+    if since is not None and since >= until:
+        raise ConfigError("--to must be after --from")
     rules = _rules(path, choice)
     redactor = _redactor(settings)
 
@@ -66,7 +69,7 @@ def run_backtest(
     now = SystemClock().now()
     until = parse_time(end, now, "--to")
     options = replay.Options(
-        start=parse_time(start, until, "--from"),
+        start=parse_time(start, now, "--from"),
         end=until,
         flap_window=settings.flap_window,
         card_refresh=settings.card_refresh,
@@ -120,13 +123,13 @@ def _bar(stream: TextIO) -> Callable[[int, int], None]:
     """A progress bar on ``stream`` for replays longer than ``LONG_RANGE`` runs, on a terminal."""
     if not stream.isatty():
         return lambda done, total: None
-    started = datetime.now()
+    started = time.monotonic()
 
     def show(done: int, total: int) -> None:
         if total <= LONG_RANGE or (done % max(1, total // 200) and done != total):
             return
         filled = BAR_WIDTH * done // total
-        elapsed = (datetime.now() - started).total_seconds()
+        elapsed = time.monotonic() - started
         stream.write(
             f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total} runs {elapsed:.0f}s"
         )

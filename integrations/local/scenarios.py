@@ -1,7 +1,8 @@
 """Named incidents the built-in generator can stage: what a real system would log during each one.
 
 Every scenario writes its events over the minute before ``now`` (never after it), on one host
-(or, for ``web-5xx-burst``, one service across the web tier).
+(or, for ``web-5xx-burst`` and ``app-error-storm``, one service). The later ones are built in
+:mod:`integrations.local.more_scenarios`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from integrations.local import fleet
+from integrations.local import fleet, more_scenarios
 from integrations.local.events import Event
 from integrations.local.fleet import Logon
 
@@ -357,5 +358,6 @@ SCENARIOS: dict[str, Scenario] = {
             "",
             _iowait_write_burst,
         ),
+        *(Scenario(*spec) for spec in more_scenarios.SPECS),
     )
 }
