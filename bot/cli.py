@@ -233,7 +233,9 @@ def _validate(paths: Sequence[Path]) -> int:
     for missing in (p for p in rule_paths if not p.exists()):
         problems.append(f"{missing}: no such file or folder")
     shipped = settings.shipped_rules if settings else True
-    problems.extend(str(p) for p in validate_paths([p for p in rule_paths if p.exists()], shipped))
+    local_spl = settings is None or settings.search_backend == "local"
+    existing = [p for p in rule_paths if p.exists()]
+    problems.extend(str(p) for p in validate_paths(existing, shipped, local_spl=local_spl))
     if settings and settings.roles_file:
         from bot.authz import Roles
 

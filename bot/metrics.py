@@ -52,6 +52,19 @@ class Metrics:
             registry=r,
         )
         self.rca_queue = Gauge("bot_rca_queue_depth", "Incidents waiting for RCA", registry=r)
+        self.search = Gauge(
+            "bot_search_backend",
+            "Search backend figures (searches started, active, max_active, retries, relogins, "
+            "capped) since start",
+            ["figure"],
+            registry=r,
+        )
+        self.search_errors = Gauge(
+            "bot_search_backend_errors",
+            "Search failures by kind since start",
+            ["kind"],
+            registry=r,
+        )
 
     def delivered(self, surface: str, kind: str, age: float) -> None:
         self.outbox_delivered.labels(surface, kind).inc()

@@ -207,6 +207,12 @@ def _refresh_gauges(runtime: Runtime) -> None:
         )
     for state in State:
         runtime.metrics.incidents.labels(state.value).set(counts.get(state.value, 0))
+    counters = getattr(runtime.backend, "counters", None)
+    if counters is not None:
+        for figure in ("started", "active", "max_active", "retries", "relogins", "capped"):
+            runtime.metrics.search.labels(figure).set(getattr(counters, figure, 0))
+        for kind, count in getattr(counters, "errors", {}).items():
+            runtime.metrics.search_errors.labels(kind).set(count)
     stats = runtime.outbox.stats()
     runtime.metrics.outbox_depth.set(stats.pending)
     runtime.metrics.outbox_age.set(stats.oldest_age_s)

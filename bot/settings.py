@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.domain.durations import parse_duration
@@ -84,7 +92,7 @@ class Settings(BaseSettings):
     console_token: SecretStr | None = None
     retention_days: int = Field(default=30, ge=1)
     audit_retention_days: int = Field(default=365, ge=1)
-    search_backend: Literal["local"] = "local"
+    search_backend: Literal["local", "splunk"] = "local"
     generator: bool | None = None
     local_events_path: Path = Path("./data/events.db")
     log_format: Literal["text", "json"] = "text"
@@ -100,6 +108,18 @@ class Settings(BaseSettings):
     lease_ttl: Duration = timedelta(seconds=30)
     rca: Literal["heuristic", "off"] = "heuristic"
     rca_timeout: Duration = timedelta(seconds=30)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _splunk_when_configured(cls, data: Any) -> Any:
+        """``SPLUNK_HOST`` set and no backend chosen: search Splunk."""
+        if (
+            isinstance(data, dict)
+            and "search_backend" not in data
+            and os.environ.get("SPLUNK_HOST")
+        ):
+            return {**data, "search_backend": "splunk"}
+        return data
 
     @classmethod
     def settings_customise_sources(

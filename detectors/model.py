@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
@@ -77,6 +77,7 @@ class Rule(BaseModel):
     realert: Duration = timedelta(0)
     enabled: bool = True
     max_results: int = Field(default=10_000, ge=1, le=1_000_000)
+    search_mode: Literal["export", "job"] = "export"
     evidence_lines: int = Field(default=20, ge=0, le=1_000)
     resolve_after: int | None = Field(default=None, ge=1)
     source_file: str = ""

@@ -36,6 +36,7 @@ async def run_rule(
         earliest=window.start,
         latest=window.end,
         max_results=rule.max_results,
+        mode=rule.search_mode,
     )
     hits = await backend.search(query)
     link_of = getattr(backend, "search_link", None)

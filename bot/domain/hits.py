@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 
 class Severity(StrEnum):
@@ -39,6 +40,7 @@ class SearchQuery:
     earliest: datetime
     latest: datetime
     max_results: int = 10_000
+    mode: Literal["export", "job"] = "export"  # Splunk: streaming export or a normal job
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,263 @@
+"""Rules on Splunk: the bot's own cost per rule run, result parsing speed, concurrency, memory.
+
+500 rules (the shipped rules, cloned with new ids: threshold, frequency, stats pipelines,
+dedup/where/table, anomaly, …) run through the real ``run_rule`` and ``SplunkSearchBackend``
+against the loopback fake of splunkd (``tests/fakes/splunk.py``), which answers with the local
+SPL engine over two hours of generated fleet logs plus every staged scenario. The fake runs in
+this process; the bot side runs in child interpreters, so its figures are its own.
+
+* overhead per run = time in ``run_rule`` - time inside the backend's blocking search call (the
+  worker thread: HTTP, JSON parsing, building hits), rules run one after another;
+* rows/s = export result lines (100,000 rows, fetched once) parsed into hits, per second;
+* peak concurrent searches = the fake's own count, while 500 rules are started at once;
+* RSS over 10,000 rule runs (current resident set, after warm-up and at the end).
+
+    python bench/rules.py [--rules 500] [--runs 3] [--rss-runs 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import random
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from _common import emit, median, percentile, run_child, spread
+from pydantic import SecretStr
+
+from bot.redaction import Redactor
+from detectors.model import Rule
+from detectors.rules import load_rules
+from detectors.runner import run_rule
+from detectors.window import Window
+from integrations.local import Event
+from integrations.local.generator import Generator
+from integrations.local.scenarios import SCENARIOS
+from integrations.splunk import SplunkSearchBackend, SplunkSettings
+from integrations.splunk.results import read_results, to_hit
+from tests.fakes.splunk import FakeSplunk
+
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+TOKEN = "bench-token"
+BULK_ROWS = 100_000
+MAX_CONCURRENT = 3
+TARGET_OVERHEAD_P99_MS = 20.0
+TARGET_ROWS_PER_S = 50_000
+
+
+def make_rules(count: int) -> list[Rule]:
+    shipped = load_rules([])
+    return [
+        shipped[i % len(shipped)].model_copy(update={"id": f"{shipped[i % len(shipped)].id}-{i}"})
+        for i in range(count)
+    ]
+
+
+def window(rule: Rule) -> Window:
+    return Window.sliding(NOW, rule.window, previous_end=None)
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+# the bot side (child interpreter) -----------------------------------------------------------
+
+
+def backend(port: int) -> SplunkSearchBackend:
+    return SplunkSearchBackend(
+        SplunkSettings(
+            host="127.0.0.1",
+            port=port,
+            scheme="http",
+            token=SecretStr(TOKEN),
+            max_concurrent=MAX_CONCURRENT,
+            max_results=BULK_ROWS,
+        )
+    )
+
+
+async def overhead(port: int, rules: list[Rule]) -> dict[str, Any]:
+    splunk = backend(port)
+    redact = Redactor("balanced").redact
+    fired = 0
+    for rule in rules:  # warm-up: connections, parse caches, imports
+        fired += bool((await run_rule(rule, splunk, window(rule), redact)).alerts)
+    costs = []
+    for rule in rules:
+        blocked = splunk.counters.blocking_seconds
+        started = time.perf_counter()
+        await run_rule(rule, splunk, window(rule), redact)
+        elapsed = time.perf_counter() - started
+        costs.append((elapsed - (splunk.counters.blocking_seconds - blocked)) * 1000)
+    started = time.perf_counter()
+    async with asyncio.TaskGroup() as group:
+        for rule in rules:
+            group.create_task(run_rule(rule, splunk, window(rule), redact))
+    burst_s = time.perf_counter() - started
+    return {
+        "overhead_p50_ms": percentile(costs, 50),
+        "overhead_p99_ms": percentile(costs, 99),
+        "rules_fired": fired,
+        "burst_s": burst_s,
+        "max_active": splunk.counters.max_active,
+    }
+
+
+def parse_rate(port: int, repeats: int = 5) -> dict[str, Any]:
+    params = {
+        "search": "search index=bulk",
+        "output_mode": "json",
+        "earliest_time": str(int((NOW - timedelta(hours=1)).timestamp())),
+        "latest_time": str(int(NOW.timestamp())),
+    }
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/services/search/v2/jobs/export",
+        data=urlencode(params).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        body = response.read()
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = read_results(io.BytesIO(body), BULK_ROWS)  # type: ignore[arg-type]
+        hits = [to_hit(row, NOW) for row in result.rows]
+        rates.append(len(hits) / (time.perf_counter() - started))
+        if len(hits) != BULK_ROWS:
+            raise SystemExit(f"rules: expected {BULK_ROWS} rows, parsed {len(hits)}")
+    return {"rows_per_s": median(rates), "export_mib": len(body) / 2**20}
+
+
+async def memory(port: int, rules: list[Rule], runs: int) -> dict[str, Any]:
+    splunk = backend(port)
+    redact = Redactor("balanced").redact
+    batches = max(1, runs // len(rules))
+
+    async def batch() -> None:
+        async with asyncio.TaskGroup() as group:
+            for rule in rules:
+                group.create_task(run_rule(rule, splunk, window(rule), redact))
+
+    await batch()  # warm-up
+    start = rss_mib()
+    started = time.perf_counter()
+    for _ in range(batches):
+        await batch()
+    return {
+        "rss_start_mib": start,
+        "rss_end_mib": rss_mib(),
+        "runs": batches * len(rules),
+        "runs_per_s": batches * len(rules) / (time.perf_counter() - started),
+    }
+
+
+def child(args: argparse.Namespace) -> dict[str, Any]:
+    rules = make_rules(args.rules)
+    if args.mode == "rss":
+        return asyncio.run(memory(args.port, rules, args.rss_runs))
+    result = asyncio.run(overhead(args.port, rules))
+    result.update(parse_rate(args.port))
+    return result
+
+
+# the Splunk side (this process) -------------------------------------------------------------
+
+
+def seed(fake: FakeSplunk) -> int:
+    generator = Generator(fake.store, seed=11)
+    events = generator.noise(NOW, 2 * 3600)
+    for scenario in SCENARIOS.values():
+        events.extend(scenario.events(NOW - timedelta(minutes=1), random.Random(3)))
+    rng = random.Random(5)
+    events.extend(
+        Event(
+            time=NOW - timedelta(seconds=3000 * i / BULK_ROWS + 0.001),
+            raw=f"user=u{rng.randint(1, 999)} action=view item={i} ms={rng.randint(1, 900)}",
+            index="bulk",
+            sourcetype="bench",
+            host=f"app-{i % 7}",
+        )
+        for i in range(BULK_ROWS)
+    )
+    return fake.add_events(events)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rules", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=3, help="child runs to take medians over")
+    parser.add_argument("--rss-runs", type=int, default=10_000)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="overhead", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        emit(child(args))
+        return 0
+
+    with FakeSplunk(token=TOKEN) as fake:
+        seeded = seed(fake)
+        print(
+            f"rules: {args.rules} rules against the fake Splunk ({seeded} events), "
+            f"SPLUNK_MAX_CONCURRENT={MAX_CONCURRENT}, {args.runs} runs"
+        )
+        common = [f"--port={fake.port}", f"--rules={args.rules}"]
+        runs = []
+        for i in range(args.runs):
+            run = run_child(__file__, [*common, "--mode=overhead"])
+            runs.append(run)
+            print(
+                f"  run {i + 1}: overhead p50 {run['overhead_p50_ms']:.2f} ms, "
+                f"p99 {run['overhead_p99_ms']:.2f} ms; {run['rows_per_s']:,.0f} rows/s; "
+                f"{args.rules} rules at once in {run['burst_s']:.2f} s "
+                f"({run['rules_fired']} fired)"
+            )
+        rss = run_child(__file__, [*common, "--mode=rss", f"--rss-runs={args.rss_runs}"])
+        peak = fake.max_concurrent_seen
+
+    p50 = median([r["overhead_p50_ms"] for r in runs])
+    p99 = median([r["overhead_p99_ms"] for r in runs])
+    rows = median([r["rows_per_s"] for r in runs])
+    print(f"overhead per rule run, p50: {spread([r['overhead_p50_ms'] for r in runs], ' ms', 2)}")
+    print(f"overhead per rule run, p99: {spread([r['overhead_p99_ms'] for r in runs], ' ms', 2)}")
+    print(
+        f"export parsing: {spread([r['rows_per_s'] for r in runs], ' rows/s', 0)} "
+        f"({runs[0]['export_mib']:.1f} MiB for {BULK_ROWS:,} rows)"
+    )
+    print(f"peak concurrent searches seen by Splunk: {peak} (limit {MAX_CONCURRENT})")
+    print(
+        f"RSS over {rss['runs']:,} runs: {rss['rss_start_mib']:.1f} MiB -> "
+        f"{rss['rss_end_mib']:.1f} MiB ({rss['runs_per_s']:.0f} runs/s)"
+    )
+    print(
+        f"targets: overhead p99 <= {TARGET_OVERHEAD_P99_MS:.0f} ms "
+        f"({'met' if p99 <= TARGET_OVERHEAD_P99_MS else 'MISSED'}), "
+        f">= {TARGET_ROWS_PER_S:,} rows/s ({'met' if rows >= TARGET_ROWS_PER_S else 'MISSED'}), "
+        f"peak <= {MAX_CONCURRENT} ({'met' if peak <= MAX_CONCURRENT else 'MISSED'})"
+    )
+    emit(
+        {
+            "bench": "rules",
+            "overhead_p50_ms": round(p50, 3),
+            "overhead_p99_ms": round(p99, 3),
+            "rows_per_s": round(rows),
+            "max_concurrent_searches": peak,
+            "rss_start_mib": round(rss["rss_start_mib"], 1),
+            "rss_end_mib": round(rss["rss_end_mib"], 1),
+        }
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
