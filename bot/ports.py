@@ -49,6 +49,9 @@ class RcaContext:
 
     related: Sequence[Incident] = ()  # incidents co-firing on the same host or service
     query: str = ""
+    window: str = ""  # the rule's window, e.g. "5m"
+    timeline: Sequence[str] = ()  # recent timeline lines, oldest first
+    force: bool = False  # asked again by a person ("Re-analyse"): no cached answer
 
 
 class RcaEngine(Protocol):

@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     escalation: list[Escalation] = DEFAULT_ESCALATION
     schedule_jitter: Duration = timedelta(seconds=2)
     lease_ttl: Duration = timedelta(seconds=30)
-    rca: Literal["heuristic", "off"] = "heuristic"
+    rca: Literal["bedrock", "heuristic", "off"] = "heuristic"
     rca_timeout: Duration = timedelta(seconds=30)
 
     @model_validator(mode="before")

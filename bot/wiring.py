@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from bot.authz import Roles
 from bot.domain.card import CardOptions
+from bot.domain.durations import format_duration
 from bot.domain.incident import Command, CommandKind, State
 from bot.domain.rca import RcaReport, RcaStatus
 from bot.errors import BotError, Conflict, PermanentError, TransientError
@@ -47,6 +48,7 @@ from bot.store.db import check_connection, make_engine, migrate
 from bot.store.repo import INCIDENTS
 from detectors.model import Rule
 from detectors.rules import load_rules
+from integrations.bedrock import BedrockRcaEngine, load_bedrock_settings
 from integrations.console import ConsoleChatSurface
 from integrations.heuristic import HeuristicRcaEngine
 from integrations.local import EventStore, LocalSearchBackend
@@ -168,15 +170,27 @@ class Runtime:
             self.card_options,
             [(r.id, r.title, r.enabled) for r in self.rules],
         )
+        rca_timeout = settings.rca_timeout
         if rca is None:
-            rca = HeuristicRcaEngine() if settings.rca == "heuristic" else _OffRca()
+            if settings.rca == "bedrock":
+                bedrock = load_bedrock_settings()
+                rca = BedrockRcaEngine(bedrock, HeuristicRcaEngine(), self.redactor)
+                # a late Bedrock answer still leaves time for the heuristic fallback
+                rca_timeout = max(rca_timeout, bedrock.timeout + timedelta(seconds=5))
+            elif settings.rca == "heuristic":
+                rca = HeuristicRcaEngine()
+            else:
+                rca = _OffRca()
+        self.rca = rca
+        rule_context = {r.id: (r.query, format_duration(r.window)) for r in self.rules}
         self.enricher = Enricher(
             self.engine,
             rca,
             self.router,
             self.clock,
-            settings.rca_timeout,
+            rca_timeout,
             on_commit=self._changed,
+            rule_context=lambda rule_id: rule_context.get(rule_id, ("", "")),
         )
         self.runner = RuleRunner(
             self.engine,
@@ -226,6 +240,9 @@ class Runtime:
             self.leader = False
         if self.event_store is not None:
             self.event_store.close()
+        close = getattr(self.rca, "close", None)
+        if callable(close):
+            close()
         self.engine.dispose()
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -305,7 +322,8 @@ class Runtime:
         )
 
     def _ingested(self, result: IngestResult) -> None:
-        self.enricher.submit(result.new_or_reopened)
+        for incident_id in result.new_or_reopened:
+            self.enricher.submit([incident_id], severity_rank=result.ranks.get(incident_id, 2))
         if result.messages:
             self.outbox.wake()
         for incident_id in result.updated:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -30,3 +31,4 @@ class RcaReport:
     confidence: float = 0.0
     engine: str = ""
     suggested_playbook: str | None = None
+    meta: Mapping[str, str] = field(default_factory=dict)  # for the audit chain

@@ -8,6 +8,7 @@ incident whose analysis was pending when the process stopped is queued again at 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -16,17 +17,20 @@ from datetime import timedelta
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from bot.domain.hits import Evidence
 from bot.domain.incident import Incident
 from bot.domain.rca import RcaReport, RcaStatus
 from bot.pipeline.notify import MessageKind, Router, message
 from bot.ports import Clock, RcaContext, RcaEngine
 from bot.store.cards import rca_to_json
 from bot.store.repo import (
+    AUDIT,
     INCIDENTS,
     OUTBOX,
     TIMELINE,
     evidence_of,
     insert_ignore,
+    timeline_of,
     to_incident,
 )
 
@@ -44,24 +48,29 @@ class Enricher:
         timeout: timedelta,
         on_commit: Callable[[], None] = lambda: None,
         workers: int = 4,
+        rule_context: Callable[[str], tuple[str, str]] = lambda rule_id: ("", ""),
     ) -> None:
+        self._rule_context = rule_context  # rule id -> (query, window)
         self._engine = engine
         self._rca = rca
         self._router = router
         self._clock = clock
         self._timeout = timeout.total_seconds()
         self._on_commit = on_commit
-        self._queue: asyncio.Queue[int] = asyncio.Queue()
+        # most severe first, then oldest: in a storm the critical incidents are explained first
+        self._queue: asyncio.PriorityQueue[tuple[int, int]] = asyncio.PriorityQueue()
         self._workers = workers
         self._forced: set[int] = set()
         self.done = 0
 
-    def submit(self, incident_ids: Iterable[int], force: bool = False) -> None:
+    def submit(
+        self, incident_ids: Iterable[int], force: bool = False, severity_rank: int = 2
+    ) -> None:
         """Queue incidents for analysis; ``force`` asks again even if an answer is cached."""
         for incident_id in incident_ids:
             if force:
                 self._forced.add(incident_id)
-            self._queue.put_nowait(incident_id)
+            self._queue.put_nowait((0 if force else severity_rank, incident_id))
 
     @property
     def depth(self) -> int:
@@ -78,7 +87,7 @@ class Enricher:
         while not stop.is_set():
             try:
                 async with asyncio.timeout(0.5):
-                    incident_id = await self._queue.get()
+                    _, incident_id = await self._queue.get()
             except TimeoutError:
                 continue
             try:
@@ -90,13 +99,17 @@ class Enricher:
         loaded = await asyncio.to_thread(self._load, incident_id)
         if loaded is None:
             return None
-        incident, evidence, related, query = loaded
+        incident, evidence, related, timeline = loaded
+        query, window = self._rule_context(incident.rule_id)
+        force = incident_id in self._forced
+        self._forced.discard(incident_id)
+        context = RcaContext(
+            related=related, query=query, window=window, timeline=timeline, force=force
+        )
         started = self._clock.now()
         try:
             async with asyncio.timeout(self._timeout):
-                report = await self._rca.explain(
-                    incident, evidence, RcaContext(related=related, query=query)
-                )
+                report = await self._rca.explain(incident, evidence, context)
         except TimeoutError:
             report = RcaReport(
                 RcaStatus.UNAVAILABLE, f"analysis timed out after {self._timeout:.0f}s"
@@ -119,7 +132,9 @@ class Enricher:
                 )
             ]
 
-    def _load(self, incident_id: int) -> tuple[Incident, tuple, tuple, str] | None:  # type: ignore[type-arg]
+    def _load(
+        self, incident_id: int
+    ) -> tuple[Incident, tuple[Evidence, ...], tuple[Incident, ...], tuple[str, ...]] | None:
         with Session(self._engine) as session:
             row = session.execute(select(INCIDENTS).where(INCIDENTS.c.id == incident_id)).first()
             if row is None:
@@ -139,7 +154,9 @@ class Enricher:
                 .limit(10)
             )
             related = tuple(to_incident(r) for r in related_rows)
-        return incident, evidence, related, ""
+            lines = timeline_of(session, incident_id)[-20:]
+            timeline = tuple(f"{t.at:%H:%M:%S} {t.kind}: {t.text}" for t in lines)
+        return incident, evidence, related, timeline
 
     def _store(self, incident: Incident, report: RcaReport, elapsed: float) -> None:
         now = self._clock.now()
@@ -151,7 +168,9 @@ class Enricher:
                 update(INCIDENTS)
                 .where(INCIDENTS.c.id == incident.id)
                 .values(
-                    rca_status=report.status.value, rca_json=rca_to_json(report), updated_at=now
+                    rca_status=report.status.value,
+                    rca_json=rca_to_json(replace(report, meta={})),
+                    updated_at=now,
                 )
             )
             conn.execute(
@@ -164,6 +183,31 @@ class Enricher:
                         "surface": "pipeline",
                         "kind": "rca",
                         "text": text,
+                    }
+                ],
+            )
+            # the audit chain keeps what was asked and answered (prompt hash, model, tokens,
+            # latency, the parsed answer), never the evidence itself
+            detail = (
+                json.dumps(dict(report.meta), sort_keys=True)
+                if report.meta
+                else f"{report.status.value} in {elapsed:.1f}s"
+            )
+            conn.execute(
+                AUDIT.insert(),
+                [
+                    {
+                        "at": now,
+                        "actor": f"rca:{engine_name}",
+                        "surface": "pipeline",
+                        "action": "rca",
+                        "incident_id": incident.id,
+                        "before_state": "",
+                        "after_state": "",
+                        "reason": report.status.value,
+                        "result": "applied",
+                        "detail": detail,
+                        "correlation_id": "",
                     }
                 ],
             )

@@ -58,6 +58,7 @@ class IngestResult:
     held_by_realert: list[int] = field(default_factory=list)
     paged: list[int] = field(default_factory=list)
     messages: int = 0
+    ranks: dict[int, int] = field(default_factory=dict)  # severity rank of new/reopened ones
 
     @property
     def new_or_reopened(self) -> list[int]:
@@ -198,6 +199,7 @@ def ingest(
         incident = incident_of[batch.key]
         targets = policy.router.targets(incident)
         if incident.id in fresh:
+            result.ranks[incident.id] = incident.severity.rank
             silence = muting_silence(silences, labels_of(batch.head), now)
             if silence is not None:
                 result.muted.append(incident.id)

@@ -33,6 +33,7 @@ def rca_from_json(text: str | None) -> RcaReport | None:
         confidence=float(data.get("confidence", 0.0)),
         engine=data.get("engine", ""),
         suggested_playbook=data.get("suggested_playbook"),
+        meta=dict(data.get("meta", {})),
     )
 
 
