@@ -258,6 +258,8 @@ class Interactions:
                 return []
             self._arm(conn, incident, rule.channel, now, now, paged=True)
             return page_messages(incident, policy, PageAction.TRIGGER, rule.channel, change_id, now)
+        if row.state == incident.state.value:
+            return []  # no state change (a comment, an assignment): nothing to tell the pager
         return follow_state(
             incident, row.page_ref, channel, policy, command.surface, change_id, now
         )

@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, select
 
 from bot.store.repo import ALERTS, AUDIT, CARD_REFS, INCIDENTS, OUTBOX, TIMELINE
-from bot.store.tables import IdempotencyRow
+from bot.store.tables import IdempotencyRow, WebhookEventRow
 
 log = logging.getLogger(__name__)
 IDEMPOTENCY = IdempotencyRow.__table__  # type: ignore[attr-defined]
+WEBHOOK_EVENTS = WebhookEventRow.__table__  # type: ignore[attr-defined]
 IDEMPOTENCY_DAYS = 7
 
 
@@ -43,6 +44,11 @@ def purge(engine: Engine, now: datetime, retention_days: int, audit_days: int) -
         conn.execute(
             delete(IDEMPOTENCY).where(
                 IDEMPOTENCY.c.created_at < now - timedelta(days=IDEMPOTENCY_DAYS)
+            )
+        )
+        conn.execute(
+            delete(WEBHOOK_EVENTS).where(
+                WEBHOOK_EVENTS.c.received_at < now - timedelta(days=IDEMPOTENCY_DAYS)
             )
         )
         audit = conn.execute(

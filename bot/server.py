@@ -195,6 +195,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         )
 
     app.include_router(make_router(runtime, caller))
+    for router in runtime.webhook_routers():
+        app.include_router(router)
     app.include_router(make_console(runtime, caller))
     app.mount("/static", static_files(), name="static")
     return app

@@ -54,6 +54,12 @@ from integrations.heuristic import HeuristicRcaEngine
 from integrations.local import EventStore, LocalSearchBackend
 from integrations.local.generator import Generator
 from integrations.local.snapshots import ingest_snapshot
+from integrations.pagerduty import (
+    PagerDutyPager,
+    PagerDutySettings,
+    load_pagerduty_settings,
+    webhook_router,
+)
 from integrations.splunk import SplunkSearchBackend, load_splunk_settings
 
 log = logging.getLogger(__name__)
@@ -115,7 +121,15 @@ class Runtime:
         self.metrics = Metrics()
         self.broadcaster = Broadcaster()
         self.splunk = load_splunk_settings() if settings.search_backend == "splunk" else None
-        secrets = [*settings.secret_values(), *(self.splunk.secret_values() if self.splunk else [])]
+        self.pagerduty: PagerDutySettings | None = None
+        if PagerDutySettings().enabled:
+            paging = {e.routing for e in settings.escalation if e.after is not None}
+            self.pagerduty = load_pagerduty_settings(channels=paging)
+        secrets = [
+            *settings.secret_values(),
+            *(self.splunk.secret_values() if self.splunk else []),
+            *(self.pagerduty.secret_values() if self.pagerduty else []),
+        ]
         self.redactor = Redactor(settings.redaction_mode, secrets)
         self.roles = (
             Roles.load(settings.roles_file) if settings.roles_file else Roles.embedded_default()
@@ -138,7 +152,9 @@ class Runtime:
         self.backend = backend
         # the generator answers `simulate` even when its background scenarios are off
         self.generator = Generator(self.event_store) if self.event_store is not None else None
-        self.pagers: dict[str, Pager] = {}
+        self.pagers: dict[str, Pager] = (
+            {"pagerduty": PagerDutyPager(self.pagerduty)} if self.pagerduty else {}
+        )
         self.escalation = build_escalation(settings, self.pagers)
         self.card_options = CardOptions(
             settings.console_url, escalate=bool(self.pagers), reanalyse=settings.rca != "off"
@@ -148,9 +164,13 @@ class Runtime:
             self.surfaces,
             self.clock,
             self.card_options,
-            settings.outbox_rate_limits,
+            {
+                **(self.pagerduty.outbox_rate_limit() if self.pagerduty else {}),
+                **settings.outbox_rate_limits,
+            },
             settings.outbox_max_attempts,
             on_delivered=self.metrics.delivered,
+            pagers=self.pagers,
         )
         self.interactions = Interactions(
             self.engine,
@@ -240,9 +260,10 @@ class Runtime:
             self.leader = False
         if self.event_store is not None:
             self.event_store.close()
-        close = getattr(self.rca, "close", None)
-        if callable(close):
-            close()
+        for closable in (self.rca, *self.pagers.values()):
+            close = getattr(closable, "close", None)
+            if callable(close):
+                close()
         self.engine.dispose()
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -360,6 +381,13 @@ class Runtime:
                 continue
         return expired
 
+    def webhook_routers(self) -> list[Any]:
+        """HTTP routes of the integrations that receive calls (mounted by the server)."""
+        routers = []
+        if self.pagerduty is not None and self.pagerduty.webhook_secrets:
+            routers.append(webhook_router(self.pagerduty, self.operations, self.engine, self.clock))
+        return routers
+
     async def ingest_snapshot(self, payload: object) -> int:
         """An endpoint snapshot into the local backend (PermanentError names bad fields)."""
         if self.event_store is None:
@@ -410,6 +438,8 @@ class Runtime:
         checks["search"] = await self._search_health()
         for name, surface in self.surfaces.items():
             checks[f"surface:{name}"] = await _checked(surface.check())
+        for name, pager in self.pagers.items():
+            checks[f"pager:{name}"] = await _checked(pager.check())
         worst = max(
             (c.status for c in checks.values()),
             key=[HealthStatus.OK, HealthStatus.DEGRADED, HealthStatus.DOWN].index,
