@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_rule_tools(sub)
 
+    package = sub.add_parser(
+        "teams-package", help="build the Teams app package (manifest and icons) to upload"
+    )
+    package.add_argument("--out", type=Path, default=Path("."), help="folder for the zip")
+
     incidents = sub.add_parser("incidents", help="list, show and act on incidents")
     isub = incidents.add_subparsers(dest="action", metavar="ACTION", required=True)
     lst = isub.add_parser("list", help="list incidents (active ones by default)")
@@ -310,7 +315,6 @@ async def _incidents(settings: Settings, args: argparse.Namespace) -> int:
     from bot.store.db import check_connection, make_engine, migrate
     from bot.store.repo import IncidentFilter, list_incidents
     from bot.wiring import build_router
-    from integrations.console import ConsoleChatSurface
 
     engine = make_engine(settings.database_url)
     check_connection(engine)
@@ -340,10 +344,8 @@ async def _incidents(settings: Settings, args: argparse.Namespace) -> int:
             _print_detail(detail)
         return EXIT_OK
 
-    from bot.events import Broadcaster
-
     roles = Roles.load(settings.roles_file) if settings.roles_file else Roles.embedded_default()
-    router = build_router(settings, {"console": ConsoleChatSurface(Broadcaster())})
+    router = build_router(settings, {"console": "console"})
     interactions = Interactions(engine, roles, router, SystemClock())
     actor = f"cli:{getpass.getuser()}"
     kinds = {

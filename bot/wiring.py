@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -19,7 +20,7 @@ from bot.domain.card import CardOptions
 from bot.domain.durations import format_duration
 from bot.domain.incident import Command, CommandKind, State
 from bot.domain.rca import RcaReport, RcaStatus
-from bot.errors import BotError, Conflict, PermanentError, TransientError
+from bot.errors import BotError, ConfigError, Conflict, PermanentError, TransientError
 from bot.events import Broadcaster, Change
 from bot.interactions import Interactions
 from bot.metrics import Metrics
@@ -61,6 +62,8 @@ from integrations.pagerduty import (
     webhook_router,
 )
 from integrations.splunk import SplunkSearchBackend, load_splunk_settings
+from integrations.teams import TeamsIntegration, TeamsSettings, build_teams, load_teams_settings
+from integrations.teams.package import build_package
 
 log = logging.getLogger(__name__)
 SCHEDULER_LEASE = "scheduler"
@@ -77,7 +80,9 @@ class DatabaseStatus:
     reason: str = "connecting"
 
 
-def build_router(settings: Settings, surfaces: Mapping[str, ChatSurface]) -> Router:
+def build_router(settings: Settings, defaults: Mapping[str, str]) -> Router:
+    """Routes from settings for the surfaces in use; ``defaults`` maps each surface to its
+    default channel (empty: only routed incidents go there)."""
     rules = tuple(
         RouteRule(
             Target(r.surface, r.channel),
@@ -86,10 +91,9 @@ def build_router(settings: Settings, surfaces: Mapping[str, ChatSurface]) -> Rou
             frozenset(r.service),
         )
         for r in settings.routes
-        if r.surface in surfaces
+        if r.surface in defaults
     )
-    defaults = tuple(Target(name, name) for name in surfaces if name == "console")
-    return Router(rules, defaults)
+    return Router(rules, tuple(Target(name, ch) for name, ch in defaults.items() if ch))
 
 
 def build_escalation(settings: Settings, pagers: Mapping[str, Pager]) -> EscalationPolicy | None:
@@ -105,6 +109,14 @@ def build_escalation(settings: Settings, pagers: Mapping[str, Pager]) -> Escalat
     return EscalationPolicy(next(iter(pagers)), rules)
 
 
+def build_teams_package(settings: Settings, out: Path) -> Path:
+    """The Teams app package (manifest and icons) to upload in Teams."""
+    teams = TeamsSettings()
+    if not teams.app_id:
+        raise ConfigError("TEAMS_APP_ID: required to build the Teams app package")
+    return build_package(teams.app_id, out, settings.console_url)
+
+
 class Runtime:
     """Everything one bot process runs; ``start``/``stop`` bracket its life."""
 
@@ -115,7 +127,12 @@ class Runtime:
         backend: SearchBackend | None = None,
         rca: RcaEngine | None = None,
         rules: list[Rule] | None = None,
+        teams: TeamsSettings | None = None,
+        teams_tokens: Any = None,
     ) -> None:
+        """Integrations are built from their own settings (``SPLUNK_*``, ``TEAMS_*``, …);
+        tests may hand in a search backend, an RCA engine, rules, Teams settings and a Teams
+        token provider instead."""
         self.settings = settings
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
@@ -125,8 +142,10 @@ class Runtime:
         if PagerDutySettings().enabled:
             paging = {e.routing for e in settings.escalation if e.after is not None}
             self.pagerduty = load_pagerduty_settings(channels=paging)
+        self.teams_settings = (teams or load_teams_settings()).validate_for_host(settings.http_host)
         secrets = [
             *settings.secret_values(),
+            *self.teams_settings.secret_values(),
             *(self.splunk.secret_values() if self.splunk else []),
             *(self.pagerduty.secret_values() if self.pagerduty else []),
         ]
@@ -137,12 +156,19 @@ class Runtime:
         self.rules = (
             rules
             if rules is not None
-            else load_rules(settings.rule_paths, include_shipped=settings.shipped_rules)
+            else load_rules(
+                settings.rule_paths,
+                include_shipped=settings.shipped_rules,
+                local_spl=settings.search_backend == "local",
+            )
         )
         self.engine = make_engine(settings.database_url)
         self.db = DatabaseStatus()
         self.surfaces: dict[str, ChatSurface] = {"console": ConsoleChatSurface(self.broadcaster)}
-        self.router = build_router(settings, self.surfaces)
+        defaults = {"console": "console"}
+        if self.teams_settings.enabled:
+            defaults["teams"] = self.teams_settings.default_channel
+        self.router = build_router(settings, defaults)
         self.event_store: EventStore | None = None
         if backend is None and self.splunk is not None:
             backend = SplunkSearchBackend(self.splunk, clock=self.clock)
@@ -158,19 +184,6 @@ class Runtime:
         self.escalation = build_escalation(settings, self.pagers)
         self.card_options = CardOptions(
             settings.console_url, escalate=bool(self.pagers), reanalyse=settings.rca != "off"
-        )
-        self.outbox = OutboxWorker(
-            self.engine,
-            self.surfaces,
-            self.clock,
-            self.card_options,
-            {
-                **(self.pagerduty.outbox_rate_limit() if self.pagerduty else {}),
-                **settings.outbox_rate_limits,
-            },
-            settings.outbox_max_attempts,
-            on_delivered=self.metrics.delivered,
-            pagers=self.pagers,
         )
         self.interactions = Interactions(
             self.engine,
@@ -189,6 +202,30 @@ class Runtime:
             self.clock,
             self.card_options,
             [(r.id, r.title, r.enabled) for r in self.rules],
+        )
+        self.teams: TeamsIntegration | None = None
+        if self.teams_settings.enabled:
+            self.teams = build_teams(
+                self.teams_settings,
+                self.operations,
+                self.engine,
+                settings.console_url,
+                self.clock,
+                token_provider=teams_tokens,
+            )
+            self.surfaces["teams"] = self.teams.surface
+        self.outbox = OutboxWorker(
+            self.engine,
+            self.surfaces,
+            self.clock,
+            self.card_options,
+            {
+                **(self.pagerduty.outbox_rate_limit() if self.pagerduty else {}),
+                **settings.outbox_rate_limits,
+            },
+            settings.outbox_max_attempts,
+            on_delivered=self.metrics.delivered,
+            pagers=self.pagers,
         )
         rca_timeout = settings.rca_timeout
         if rca is None:
@@ -384,6 +421,8 @@ class Runtime:
     def webhook_routers(self) -> list[Any]:
         """HTTP routes of the integrations that receive calls (mounted by the server)."""
         routers = []
+        if self.teams is not None:
+            routers.append(self.teams.router)
         if self.pagerduty is not None and self.pagerduty.webhook_secrets:
             routers.append(webhook_router(self.pagerduty, self.operations, self.engine, self.clock))
         return routers

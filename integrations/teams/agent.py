@@ -1,0 +1,290 @@
+"""Inbound Teams traffic: ``POST /api/messages`` through the Agents SDK's FastAPI hosting.
+
+Only this route checks the Bot Connector's JWT (the rest of the bot's HTTP server has its own
+authentication). Four kinds of activity matter:
+
+* ``conversationUpdate`` / ``installationUpdate``: the app was added to (or removed from) a
+  team or chat: remember (or forget) where to post, and say which routing key it got;
+* ``message``: a text command (see :mod:`integrations.teams.commands`), answered in a reply;
+* ``invoke`` named ``adaptiveCard/action``: a card button (``Action.Execute``). The command
+  runs as ``teams:<AAD object id>`` and the HTTP 200 answer carries the refreshed card (for
+  the person who clicked; everyone else's copy is updated through the outbox). A refusal
+  (role, illegal transition) answers with the card and the reason above it.
+
+Handlers parse, build a command and hand it to :class:`~bot.operations.Operations`; they hold
+no business logic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from jwt import PyJWTError
+from microsoft_agents.activity import (
+    Activity,
+    ActivityTypes,
+    AdaptiveCardInvokeResponse,
+    ContentTypes,
+    InvokeResponse,
+)
+from microsoft_agents.hosting.core import (
+    AgentApplication,
+    AgentAuthConfiguration,
+    ApplicationOptions,
+    ClaimsIdentity,
+    Connections,
+    JwtTokenValidator,
+    MemoryStorage,
+    TurnContext,
+    TurnState,
+)
+from microsoft_agents.hosting.core.authorization import AuthenticationConstants
+from microsoft_agents.hosting.fastapi import CloudAdapter, start_agent_process
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.domain.card import ActionKind
+from bot.domain.durations import parse_duration
+from bot.domain.incident import Command, CommandKind
+from bot.errors import BotError, NotFound
+from bot.operations import Operations
+from integrations.teams.commands import TeamsCommands, parse
+from integrations.teams.conversations import (
+    ConversationStore,
+    channel_data,
+    channel_key,
+    reference_of,
+)
+from integrations.teams.render import CUSTOM, render_card, render_notice
+from integrations.teams.surface import card_activity, text_activity
+
+log = logging.getLogger(__name__)
+
+ROUTE = "/api/messages"
+SURFACE = "teams"
+ACTION_VERBS = tuple(kind for kind in ActionKind if kind is not ActionKind.VIEW)
+CHANNEL_SAVED = frozenset({"channelCreated", "channelRenamed", "channelRestored"})
+STALE_CARD = "This card is out of date or damaged; open the incident in the console."
+
+
+class ActionData(BaseModel):
+    """What an ``Action.Execute`` sends: the card's data plus the inputs of its form."""
+
+    model_config = ConfigDict(extra="forbid")
+    incident_id: int = Field(ge=1)
+    version: str = Field(default="", max_length=64)
+    note: str = Field(default="", max_length=2000)
+    duration: str = Field(default="", max_length=32)
+    custom_duration: str = Field(default="", max_length=32)
+    reason: str = Field(default="", max_length=2000)
+
+
+def actor_of(activity: Activity) -> str:
+    """``teams:<AAD object id>`` (the identity the roles file names)."""
+    who = activity.from_property
+    ident = (who.aad_object_id or who.id) if who else None
+    return f"teams:{ident or 'unknown'}"
+
+
+def command_for(kind: ActionKind, data: ActionData, actor: str, key: str) -> Command:
+    """The command a card button stands for; raise ValueError for a bad custom duration."""
+    duration: timedelta | None = None
+    if kind is ActionKind.SUPPRESS:
+        text = data.custom_duration if data.duration == CUSTOM else data.duration
+        duration = parse_duration(text) if text.strip() else None
+    return Command(
+        kind=CommandKind(kind.value),
+        actor=actor,
+        surface=SURFACE,
+        duration=duration,
+        reason=data.reason.strip() if kind is ActionKind.SUPPRESS else "",
+        note=data.note.strip() if kind is ActionKind.RESOLVE else "",
+        idempotency_key=key,
+    )
+
+
+class TeamsAgent:
+    """The SDK application behind ``/api/messages``."""
+
+    def __init__(
+        self,
+        auth: AgentAuthConfiguration,
+        connections: Connections,
+        operations: Operations,
+        conversations: ConversationStore,
+        commands: TeamsCommands,
+    ) -> None:
+        self._auth = auth
+        self._operations = operations
+        self._conversations = conversations
+        self._commands = commands
+        self.adapter = CloudAdapter(connection_manager=connections)
+        self.adapter.on_turn_error = self._on_turn_error
+        self.app = AgentApplication[TurnState](
+            ApplicationOptions(
+                storage=MemoryStorage(),
+                bot_app_id=auth.CLIENT_ID or "",
+                start_typing_timer=False,
+                remove_recipient_mention=True,
+            ),
+            connection_manager=connections,
+        )
+        self.app.activity(ActivityTypes.conversation_update)(self._on_conversation_update)
+        self.app.activity(ActivityTypes.installation_update)(self._on_installation_update)
+        self.app.message()(self._on_message)
+        for kind in ACTION_VERBS:
+            self.app.adaptive_card.action_execute(kind.value)(self._action_handler(kind))
+
+    # HTTP -------------------------------------------------------------------------------------
+
+    def router(self) -> APIRouter:
+        router = APIRouter()
+
+        @router.post(ROUTE, include_in_schema=False)
+        async def messages(request: Request) -> Response:
+            identity = await self._authorize(request.headers.get("Authorization"))
+            if isinstance(identity, Response):
+                return identity
+            request.state.claims_identity = identity
+            try:
+                response = await start_agent_process(request, self.app, self.adapter)
+            except ValidationError:
+                return JSONResponse({"error": "not a Bot Framework activity"}, status_code=400)
+            return response if response is not None else Response(status_code=202)
+
+        return router
+
+    async def _authorize(self, header: str | None) -> ClaimsIdentity | Response:
+        """The caller's identity from the Bot Connector's token (or, anonymously, the app's)."""
+        if not header:
+            if self._auth.ANONYMOUS_ALLOWED:
+                # outbound calls still carry the bot's own token, as they would in production
+                app_id = self._auth.CLIENT_ID or ""
+                claims = {
+                    AuthenticationConstants.AUDIENCE_CLAIM: app_id,
+                    AuthenticationConstants.APP_ID_CLAIM: app_id,
+                }
+                return ClaimsIdentity(claims, authentication_type="anonymous")
+            return JSONResponse({"error": "Authorization header not found"}, status_code=401)
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return JSONResponse({"error": "Invalid authorization header format"}, status_code=401)
+        try:
+            return await JwtTokenValidator(self._auth).validate_token(token.strip())
+        except (PyJWTError, ValueError) as exc:
+            log.warning("Teams request refused: %s", type(exc).__name__)
+            return JSONResponse({"error": "Invalid token"}, status_code=401)
+
+    # activities -------------------------------------------------------------------------------
+
+    async def _on_conversation_update(self, context: TurnContext, state: TurnState) -> None:
+        activity = context.activity
+        bot_id = activity.recipient.id if activity.recipient else None
+        added = any(m.id == bot_id for m in activity.members_added or [])
+        removed = any(m.id == bot_id for m in activity.members_removed or [])
+        event = channel_data(activity).event_type or ""
+        if removed or event == "channelDeleted":
+            await self._conversations.forget(reference_of(activity).conversation.id)
+            return
+        if not (added or event in CHANNEL_SAVED):
+            return
+        key = channel_key(activity)
+        await self._conversations.save(key, reference_of(activity))
+        log.info("Teams conversation stored as %r", key)
+        if added:
+            await context.send_activity(
+                text_activity(
+                    f"Incident bot is here. Route incident cards to this conversation with the "
+                    f"key {key!r} (TEAMS_DEFAULT_CHANNEL or a route). Type help for commands."
+                )
+            )
+
+    async def _on_installation_update(self, context: TurnContext, state: TurnState) -> None:
+        activity = context.activity
+        action = activity.action or ""
+        if action.startswith("remove"):
+            await self._conversations.forget(reference_of(activity).conversation.id)
+        elif action.startswith("add"):
+            await self._conversations.save(channel_key(activity), reference_of(activity))
+
+    async def _on_message(self, context: TurnContext, state: TurnState) -> None:
+        activity = context.activity
+        where = await self._conversations.key_of(reference_of(activity).conversation.id)
+        if where is None:
+            where = channel_key(activity)
+            await self._conversations.save(where, reference_of(activity))
+        command = parse(activity.text or "")
+        answer = await self._commands.answer(command, actor_of(activity), activity.id or "", where)
+        if answer.card is not None:
+            await context.send_activity(card_activity(answer.card))
+        else:
+            await context.send_activity(text_activity(answer.text))
+
+    def _action_handler(
+        self, kind: ActionKind
+    ) -> Callable[[TurnContext, TurnState, Any], Awaitable[AdaptiveCardInvokeResponse]]:
+        async def handle(
+            context: TurnContext, state: TurnState, data: Any
+        ) -> AdaptiveCardInvokeResponse:
+            return await self._on_action(kind, context.activity, data)
+
+        return handle
+
+    async def _on_action(
+        self, kind: ActionKind, activity: Activity, data: Any
+    ) -> AdaptiveCardInvokeResponse:
+        try:
+            payload = ActionData.model_validate(data)
+        except ValidationError:
+            return _card_response(render_notice(STALE_CARD))
+        key = f"teams:{activity.id}:{kind.value}:{payload.version}"
+        notice = ""
+        try:
+            command = command_for(kind, payload, actor_of(activity), key)
+            await self._operations.execute(payload.incident_id, command)
+        except ValueError as exc:  # a custom duration that does not parse
+            notice = str(exc)
+        except NotFound as exc:
+            return _card_response(render_notice(str(exc)))
+        except BotError as exc:  # refused: role, illegal transition, …; audited by the core
+            notice = str(exc)
+        try:
+            card = await self._operations.card(payload.incident_id)
+        except NotFound as exc:
+            return _card_response(render_notice(str(exc)))
+        return _card_response(render_card(card, notice))
+
+    async def _on_turn_error(self, context: TurnContext, error: Exception) -> None:
+        log.error(
+            "Teams %s activity failed: %s",
+            context.activity.type if context.activity else "?",
+            error,
+            exc_info=error,
+        )
+        text = "Something went wrong on the bot's side; the details are in its log."
+        try:
+            if context.activity is not None and context.activity.type == ActivityTypes.invoke:
+                body = _card_response(render_notice(text)).model_dump(
+                    mode="json", by_alias=True, exclude_none=True
+                )
+                await context.send_activity(
+                    Activity(
+                        type=ActivityTypes.invoke_response,
+                        value=InvokeResponse(status=int(HTTPStatus.OK), body=body),
+                    )
+                )
+            else:
+                await context.send_activity(text_activity(text))
+        except Exception as again:  # the connector may be what failed; the log has the cause
+            log.warning("could not tell the Teams user about the failure: %s", again)
+
+
+def _card_response(content: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+    return AdaptiveCardInvokeResponse(
+        status_code=int(HTTPStatus.OK), type=ContentTypes.adaptive_card, value=content
+    )

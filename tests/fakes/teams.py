@@ -1,0 +1,294 @@
+"""A loopback Bot Connector (the service behind an activity's ``serviceUrl``) and Teams payloads.
+
+:class:`FakeBotConnector` serves the calls a bot makes on 127.0.0.1:
+
+* ``POST /v3/conversations`` (create a conversation),
+* ``POST /v3/conversations/{id}/activities`` (a new message),
+* ``POST /v3/conversations/{id}/activities/{activityId}`` (a reply in a thread),
+* ``PUT /v3/conversations/{id}/activities/{activityId}`` (an update in place),
+
+records each one with its ``Authorization`` header, answers 401 without a bearer token, and
+answers a queued failure (429, 412, 502 … with ``Retry-After``) when a test asks for one.
+
+:func:`teams_activity` loads a Teams payload from ``tests/fixtures/teams/activities/`` (shaped
+like what Teams sends) and points it at the fake. :class:`StaticTokenProvider` stands in for
+MSAL, and :func:`teams_bot` runs the bot with Teams wired in against the fake.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiohttp import web
+from azure.core.credentials_async import AsyncTokenCredential
+from microsoft_agents.hosting.core import AccessTokenProviderBase, AgentAuthConfiguration
+from pydantic import SecretStr
+
+from bot.outbox import OutboxWorker
+from bot.pipeline.ingest import IngestPolicy
+from bot.pipeline.notify import Router
+from bot.ports import Clock
+from bot.server import create_app
+from bot.settings import load_settings
+from bot.wiring import Runtime
+from integrations.teams import TeamsIntegration, TeamsSettings
+
+ACTIVITIES = Path(__file__).resolve().parent.parent / "fixtures" / "teams" / "activities"
+APP_ID = "9d3a1f6e-4b2c-4e8d-a1f0-6c5b4a3d2e1f"  # the bot in the recorded activities
+TENANT_ID = "5e1b7c9d-2f4a-4b6c-8d0e-1f3a5b7c9d0e"
+CONNECTOR_TOKEN = "connector-token-for-tests"
+PASSWORD = "app-password-never-used-with-a-token-provider"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorCall:
+    method: str
+    kind: str  # create | post | reply | update, or refused-<kind> when the fake said no
+    conversation_id: str
+    activity_id: str | None
+    authorization: str | None
+    body: dict[str, Any]
+
+    @property
+    def card(self) -> dict[str, Any] | None:
+        """The Adaptive Card the activity carries, if any."""
+        for attachment in self.body.get("attachments") or []:
+            if attachment.get("contentType") == "application/vnd.microsoft.card.adaptive":
+                content: dict[str, Any] = attachment["content"]
+                return content
+        return None
+
+    @property
+    def text(self) -> str:
+        return str(self.body.get("text") or "")
+
+
+@dataclass
+class FakeBotConnector:
+    require_token: bool = True
+    calls: list[ConnectorCall] = field(default_factory=list)
+    failures: deque[tuple[int, dict[str, str]]] = field(default_factory=deque)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1700000000001))
+    _runner: web.AppRunner | None = None
+    _port: int = 0
+
+    @property
+    def url(self) -> str:
+        """The ``serviceUrl`` to put in activities (with its trailing slash, like Teams)."""
+        return f"http://127.0.0.1:{self._port}/teams/"
+
+    async def start(self) -> FakeBotConnector:
+        app = web.Application()
+        base = "/teams/v3/conversations"
+        app.router.add_post(base, self._create)
+        app.router.add_post(base + "/{conversation}/activities", self._post)
+        app.router.add_post(base + "/{conversation}/activities/{activity}", self._reply)
+        app.router.add_put(base + "/{conversation}/activities/{activity}", self._update)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self._port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def fail_next(self, status: int, retry_after: str | None = None, times: int = 1) -> None:
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        self.failures.extend([(status, headers)] * times)
+
+    def of_kind(self, kind: str) -> list[ConnectorCall]:
+        return [c for c in self.calls if c.kind == kind]
+
+    # handlers --------------------------------------------------------------------------------
+
+    async def _refusal(self, request: web.Request) -> web.Response | None:
+        auth = request.headers.get("Authorization", "")
+        if self.require_token and not (auth.startswith("Bearer ") and len(auth) > len("Bearer ")):
+            return web.json_response(
+                {"error": {"code": "Unauthorized", "message": "no bearer token"}}, status=401
+            )
+        if self.failures:
+            status, headers = self.failures.popleft()
+            return web.json_response(
+                {"error": {"code": "Failure", "message": f"injected {status}"}},
+                status=status,
+                headers=headers,
+            )
+        return None
+
+    async def _record(self, request: web.Request, kind: str) -> web.Response | None:
+        body = await request.json() if request.can_read_body else {}
+        refused = await self._refusal(request)
+        self.calls.append(
+            ConnectorCall(
+                request.method,
+                kind if refused is None else f"refused-{kind}",
+                request.match_info.get("conversation", ""),
+                request.match_info.get("activity"),
+                request.headers.get("Authorization"),
+                body,
+            )
+        )
+        return refused
+
+    async def _create(self, request: web.Request) -> web.Response:
+        refused = await self._record(request, "create")
+        if refused is not None:
+            return refused
+        n = next(self._ids)
+        return web.json_response({"id": f"a:conversation-{n}", "activityId": str(n)}, status=201)
+
+    async def _post(self, request: web.Request) -> web.Response:
+        refused = await self._record(request, "post")
+        return refused or web.json_response({"id": str(next(self._ids))}, status=201)
+
+    async def _reply(self, request: web.Request) -> web.Response:
+        refused = await self._record(request, "reply")
+        return refused or web.json_response({"id": str(next(self._ids))}, status=201)
+
+    async def _update(self, request: web.Request) -> web.Response:
+        refused = await self._record(request, "update")
+        return refused or web.json_response({"id": request.match_info["activity"]})
+
+
+def teams_activity(name: str, service_url: str, **changes: Any) -> dict[str, Any]:
+    """A Teams payload from the fixtures, pointed at ``service_url``; ``changes`` replace keys
+    (``from_`` stands for ``from``)."""
+    payload: dict[str, Any] = json.loads((ACTIVITIES / f"{name}.json").read_text())
+    payload = copy.deepcopy(payload)
+    payload["serviceUrl"] = service_url
+    for key, value in changes.items():
+        payload["from" if key == "from_" else key] = value
+    return payload
+
+
+class StaticTokenProvider(AccessTokenProviderBase):
+    """Stands in for MSAL: every outbound call gets the same non-empty bearer token."""
+
+    def __init__(self, token: str = CONNECTOR_TOKEN) -> None:
+        self.token = token
+        self.requests = 0
+
+    @property
+    def configuration(self) -> AgentAuthConfiguration:
+        return AgentAuthConfiguration(client_id=APP_ID, tenant_id=TENANT_ID)
+
+    async def get_access_token(
+        self, resource_url: str, scopes: list[str], force_refresh: bool = False
+    ) -> str:
+        self.requests += 1
+        return self.token
+
+    def get_token_credential(self) -> AsyncTokenCredential:
+        raise NotImplementedError
+
+    async def acquire_token_on_behalf_of(self, scopes: list[str], user_assertion: str) -> str:
+        raise NotImplementedError
+
+    async def get_agentic_application_token(
+        self, tenant_id: str, agent_app_instance_id: str
+    ) -> str | None:
+        raise NotImplementedError
+
+    async def get_agentic_instance_token(
+        self, tenant_id: str, agent_app_instance_id: str
+    ) -> tuple[str, str]:
+        raise NotImplementedError
+
+    async def get_agentic_user_token(
+        self, tenant_id: str, agent_app_instance_id: str, agentic_user_id: str, scopes: list[str]
+    ) -> str | None:
+        raise NotImplementedError
+
+
+@dataclass
+class TeamsBot:
+    """The bot with Teams wired in, on a temporary SQLite database, talking to the fake."""
+
+    runtime: Runtime
+    teams: TeamsIntegration
+    connector: FakeBotConnector
+    client: httpx.AsyncClient
+    outbox: OutboxWorker
+    router: Router
+
+    async def send(self, activity: dict[str, Any]) -> httpx.Response:
+        """POST an activity to /api/messages, as the Bot Connector would (no token: anonymous)."""
+        return await self.client.post("/api/messages", json=activity)
+
+    def activity(self, name: str, **changes: Any) -> dict[str, Any]:
+        return teams_activity(name, self.connector.url, **changes)
+
+    def policy(self) -> IngestPolicy:
+        return IngestPolicy(
+            router=self.router,
+            flap_window=timedelta(minutes=30),
+            card_refresh=timedelta(seconds=60),
+            realert=timedelta(0),
+        )
+
+
+@asynccontextmanager
+async def teams_bot(
+    tmp_path: Path,
+    clock: Clock,
+    channel: str = "sre/general",
+    roles: str | None = None,
+    anonymous: bool = True,
+    default_channel: str = "",
+    **settings: Any,
+) -> AsyncIterator[TeamsBot]:
+    """A runtime whose router sends every incident to the console and to Teams ``channel``."""
+    connector = await FakeBotConnector().start()
+    roles_file = None
+    if roles is not None:
+        roles_file = tmp_path / "roles.yaml"
+        roles_file.write_text(roles)
+    config = load_settings(
+        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        local_events_path=tmp_path / "events.db",
+        generator=False,
+        roles_file=roles_file,
+        routes=[{"surface": "teams", "channel": channel}],
+        **settings,
+    )
+    teams_settings = TeamsSettings(
+        app_id=APP_ID,
+        app_password=SecretStr(PASSWORD),
+        tenant_id=TENANT_ID,
+        anonymous=anonymous,
+        default_channel=default_channel,
+        timeout=5,
+    )
+    # the runtime wires Teams itself: routes, surface, the /api/messages route
+    runtime = Runtime(config, clock=clock, teams=teams_settings, teams_tokens=StaticTokenProvider())
+    await runtime.connect(attempts=1)
+    assert runtime.teams is not None
+    teams = runtime.teams
+    router = runtime.router
+    outbox = runtime.outbox
+    app = create_app(runtime)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://bot.test") as client:
+            yield TeamsBot(runtime, teams, connector, client, outbox, router)
+    finally:
+        await connector.stop()
+        runtime.engine.dispose()
+        if runtime.event_store is not None:
+            runtime.event_store.close()
