@@ -34,6 +34,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/storm.py --groups 10000
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/scheduler.py
+	$(BIN)/python bench/rules.py
+	$(BIN)/python bench/interactions.py
+	$(BIN)/python bench/rca.py
+	$(BIN)/python bench/paging.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache .mypy_cache

@@ -339,7 +339,9 @@ def make_router(runtime: Runtime, caller: Any) -> APIRouter:
                 row = conn.execute(select(SILENCES).where(SILENCES.c.id == new_id)).one()
                 return _silence_json(row)
 
-        return await asyncio.to_thread(run)
+        created = await asyncio.to_thread(run)
+        runtime.runner.silences_changed()
+        return created
 
     @api.delete("/silences/{silence_id}")
     async def expire_silence(silence_id: int, who: Caller = authenticated) -> dict[str, Any]:
@@ -351,6 +353,7 @@ def make_router(runtime: Runtime, caller: Any) -> APIRouter:
 
         if not await asyncio.to_thread(run):
             raise NotFound(f"no silence {silence_id}")
+        runtime.runner.silences_changed()
         return {"deleted": silence_id}
 
     @api.get("/audit")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -62,7 +62,9 @@ class Operations:
         clock: Clock,
         console_url: str | CardOptions,
         rules: Sequence[tuple[str, str, bool]] = (),
+        on_silence: Callable[[], None] = lambda: None,
     ) -> None:
+        self._on_silence = on_silence
         self._engine = engine
         self._interactions = interactions
         self.roles = roles
@@ -185,6 +187,7 @@ class Operations:
                 )
 
         silence_id = await asyncio.to_thread(store)
+        self._on_silence()
         matching = await self.count_matching(matchers)
         return SilenceInfo(silence_id, matchers, now + duration, reason.strip(), actor, matching)
 

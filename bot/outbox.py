@@ -158,14 +158,7 @@ class OutboxWorker:
         """
         now = self._clock.now()
         with self._engine.connect() as conn:
-            any_due = conn.execute(
-                select(OUTBOX.c.id)
-                .where(OUTBOX.c.status == "pending", OUTBOX.c.next_attempt_at <= now)
-                .limit(1)
-            ).first()
-            if any_due is None:
-                return []
-            return list(
+            rows = list(
                 conn.execute(
                     select(OUTBOX)
                     .where(OUTBOX.c.status == "pending")
@@ -173,6 +166,7 @@ class OutboxWorker:
                     .limit(BATCH)
                 ).all()
             )
+        return rows if any(r.next_attempt_at <= now for r in rows) else []
 
     def _next_due_in(self) -> float | None:
         with self._engine.connect() as conn:
@@ -344,7 +338,7 @@ class OutboxWorker:
             )
             return False
         try:
-            await self._send(surface, row)
+            recorded = await self._send(surface, row)
         except TransientError as exc:
             if exc.retry_after is not None:
                 bucket = self._bucket(row.surface, row.channel, row.kind)
@@ -364,22 +358,25 @@ class OutboxWorker:
         except (BotError, OSError, TimeoutError) as exc:
             await asyncio.to_thread(self._retry, row, f"{type(exc).__name__}: {exc}", None)
             return False
-        await asyncio.to_thread(self._finish, row, "sent", "")
+        if not recorded:
+            await asyncio.to_thread(self._finish, row, "sent", "")
         self._delivered.add(row.id)
         age = (self._clock.now() - row.created_at).total_seconds()
         self._on_delivered(row.surface, row.kind, age)
         return True
 
-    async def _send(self, surface: Any, row: Any) -> None:
+    async def _send(self, surface: Any, row: Any) -> bool:
+        """Deliver one message; True when its row was already marked sent (with the card's
+        reference, in one transaction)."""
         kind = MessageKind(row.kind)
         if kind in PAGE_KINDS:
             await self._page(surface, row, kind)
-            return
+            return False
         if kind is MessageKind.POST:
             card = await asyncio.to_thread(self._card, row.incident_id)
             ref = await surface.post(card, row.channel)
             await asyncio.to_thread(self._save_ref, row, ref)
-            return
+            return True
         ref = await asyncio.to_thread(self._ref, row)
         if ref is None:
             raise NotFound(f"no card of INC-{row.incident_id} on {row.surface}:{row.channel}")
@@ -389,6 +386,7 @@ class OutboxWorker:
         else:
             text = json.loads(row.payload_json).get("text", "")
             await surface.reply(ref, text)
+        return False
 
     async def _page(self, pager: Pager, row: Any, kind: MessageKind) -> None:
         if kind is MessageKind.TRIGGER:

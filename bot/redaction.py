@@ -270,6 +270,22 @@ _STRICT_RULES: tuple[_Rule, ...] = (
 )
 
 
+# one scan that tells whether any balanced rule could match: most log lines carry no secret
+_ANY_EXACT = re.compile(
+    "|".join(re.escape(t) for r in _BALANCED_RULES if not r.folded for t in r.triggers)
+)
+_ANY_FOLDED = re.compile(
+    "|".join(
+        re.escape(t)
+        for t in (
+            *(t for r in _BALANCED_RULES if r.folded for t in r.triggers),
+            *_KEY_VALUE_TRIGGERS,
+        )
+    )
+)
+assert all(r.triggers for r in _BALANCED_RULES), "the fast path needs a trigger on every rule"
+
+
 def _secret_kind(word: str) -> str:
     word = word.lower().replace("_", "-")
     if word.startswith("pass") or word == "pwd":
@@ -330,11 +346,12 @@ class Redactor:
         if self._extra is not None:
             text = self._extra.sub(marker("secret"), text)
         folded = text.lower()
-        for rule in _BALANCED_RULES:
-            text, folded = _apply(rule, text, folded)
-        if any(word in folded for word in _KEY_VALUE_TRIGGERS):
-            text = _KEY_VALUE.sub(_key_value_replacement, text)
-            folded = text.lower()
+        if _ANY_EXACT.search(text) or _ANY_FOLDED.search(folded):
+            for rule in _BALANCED_RULES:
+                text, folded = _apply(rule, text, folded)
+            if any(word in folded for word in _KEY_VALUE_TRIGGERS):
+                text = _KEY_VALUE.sub(_key_value_replacement, text)
+                folded = text.lower()
         if self._strict:
             for rule in _STRICT_RULES:
                 text, folded = _apply(rule, text, folded)

@@ -49,6 +49,7 @@ from detectors.window import Window
 
 log = logging.getLogger(__name__)
 RULE_MEMORY = RuleMemoryRow.__table__  # type: ignore[attr-defined]
+SILENCE_TTL = timedelta(seconds=2)
 
 
 def plan_windows(
@@ -99,6 +100,9 @@ class RuleRunner:
         clear: Callable[[int], Awaitable[object]] | None = None,
     ) -> None:
         self._clear = clear
+        self._silence_cache: tuple[datetime, list[Silence]] | None = None
+        # each rule's last window end and memory as this process committed them
+        self._state: dict[str, tuple[datetime | None, RuleMemory]] = {}
         self._engine = engine
         self._backend = backend
         self.rules: dict[str, Rule] = {r.id: r for r in rules}
@@ -112,7 +116,12 @@ class RuleRunner:
         rule = self.rules[rule_id]
         started = time.perf_counter()
         now = self._clock.now()
-        last_end = await asyncio.to_thread(self._last_end, rule_id)
+        cached = self._state.pop(rule_id, None)  # taken out: a failed run must reload it
+        try:
+            last_end, memory = cached or await asyncio.to_thread(self._load_state, rule_id)
+        except Exception as exc:  # the database is away: recorded when it is back
+            log.warning("rule %s: state not readable: %s", rule_id, exc)
+            return RunSummary(rule_id, 0, 0, IngestResult(), str(exc))
         windows, skipped = plan_windows(now, last_end, rule, rule_type(rule.type).sliding)
         if skipped > timedelta(0):
             log.warning(
@@ -125,13 +134,15 @@ class RuleRunner:
         hits = 0
         fired: set[str] = set()
         try:
-            memory = await asyncio.to_thread(load_memory, self._engine, rule_id)
-            for window in windows:
+            for index, window in enumerate(windows):
                 outcome = await run_rule(rule, self._backend, window, self._redact, memory)
                 fired.update(alert.group_key for alert in outcome.alerts)
                 hits += outcome.hits
+                last = index == len(windows) - 1 and not rule.resolve_after
+                # the last window also records the run, in the same transaction
+                finish = (hits, time.perf_counter() - started) if last else None
                 result = await asyncio.to_thread(
-                    self._commit, rule, outcome.alerts, window, memory, now
+                    self._commit, rule, outcome.alerts, window, memory, now, finish
                 )
                 _merge(total, result)
                 self._on_ingested(result)
@@ -145,8 +156,11 @@ class RuleRunner:
             return RunSummary(rule_id, len(windows), hits, total, str(exc))
         if rule.resolve_after and windows and self._clear is not None:
             await self._recover(rule, fired, memory, now)
+        # what this process just committed is the rule's state: the next run needs no read
+        self._state[rule_id] = (windows[-1].end if windows else last_end, memory)
         elapsed = time.perf_counter() - started
-        await asyncio.to_thread(self._record_success, rule_id, now, hits, elapsed, total)
+        if not windows or rule.resolve_after:
+            await asyncio.to_thread(self._record_success, rule_id, now, hits, elapsed, total)
         self._metrics.rule_runs.labels(rule_id, "ok").inc()
         self._metrics.rule_duration.labels(rule_id).observe(elapsed)
         self._metrics.rule_hits.labels(rule_id).inc(hits)
@@ -182,26 +196,57 @@ class RuleRunner:
 
     # state -----------------------------------------------------------------------------------
 
-    def _last_end(self, rule_id: str) -> datetime | None:
+    def _silences(self, conn: Any, now: datetime) -> list[Silence]:
+        """Active silences, read at most every ``SILENCE_TTL`` (every run needs them; they
+        change rarely). ``silences_changed()`` makes the next read fresh."""
+        cached = self._silence_cache
+        if cached is not None and timedelta(0) <= now - cached[0] < SILENCE_TTL:
+            return [s for s in cached[1] if s.active(now)]
+        found = _active_silences(conn, now)
+        self._silence_cache = (now, found)
+        return found
+
+    def silences_changed(self) -> None:
+        self._silence_cache = None
+
+    def forget_state(self) -> None:
+        """Read every rule's state from the database again (another replica may have run
+        the rules meanwhile, e.g. after this one lost and regained the scheduler lease)."""
+        self._state.clear()
+
+    def _load_state(self, rule_id: str) -> tuple[datetime | None, RuleMemory]:
+        """Where the last run ended and the rule's memory: one connection, one thread hop."""
         with self._engine.connect() as conn:
             row = conn.execute(
                 select(RULE_STATE.c.last_window_end).where(RULE_STATE.c.rule_id == rule_id)
             ).first()
-        return row[0] if row else None
+            return (row[0] if row else None), read_memory(conn, rule_id)
 
     def _commit(
-        self, rule: Rule, alerts: list[Any], window: Window, memory: RuleMemory, now: datetime
+        self,
+        rule: Rule,
+        alerts: list[Any],
+        window: Window,
+        memory: RuleMemory,
+        now: datetime,
+        finish: tuple[int, float] | None = None,
     ) -> IngestResult:
         with self._engine.begin() as conn:
-            silences = _active_silences(conn, now)
+            silences = self._silences(conn, now)
             result = ingest(conn, alerts, now, self._policy_for(rule), silences)
             save_memory(conn, rule.id, memory, now)
-            _ensure_state(conn, rule.id)
-            conn.execute(
-                update(RULE_STATE)
-                .where(RULE_STATE.c.rule_id == rule.id)
-                .values(last_window_end=window.end, last_alerts=len(alerts))
+            values: dict[str, Any] = {"last_window_end": window.end, "last_alerts": len(alerts)}
+            if finish is not None:
+                hits, elapsed = finish
+                values.update(_success_values(now, hits, elapsed))
+            done = conn.execute(
+                update(RULE_STATE).where(RULE_STATE.c.rule_id == rule.id).values(**values)
             )
+            if done.rowcount == 0:  # the rule's first run: its state row is new
+                _ensure_state(conn, rule.id)
+                conn.execute(
+                    update(RULE_STATE).where(RULE_STATE.c.rule_id == rule.id).values(**values)
+                )
         return result
 
     def _record_success(
@@ -212,15 +257,7 @@ class RuleRunner:
             conn.execute(
                 update(RULE_STATE)
                 .where(RULE_STATE.c.rule_id == rule_id)
-                .values(
-                    last_run_at=now,
-                    last_success_at=now,
-                    last_duration_ms=elapsed * 1000,
-                    last_hits=hits,
-                    last_error="",
-                    consecutive_failures=0,
-                    runs=RULE_STATE.c.runs + 1,
-                )
+                .values(**_success_values(now, hits, elapsed))
             )
 
     def _record_failure(self, rule_id: str, now: datetime, error: str, elapsed: float) -> None:
@@ -258,14 +295,28 @@ class RuleRunner:
                 )
 
 
+def _success_values(now: datetime, hits: int, elapsed: float) -> dict[str, Any]:
+    return {
+        "last_run_at": now,
+        "last_success_at": now,
+        "last_duration_ms": elapsed * 1000,
+        "last_hits": hits,
+        "last_error": "",
+        "consecutive_failures": 0,
+        "runs": RULE_STATE.c.runs + 1,
+    }
+
+
+def read_memory(conn: Any, rule_id: str) -> RuleMemory:
+    rows = conn.execute(
+        select(RULE_MEMORY.c.key, RULE_MEMORY.c.value_json).where(RULE_MEMORY.c.rule_id == rule_id)
+    )
+    return RuleMemory({key: json.loads(value) for key, value in rows})
+
+
 def load_memory(engine: Engine, rule_id: str) -> RuleMemory:
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(RULE_MEMORY.c.key, RULE_MEMORY.c.value_json).where(
-                RULE_MEMORY.c.rule_id == rule_id
-            )
-        )
-        return RuleMemory({key: json.loads(value) for key, value in rows})
+        return read_memory(conn, rule_id)
 
 
 def save_memory(conn: Any, rule_id: str, memory: RuleMemory, now: datetime) -> None:

@@ -202,6 +202,7 @@ class Runtime:
             self.clock,
             self.card_options,
             [(r.id, r.title, r.enabled) for r in self.rules],
+            on_silence=lambda: self.runner.silences_changed(),
         )
         self.teams: TeamsIntegration | None = None
         if self.teams_settings.enabled:
@@ -345,6 +346,7 @@ class Runtime:
                 held = False
             if held and not self.leader:
                 self.leader = True
+                self.runner.forget_state()
                 log.info("this replica now runs the schedules (%s)", self.holder)
                 self._lead()
             elif not held and self.leader:

@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from bot.domain.hits import Alert, SearchQuery
+from bot.domain.hits import Alert, Evidence, SearchQuery
+from bot.gcpause import gc_paused
 from bot.ports import SearchBackend
 from detectors.memory import RuleMemory
 from detectors.model import Rule
@@ -41,16 +42,17 @@ async def run_rule(
     hits = await backend.search(query)
     link_of = getattr(backend, "search_link", None)
     link = link_of(query) if callable(link_of) else ""
-    alerts = [
-        replace(
-            alert,
-            evidence=tuple(replace(item, text=redact(item.text)) for item in alert.evidence),
-            search_link=link,
-        )
-        for alert in evaluator.evaluate(
-            rule, hits, window, memory if memory is not None else RuleMemory()
-        )
-    ]
+    with gc_paused():
+        alerts = [
+            replace(
+                alert,
+                evidence=tuple(Evidence(e.id, e.time, redact(e.text)) for e in alert.evidence),
+                search_link=link,
+            )
+            for alert in evaluator.evaluate(
+                rule, hits, window, memory if memory is not None else RuleMemory()
+            )
+        ]
     return RunResult(alerts=alerts, hits=len(hits), duration_s=time.perf_counter() - started)
 
 

@@ -20,7 +20,10 @@ class Severity(StrEnum):
     @property
     def rank(self) -> int:
         """0 for critical, 4 for info: sorts most severe first."""
-        return list(Severity).index(self)
+        return _RANK[self]
+
+
+_RANK = {severity: index for index, severity in enumerate(Severity)}
 
 
 class Category(StrEnum):

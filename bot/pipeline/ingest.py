@@ -19,6 +19,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from bot.domain.hits import Alert, Evidence
 from bot.domain.incident import Command, CommandKind, Incident, State, transition
 from bot.domain.page import PageAction
+from bot.gcpause import gc_paused
 from bot.pipeline.escalate import EscalationPolicy, page_key, page_messages, timer_row
 from bot.pipeline.group import GroupBatch, fold, merge_evidence
 from bot.pipeline.mute import Silence, muting_silence
@@ -105,31 +106,43 @@ def ingest(
     silences: Sequence[Silence] = (),
 ) -> IngestResult:
     """Apply one run's alerts. The caller owns the transaction (``engine.begin()``)."""
+    with gc_paused():
+        return _ingest(conn, alerts, now, policy, silences)
+
+
+def _ingest(
+    conn: Connection,
+    alerts: Sequence[Alert],
+    now: datetime,
+    policy: IngestPolicy,
+    silences: Sequence[Silence],
+) -> IngestResult:
     result = IngestResult()
     batches = fold(alerts)
     if not batches:
         return result
     keys = [b.key for b in batches]
 
+    # one query finds, per group, its active incident and a recently resolved one (flapping)
     active: dict[str, Any] = {}
-    for chunk in _chunks(keys):
-        for found in conn.execute(select(INCIDENTS).where(INCIDENTS.c.active_key.in_(chunk))):
-            active[found.group_key] = found
-
-    missing = [k for k in keys if k not in active]
     flapping: dict[str, Any] = {}
-    if missing and policy.flap_window > timedelta(0):
-        since = now - policy.flap_window
-        for chunk in _chunks(missing):
-            rows = conn.execute(
-                select(INCIDENTS)
-                .where(INCIDENTS.c.group_key.in_(chunk))
-                .where(INCIDENTS.c.state == State.RESOLVED.value)
-                .where(INCIDENTS.c.resolved_at >= since)
-                .order_by(INCIDENTS.c.id)
+    flap = policy.flap_window > timedelta(0)
+    since = now - policy.flap_window
+    for chunk in _chunks(keys):
+        wanted = INCIDENTS.c.active_key.in_(chunk)
+        if flap:
+            wanted = wanted | (
+                INCIDENTS.c.group_key.in_(chunk)
+                & (INCIDENTS.c.state == State.RESOLVED.value)
+                & (INCIDENTS.c.resolved_at >= since)
             )
-            for found in rows:
+        for found in conn.execute(select(INCIDENTS).where(wanted).order_by(INCIDENTS.c.id)):
+            if found.active_key is not None:
+                active[found.group_key] = found
+            else:
                 flapping[found.group_key] = found  # the latest wins
+    for key in active:
+        flapping.pop(key, None)
 
     timeline: list[dict[str, Any]] = []
     incident_of: dict[str, Incident] = {}
@@ -162,12 +175,18 @@ def ingest(
 
     if created_keys:
         values_list = [_new_incident_row(b, now) for b in created_keys]
-        inserted = conn.execute(
-            INCIDENTS.insert().returning(
-                INCIDENTS.c.id, INCIDENTS.c.group_key, sort_by_parameter_order=True
-            ),
-            values_list,
-        ).all()
+        # a plain multi-row insert, then the ids by their (unique) active key: much cheaper
+        # than INSERT ... RETURNING, which SQLite runs row by row
+        conn.execute(INCIDENTS.insert(), values_list)
+        ids: dict[str, int] = {}
+        for chunk in _chunks([v["active_key"] for v in values_list]):
+            for new_id, key in conn.execute(
+                select(INCIDENTS.c.id, INCIDENTS.c.active_key).where(
+                    INCIDENTS.c.active_key.in_(chunk)
+                )
+            ):
+                ids[key] = new_id
+        inserted = [(ids[v["active_key"]], v["group_key"]) for v in values_list]
         for (new_id, key), values, batch in zip(inserted, values_list, created_keys, strict=True):
             incident = to_incident({**values, "id": new_id})
             incident_of[key] = incident
@@ -183,7 +202,7 @@ def ingest(
                 )
             )
 
-    _upsert_alerts(conn, batches, incident_of, now)
+    _upsert_alerts(conn, batches, incident_of, now, set(result.created))
     _bump_counters(conn, batches, incident_of, {*result.updated, *result.reopened}, now)
 
     # mute and notify -----------------------------------------------------------------------
@@ -243,7 +262,7 @@ def ingest(
             .values(muted_by=bindparam("muted_by")),
             muted_ids,
         )
-    if notified:
+    if notified and policy.realert > timedelta(0):
         _record_notified(conn, notified)
     if timers:
         paged = [
@@ -343,7 +362,11 @@ def _new_incident_row(batch: GroupBatch, now: datetime) -> dict[str, Any]:
 
 
 def _upsert_alerts(
-    conn: Connection, batches: Sequence[GroupBatch], incident_of: dict[str, Incident], now: datetime
+    conn: Connection,
+    batches: Sequence[GroupBatch],
+    incident_of: dict[str, Incident],
+    now: datetime,
+    new_incidents: set[int],
 ) -> None:
     wanted: dict[tuple[int, str], Alert] = {}
     for batch in batches:
@@ -351,7 +374,7 @@ def _upsert_alerts(
         for alert in batch.alerts:
             wanted[(incident_id, alert.fingerprint)] = alert
     existing: dict[tuple[int, str], Any] = {}
-    ids = sorted({k[0] for k in wanted})
+    ids = sorted({k[0] for k in wanted} - new_incidents)  # a new incident has no alerts yet
     for chunk in _chunks(ids):
         for found in conn.execute(
             select(

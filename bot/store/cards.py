@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.domain.card import Card, CardOptions, build_card
 from bot.domain.rca import Cause, RcaReport, RcaStatus
-from bot.store.repo import evidence_of, get_incident_row, to_incident
+from bot.errors import NotFound
+from bot.store.repo import INCIDENTS, evidence_of, to_incident
 
 
 def rca_to_json(report: RcaReport) -> str:
@@ -38,7 +40,9 @@ def rca_from_json(text: str | None) -> RcaReport | None:
 
 
 def load_card(session: Session, incident_id: int, options: str | CardOptions) -> Card:
-    row = get_incident_row(session, incident_id)
+    row = session.execute(select(INCIDENTS).where(INCIDENTS.c.id == incident_id)).first()
+    if row is None:
+        raise NotFound(f"no incident INC-{incident_id}")
     incident = to_incident(row)
     evidence = tuple(evidence_of(session, incident_id, limit=10))
     return build_card(

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from bot.domain.hits import Alert, Hit
 from detectors.memory import RuleMemory
 from detectors.model import FIELD_NAME, FieldRef, Rule, rule_error
-from detectors.types.common import make_alert, number
+from detectors.types.common import group_hits, make_alert, number
 from detectors.window import Window
 
 
@@ -83,10 +83,7 @@ def evaluate(
     """The alerts ``hits`` (one search over ``window``) raise, one per firing group.
 
     Threshold rules keep no memory between runs."""
-    groups: dict[tuple[str, ...], list[Hit]] = {}
-    for hit in hits:
-        key = tuple(hit.fields.get(name, "") for name in rule.group_by)
-        groups.setdefault(key, []).append(hit)
+    groups = group_hits(hits, rule.group_by)
     spec = rule.threshold
     alerts = []
     if spec.field is None:
