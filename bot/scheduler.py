@@ -118,7 +118,9 @@ class RuleRunner:
         now = self._clock.now()
         cached = self._state.pop(rule_id, None)  # taken out: a failed run must reload it
         try:
-            last_end, memory = cached or await asyncio.to_thread(self._load_state, rule_id)
+            if cached is None:
+                cached = await asyncio.to_thread(self._load_state, rule_id)
+            last_end, memory = cached
         except Exception as exc:  # the database is away: recorded when it is back
             log.warning("rule %s: state not readable: %s", rule_id, exc)
             return RunSummary(rule_id, 0, 0, IngestResult(), str(exc))

@@ -270,8 +270,8 @@ def _ingest(
             for t in timers
             if "page_ref" in t
         ]
-        ids = [t["incident_id"] for t in timers]
-        conn.execute(ESCALATIONS.delete().where(ESCALATIONS.c.incident_id.in_(ids)))
+        armed = [t["incident_id"] for t in timers]
+        conn.execute(ESCALATIONS.delete().where(ESCALATIONS.c.incident_id.in_(armed)))
         conn.execute(ESCALATIONS.insert(), timers)
         if paged:
             conn.execute(

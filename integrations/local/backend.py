@@ -65,7 +65,7 @@ class LocalSearchBackend:
                 contains=pf.contains,
                 newest_first=True,
             )
-            with closing(scan):
+            with closing(scan):  # type: ignore[type-var]
                 rows = run(
                     pipeline,
                     scan,

@@ -13,6 +13,7 @@ import operator
 import re
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 from integrations.local.spl_ast import And, FieldIn, FieldMatch, Not, Or, SearchNode, Term
 from integrations.local.spl_values import format_value, to_number, wildcard
@@ -103,7 +104,7 @@ def _field_match(field: str, op: str, value: str, get: Getter) -> Predicate:
     return _ordering(field, _ORDERINGS[op], value, get)
 
 
-_ORDERINGS: dict[str, Callable[[object, object], bool]] = {
+_ORDERINGS: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
     ">": operator.gt,
