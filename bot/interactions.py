@@ -150,6 +150,14 @@ class Interactions:
                         )
                     change = transition(incident, command, now)
                 except (PolicyViolation, Conflict) as exc:
+                    if command.idempotency_key:
+                        # a twin of this request (a double click on another replica) may have
+                        # committed since the key was checked: then this one is its duplicate
+                        seen = conn.execute(
+                            select(IDEMPOTENCY).where(IDEMPOTENCY.c.key == command.idempotency_key)
+                        ).first()
+                        if seen is not None:
+                            return self._replay(conn, seen)
                     error = exc
                     state = incident.state.value
                     _audit(conn, command, now, incident.id, state, state, "refused", str(exc))

@@ -460,13 +460,15 @@ class OutboxWorker:
     def _ref(self, row: Any) -> MessageRef | None:
         with self._engine.connect() as conn:
             found = conn.execute(
-                select(CARD_REFS.c.message_id).where(
+                select(CARD_REFS.c.message_id, CARD_REFS.c.ref_channel).where(
                     CARD_REFS.c.incident_id == row.incident_id,
                     CARD_REFS.c.surface == row.surface,
                     CARD_REFS.c.channel == row.channel,
                 )
             ).first()
-        return MessageRef(row.surface, row.channel, found[0]) if found else None
+        if found is None:
+            return None
+        return MessageRef(row.surface, found.ref_channel or row.channel, found.message_id)
 
     def _save_ref(self, row: Any, ref: MessageRef) -> None:
         now = self._clock.now()
@@ -484,8 +486,9 @@ class OutboxWorker:
                     {
                         "incident_id": row.incident_id,
                         "surface": row.surface,
-                        "channel": ref.channel,
+                        "channel": row.channel,
                         "message_id": ref.message_id,
+                        "ref_channel": ref.channel,
                         "created_at": now,
                     }
                 ],

@@ -61,6 +61,7 @@ from integrations.pagerduty import (
     load_pagerduty_settings,
     webhook_router,
 )
+from integrations.slack import SlackIntegration, SlackSettings, build_slack, load_slack_settings
 from integrations.splunk import SplunkSearchBackend, load_splunk_settings
 from integrations.teams import TeamsIntegration, TeamsSettings, build_teams, load_teams_settings
 from integrations.teams.package import build_package
@@ -129,6 +130,7 @@ class Runtime:
         rules: list[Rule] | None = None,
         teams: TeamsSettings | None = None,
         teams_tokens: Any = None,
+        slack: SlackSettings | None = None,
     ) -> None:
         """Integrations are built from their own settings (``SPLUNK_*``, ``TEAMS_*``, …);
         tests may hand in a search backend, an RCA engine, rules, Teams settings and a Teams
@@ -143,9 +145,11 @@ class Runtime:
             paging = {e.routing for e in settings.escalation if e.after is not None}
             self.pagerduty = load_pagerduty_settings(channels=paging)
         self.teams_settings = (teams or load_teams_settings()).validate_for_host(settings.http_host)
+        self.slack_settings = slack or load_slack_settings()
         secrets = [
             *settings.secret_values(),
             *self.teams_settings.secret_values(),
+            *self.slack_settings.secret_values(),
             *(self.splunk.secret_values() if self.splunk else []),
             *(self.pagerduty.secret_values() if self.pagerduty else []),
         ]
@@ -168,6 +172,8 @@ class Runtime:
         defaults = {"console": "console"}
         if self.teams_settings.enabled:
             defaults["teams"] = self.teams_settings.default_channel
+        if self.slack_settings.enabled:
+            defaults["slack"] = self.slack_settings.default_channel
         self.router = build_router(settings, defaults)
         self.event_store: EventStore | None = None
         if backend is None and self.splunk is not None:
@@ -215,6 +221,10 @@ class Runtime:
                 token_provider=teams_tokens,
             )
             self.surfaces["teams"] = self.teams.surface
+        self.slack: SlackIntegration | None = None
+        if self.slack_settings.enabled:
+            self.slack = build_slack(self.slack_settings, self.operations, settings.console_url)
+            self.surfaces["slack"] = self.slack.surface
         self.outbox = OutboxWorker(
             self.engine,
             self.surfaces,
@@ -222,11 +232,13 @@ class Runtime:
             self.card_options,
             {
                 **(self.pagerduty.outbox_rate_limit() if self.pagerduty else {}),
+                **(self.slack_settings.outbox_rate_limits() if self.slack else {}),
                 **settings.outbox_rate_limits,
             },
             settings.outbox_max_attempts,
             on_delivered=self.metrics.delivered,
             pagers=self.pagers,
+            digest_after={"slack": self.slack_settings.digest_after} if self.slack else None,
         )
         rca_timeout = settings.rca_timeout
         if rca is None:
@@ -284,10 +296,14 @@ class Runtime:
     async def start(self) -> None:
         self._stop = asyncio.Event()
         self._spawn(self._connect_and_lead(), "database")
+        if self.slack is not None:
+            await self.slack.start()  # learns its identity, opens Socket Mode: never waits
 
     async def stop(self) -> None:
         if self._stop is not None:
             self._stop.set()
+        if self.slack is not None:
+            await self.slack.stop()  # acknowledged presses finish while the database is up
         self.scheduler.shutdown()
         for task in self._tasks:
             task.cancel()
@@ -425,6 +441,8 @@ class Runtime:
         routers = []
         if self.teams is not None:
             routers.append(self.teams.router)
+        if self.slack is not None:
+            routers.append(self.slack.router)
         if self.pagerduty is not None and self.pagerduty.webhook_secrets:
             routers.append(webhook_router(self.pagerduty, self.operations, self.engine, self.clock))
         return routers

@@ -59,6 +59,7 @@ class Card:
     actions: tuple[CardAction, ...]
     muted: bool = False
     page_url: str = ""
+    version: int = 0  # the incident's version: a button press names the card it was made on
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,4 +156,5 @@ def build_card(
         actions=actions,
         muted=muted,
         page_url=page_url,
+        version=incident.version,
     )

@@ -126,8 +126,10 @@ class CardRefRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incidents.id", index=True, ondelete="CASCADE")
     surface: str = Field(max_length=32)
-    channel: str = Field(max_length=255)
+    channel: str = Field(max_length=255)  # as routed (a name or an id)
     message_id: str = Field(max_length=255)
+    # the channel as the surface answered it (Slack answers an id for a routed #name)
+    ref_channel: str | None = Field(default=None, max_length=255)
     created_at: datetime = _at()  # type: ignore[assignment]
 
 

@@ -14,7 +14,6 @@ evidence lines and RCA text are cut, then evidence lines dropped, and a visible
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -49,8 +48,7 @@ Json = dict[str, Any]
 
 def card_revision(card: Card) -> str:
     """A short token that changes whenever the card's state does (sent back with each click)."""
-    text = f"{card.incident_id}\x00{card.state.value}\x00{card.status_line}"
-    return hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
+    return str(card.version)
 
 
 def render_card(card: Card, notice: str = "") -> Json:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import random
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -41,6 +38,7 @@ from integrations.splunk import (
     SplunkTlsError,
 )
 from tests.fakes.splunk import FakeSplunk
+from tests.fakes.tls import Tls, make_tls
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 EARLIEST = NOW - timedelta(minutes=5)
@@ -452,33 +450,20 @@ async def test_the_shipped_web_5xx_burst_rule_fires_on_its_scenario(fake: FakeSp
 # TLS --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class TlsFiles:
-    ca: Path
-    cert: Path
-    key: Path
-
-
 @pytest.fixture
-def tls_files(tmp_path: Path) -> TlsFiles:
+def tls_files(tmp_path: Path) -> Tls:
     """A throw-away CA and a certificate it signed for 127.0.0.1."""
-    try:
-        return _with_cryptography(tmp_path)
-    except ImportError:
-        pass
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the 'cryptography' package or the openssl command to make a test CA")
-    return _with_openssl(tmp_path)
+    return make_tls(tmp_path)
 
 
 async def test_tls_is_verified_against_the_ca_file_and_an_unknown_ca_is_refused(
-    tls_files: TlsFiles,
+    tls_files: Tls,
 ) -> None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tls_files.cert, tls_files.key)
+    context.load_cert_chain(tls_files.cert_file, tls_files.key_file)
     with FakeSplunk(token=TOKEN, tls=context) as server:
         server.add_events(web_events())
-        trusted = SplunkSearchBackend(settings(server, ca_file=tls_files.ca))
+        trusted = SplunkSearchBackend(settings(server, ca_file=tls_files.ca_file))
         untrusted = SplunkSearchBackend(settings(server))
 
         hits = await trusted.search(query())
@@ -493,80 +478,6 @@ async def test_tls_is_verified_against_the_ca_file_and_an_unknown_ca_is_refused(
     assert "set SPLUNK_CA_FILE" in str(refused.value)
     assert health.status is HealthStatus.DOWN and "not trusted" in health.reason
     assert len(server.searches()) == 1  # the refused handshake was not retried
-
-
-def _with_cryptography(folder: Path) -> TlsFiles:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    def name(text: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
-
-    def pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-        return key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-
-    now = datetime.now(UTC)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("Test CA"))
-        .issuer_name(name("Test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    files = TlsFiles(folder / "ca.pem", folder / "server.pem", folder / "server.key")
-    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files.key.write_bytes(pem(key))
-    return files
-
-
-def _with_openssl(folder: Path) -> TlsFiles:
-    files = TlsFiles(folder / "ca.pem", folder / "server.pem", folder / "server.key")
-    ca_key, csr, ext = folder / "ca.key", folder / "server.csr", folder / "server.ext"
-    ext.write_text(
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
-    )
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    ca_args = ["-subj", "/CN=Test CA", "-addext", "basicConstraints=critical,CA:TRUE"]
-    ca_args += ["-addext", "keyUsage=critical,keyCertSign,cRLSign"]
-    sign_args = ["-CAcreateserial", "-out", files.cert, "-days", "1", "-extfile", ext]
-    for command in (
-        ["req", "-x509", *ec, "-keyout", ca_key, "-out", files.ca, "-days", "1", *ca_args],
-        ["req", *ec, "-keyout", files.key, "-out", csr, "-subj", "/CN=127.0.0.1"],
-        ["x509", "-req", "-in", csr, "-CA", files.ca, "-CAkey", ca_key, *sign_args],
-    ):
-        subprocess.run(["openssl", *map(str, command)], check=True, capture_output=True)
-    return files
 
 
 async def wait_until(condition: Any, seconds: float = 3.0) -> None:

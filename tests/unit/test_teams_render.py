@@ -187,9 +187,10 @@ def test_suppress_and_resolve_reveal_their_inputs() -> None:
     assert [t["id"] for t in of_type(shown["Resolve"], "Input.Text")] == ["note"]
 
 
-def test_revision_changes_with_the_state() -> None:
-    assert card_revision(card_in(State.OPEN)) != card_revision(card_in(State.ACKNOWLEDGED))
-    assert card_revision(card_in(State.OPEN)) == card_revision(card_in(State.OPEN))
+def test_revision_follows_the_incident_version() -> None:
+    first, changed = card_in(State.OPEN), replace(card_in(State.ACKNOWLEDGED), version=2)
+    assert card_revision(first) != card_revision(changed)
+    assert card_revision(first) == card_revision(card_in(State.OPEN))
 
 
 def test_log_text_is_never_read_as_markdown() -> None:
