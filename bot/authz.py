@@ -5,7 +5,7 @@ The roles file (``BOT_ROLES_FILE``)::
     default_role: viewer
     roles:
       admin: [console:alice, cli:root]
-      responder: [slack:U0123ABC, slack-group:S0456DEF, teams:9f0c…]
+      responder: [slack:U0123ABC, slack-group:S0456DEF, teams:9f0c…, pagerduty:*]
       viewer: []
 
 Without a roles file (the embedded default) console and CLI users are admins, PagerDuty users
@@ -95,7 +95,8 @@ class Roles:
                 return Role.ADMIN
             # PagerDuty changes arrive signed by PagerDuty for its own responders
             return Role.RESPONDER if kind == "pagerduty" else Role.VIEWER
-        best = self.members.get(identity, self.default_role)
+        kind = identity.split(":", 1)[0]
+        best = self.members.get(identity) or self.members.get(f"{kind}:*") or self.default_role
         for group in groups:
             role = self.members.get(group)
             if role is not None and role.level > best.level:

@@ -233,3 +233,14 @@ def test_require_on_the_embedded_default() -> None:
 )
 def test_role_order(have: Role, needed: Role, allowed: bool) -> None:
     assert have.allows(needed) is allowed
+
+
+def test_a_kind_wildcard_gives_every_identity_of_that_kind_its_role(tmp_path: Path) -> None:
+    path = tmp_path / "roles.yaml"
+    path.write_text(
+        "default_role: viewer\nroles:\n  responder: ['pagerduty:*']\n  admin: [pagerduty:PBOSS]\n"
+    )
+    roles = Roles.load(path)
+    assert roles.role_of("pagerduty:PANY") is Role.RESPONDER
+    assert roles.role_of("pagerduty:PBOSS") is Role.ADMIN  # a named entry wins
+    assert roles.role_of("slack:U1") is Role.VIEWER
