@@ -679,6 +679,7 @@ async def slack_bot(
     fake: FakeSlack | None = None,
     rate_limits: dict[str, RateLimit] | None = None,
     digest_after: int | None = None,
+    runtime_options: dict[str, Any] | None = None,
     **slack_settings: Any,
 ) -> AsyncIterator[SlackBot]:
     """A bot on a SQLite file in ``folder``, serving HTTP on 127.0.0.1, Slack faked."""
@@ -705,7 +706,7 @@ async def slack_bot(
         **slack_settings,
     )
     # the runtime wires Slack itself: surface, route, buckets, digest, /slack/events
-    runtime = Runtime(settings, clock=clock, slack=config)
+    runtime = Runtime(settings, clock=clock, slack=config, **(runtime_options or {}))
     await runtime.connect(attempts=1)
     assert runtime.slack is not None
     integration = runtime.slack
