@@ -27,7 +27,7 @@ from bot.errors import NotFound, PermanentError, TransientError
 from bot.ports import Health, HealthStatus, PageRef
 from bot.ratelimit import TokenBucket
 from integrations.pagerduty.clients import call, events_client, rest_client
-from integrations.pagerduty.settings import BURST, ENV_PREFIX, PagerDutySettings
+from integrations.pagerduty.settings import ENV_PREFIX, PagerDutySettings
 
 log = logging.getLogger(__name__)
 SEVERITIES = frozenset({"critical", "error", "warning", "info"})
@@ -188,8 +188,8 @@ class PagerDutyPager:
     async def _spend(self, routing_key: str, channel: str) -> None:
         bucket = self._budgets.get(routing_key)
         if bucket is None:
-            rate = self.settings.events_per_minute / 60
-            bucket = self._budgets[routing_key] = TokenBucket(rate, BURST, self._monotonic)
+            rate, burst = self.settings.budget()
+            bucket = self._budgets[routing_key] = TokenBucket(rate, burst, self._monotonic)
         waited = 0.0
         while (wait := bucket.try_take()) > 0:
             if waited + wait > MAX_BUDGET_WAIT:

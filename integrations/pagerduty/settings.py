@@ -138,9 +138,16 @@ class PagerDutySettings(BaseSettings):
             return True
         return ssl.create_default_context(cafile=str(self.ca_file))
 
+    def budget(self) -> tuple[float, int]:
+        """(events per second, burst) such that no rolling minute holds more than
+        ``events_per_minute`` events: a bucket allows its burst plus a minute of its rate."""
+        burst = min(BURST, max(1, self.events_per_minute // 4))
+        return max(self.events_per_minute - burst, 1) / 60, burst
+
     def outbox_rate_limit(self) -> dict[str, RateLimit]:
         """The outbox budget for the ``pagerduty`` lanes (one bucket per channel)."""
-        return {"pagerduty": RateLimit(rate=self.events_per_minute / 60, burst=BURST)}
+        rate, burst = self.budget()
+        return {"pagerduty": RateLimit(rate=rate, burst=burst)}
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for log redaction and for scrubbing error text."""

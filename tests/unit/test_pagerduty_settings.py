@@ -50,9 +50,13 @@ def test_environment_with_channels_rotation_and_eu(monkeypatch: pytest.MonkeyPat
     assert KEY not in repr(settings) and "new-secret" not in repr(settings)
 
 
-def test_the_outbox_budget_is_per_minute_over_sixty() -> None:
-    limit = PagerDutySettings(events_per_minute=96).outbox_rate_limit()
-    assert limit == {"pagerduty": RateLimit(rate=1.6, burst=10)}
+def test_no_rolling_minute_exceeds_the_budget() -> None:
+    for per_minute in (96, 6, 1000):
+        (limit,) = PagerDutySettings(events_per_minute=per_minute).outbox_rate_limit().values()
+        assert limit.burst + limit.rate * 60 == pytest.approx(per_minute)
+    assert PagerDutySettings(events_per_minute=96).outbox_rate_limit() == {
+        "pagerduty": RateLimit(rate=86 / 60, burst=10)
+    }
 
 
 def test_problems_name_the_variable_and_never_the_secret() -> None:
