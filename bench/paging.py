@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "--scale",
         type=float,
         default=1.0,
-        help="time runs S times faster (bursts do not scale: above 1 the per-minute figure reads high)",
+        help="time runs S times faster (bursts do not scale: above 1, per-minute reads high)",
     )
     parser.add_argument("--events-per-minute", type=int, default=96, help="per routing key")
     parser.add_argument("--runs", type=int, default=1)
