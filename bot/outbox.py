@@ -392,8 +392,8 @@ class OutboxWorker:
         if kind is MessageKind.TRIGGER:
             page = await asyncio.to_thread(self._page_of, row.incident_id)
             ref = await pager.trigger(page, row.channel)
-            if ref.url:
-                await asyncio.to_thread(self._save_page_url, row.incident_id, ref.url)
+            if ref.url or ref.oncall:
+                await asyncio.to_thread(self._save_page_url, row.incident_id, ref.url, ref.oncall)
             return
         key = await asyncio.to_thread(self._page_key, row.incident_id)
         if not key:
@@ -417,14 +417,15 @@ class OutboxWorker:
             ).scalar()
         return str(key or "")
 
-    def _save_page_url(self, incident_id: int, url: str) -> None:
-        """The page's link goes on the incident, and every card of it is refreshed to show it."""
+    def _save_page_url(self, incident_id: int, url: str, oncall: str = "") -> None:
+        """The page's link and who is on call go on the incident, and every card of it is
+        refreshed to show them."""
         now = self._clock.now()
         with self._engine.begin() as conn:
             conn.execute(
                 update(INCIDENTS)
                 .where(INCIDENTS.c.id == incident_id)
-                .values(page_url=url, updated_at=now)
+                .values(page_url=url, oncall=oncall, updated_at=now)
             )
             refs = conn.execute(
                 select(CARD_REFS.c.surface, CARD_REFS.c.channel).where(

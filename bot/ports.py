@@ -109,6 +109,7 @@ class PageRef:
 
     key: str
     url: str = ""
+    oncall: str = ""  # who is on call for it, as one line ("On call: Ann (L1), Bob (L2)")
 
 
 class Pager(Protocol):

@@ -122,6 +122,7 @@ def build_card(
     muted: bool = False,
     search_link: str = "",
     page_url: str = "",
+    oncall: str = "",
 ) -> Card:
     options = console_url if isinstance(console_url, CardOptions) else CardOptions(console_url)
     links = [Link("Open in console", f"{options.console_url}/incidents/{incident.id}")]
@@ -145,7 +146,7 @@ def build_card(
         service=incident.service,
         host=incident.host,
         state=incident.state,
-        status_line=status_line(incident),
+        status_line=status_line(incident) + (f" · {oncall}" if oncall else ""),
         hit_count=incident.hit_count,
         alert_count=incident.alert_count,
         first_seen=incident.first_seen,

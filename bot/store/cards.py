@@ -53,4 +53,5 @@ def load_card(session: Session, incident_id: int, options: str | CardOptions) ->
         muted=bool(row.muted_by),
         search_link=row.search_link,
         page_url=row.page_url,
+        oncall=row.oncall,
     )

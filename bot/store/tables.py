@@ -50,6 +50,7 @@ class IncidentRow(SQLModel, table=True):
     search_link: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     page_ref: str = Field(default="", max_length=255)  # the pager's dedup key once paged
     page_url: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    oncall: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     version: int = 1
 
 

@@ -27,6 +27,7 @@ from bot.errors import NotFound, PermanentError, TransientError
 from bot.ports import Health, HealthStatus, PageRef
 from bot.ratelimit import TokenBucket
 from integrations.pagerduty.clients import call, events_client, rest_client
+from integrations.pagerduty.oncall import OnCallLookup, on_call_line
 from integrations.pagerduty.settings import ENV_PREFIX, PagerDutySettings
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class PagerDutyPager:
         self._clients: dict[str, pagerduty.EventsApiV2Client] = {}
         self._budgets: dict[str, TokenBucket] = {}
         self._rest = rest_client(settings, self._verify) if settings.rest_enabled else None
+        self._oncall = OnCallLookup(settings, monotonic) if settings.rest_enabled else None
         self._deadline = settings.timeout + 2.0
 
     # Pager -----------------------------------------------------------------------------------
@@ -83,7 +85,10 @@ class PagerDutyPager:
         assert isinstance(page, Page)
         key = page.dedup_key[:KEY_MAX]
         await self._send(channel, "trigger", key, event_body(page))
-        return PageRef(key, await self.incident_url(key))
+        found = await self._incident(key)
+        if found is None:
+            return PageRef(key)
+        return PageRef(key, str(found.get("html_url") or ""), await self._oncall_of(found))
 
     async def acknowledge(self, key: str, channel: str) -> None:
         await self._send(channel, "acknowledge", key[:KEY_MAX], {})
@@ -115,22 +120,40 @@ class PagerDutyPager:
 
     async def incident_url(self, key: str) -> str:
         """The PagerDuty incident's link for a dedup key ("" without REST or when not found in
-        time). PagerDuty opens incidents a moment after accepting the event: poll briefly."""
+        time)."""
+        found = await self._incident(key)
+        return str(found.get("html_url") or "") if found is not None else ""
+
+    async def _incident(self, key: str) -> dict[str, Any] | None:
+        """The PagerDuty incident of a dedup key (None without REST or when not found in time).
+        PagerDuty opens incidents a moment after accepting the event: poll briefly."""
         if self._rest is None or self.settings.lookup_timeout <= 0:
-            return ""
+            return None
         give_up = self._monotonic() + self.settings.lookup_timeout
         while True:
             try:
                 found = await self._find_incident(key, give_up)
             except (TransientError, PermanentError) as exc:
                 log.info("no link for the page %s: %s", key, exc)
-                return ""
+                return None
             if found is not None:
-                return str(found.get("html_url") or "")
+                return found
             if self._monotonic() + LOOKUP_EVERY >= give_up:
                 log.info("no PagerDuty incident for %s yet; the card goes without a link", key)
-                return ""
+                return None
             await asyncio.sleep(LOOKUP_EVERY)
+
+    async def _oncall_of(self, incident: dict[str, Any]) -> str:
+        """Who is on call for the incident's escalation policy (cached), as one line."""
+        policy = incident.get("escalation_policy")
+        policy_id = policy.get("id") if isinstance(policy, dict) else None
+        if not policy_id or self._oncall is None:
+            return ""
+        try:
+            return on_call_line(await self._oncall.who(str(policy_id)))
+        except (TransientError, PermanentError) as exc:
+            log.info("on-call lookup for %s failed: %s", policy_id, exc)
+            return ""
 
     async def note(self, key: str, text: str) -> None:
         """Add a note to the PagerDuty incident of ``key`` (needs REST and, with an
@@ -223,3 +246,5 @@ class PagerDutyPager:
             client.close()
         if self._rest is not None:
             self._rest.close()
+        if self._oncall is not None:
+            self._oncall.close()

@@ -271,3 +271,14 @@ def test_handled_event_ids_are_kept_once_on_both_databases(
     assert handled(engine, "01ABC") and not handled(engine, "01ABD")
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(WEBHOOKS)).scalar_one() == 1
+
+
+async def test_the_card_shows_the_page_link_and_who_is_on_call(bot: Bot) -> None:
+    bot.fake.oncall["PUS0KTE"] = [("Ann Example", 1), ("Bob Example", 2)]
+    await paged(bot)
+    incident = bot.incident()
+    assert incident.page_url.startswith("https://")
+    assert incident.oncall == "On call: Ann Example (L1), Bob Example (L2)"
+    card = await bot.runtime.operations.card(1)
+    assert incident.oncall in card.status_line
+    assert ("Page", incident.page_url) in [(link.label, link.url) for link in card.links]
