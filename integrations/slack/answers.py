@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.domain.incident import Incident, State
+from bot.domain.incident import Incident
 from bot.errors import BotError, Conflict, NotFound, PolicyViolation
 from bot.operations import RuleStatus, SilenceInfo
 from integrations.slack.blockkit import MAX_SECTION, clip, date, escape, link, mentions
@@ -15,13 +15,9 @@ SCOPE_TITLE = {
     Scope.ACTIVE: "not resolved",
     Scope.OPEN: "open",
     Scope.ACKED: "acknowledged",
+    Scope.SUPPRESSED: "suppressed",
+    Scope.RESOLVED: "resolved",
     Scope.ALL: "most recent",
-}
-SCOPE_STATES: dict[Scope, tuple[str, ...]] = {
-    Scope.ACTIVE: (State.OPEN.value, State.ACKNOWLEDGED.value, State.SUPPRESSED.value),
-    Scope.OPEN: (State.OPEN.value,),
-    Scope.ACKED: (State.ACKNOWLEDGED.value,),
-    Scope.ALL: tuple(s.value for s in State),
 }
 
 

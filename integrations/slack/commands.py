@@ -1,199 +1,19 @@
-"""The slash command's language, parsed by one pure function.
-
-::
-
-    /incident list [open|acked|all]        /incident show INC-12
-    /incident ack INC-12                   /incident unack INC-12
-    /incident suppress INC-12 1h reason…   /incident unsuppress INC-12
-    /incident resolve INC-12 [note…]       /incident reopen INC-12 [reason…]
-    /incident escalate INC-12              /incident reanalyse INC-12
-    /incident silence field=value [field!=value…] 2h reason…
-    /incident rules                        /incident help
-
-An unknown subcommand answers the help; a malformed one raises :class:`UsageError` whose text
-says what is wrong and shows the right form.
-"""
+"""The slash command's language (shared with every chat surface: :mod:`bot.textcommands`) and
+its help as Slack shows it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
-from enum import StrEnum
-
-from bot.domain.durations import parse_duration
-from bot.domain.incident import parse_human_id
-
-MAX_DURATION = timedelta(days=30)
-
-
-class Verb(StrEnum):
-    LIST = "list"
-    SHOW = "show"
-    ACK = "ack"
-    UNACK = "unack"
-    SUPPRESS = "suppress"
-    UNSUPPRESS = "unsuppress"
-    RESOLVE = "resolve"
-    REOPEN = "reopen"
-    ESCALATE = "escalate"
-    REANALYSE = "reanalyse"
-    SILENCE = "silence"
-    RULES = "rules"
-    HELP = "help"
-
-
-class Scope(StrEnum):
-    ACTIVE = "active"  # no argument: everything not resolved
-    OPEN = "open"
-    ACKED = "acked"
-    ALL = "all"
-
-
-ALIASES = {
-    "acknowledge": Verb.ACK,
-    "unacknowledge": Verb.UNACK,
-    "ls": Verb.LIST,
-    "reanalyze": Verb.REANALYSE,
-}
-USAGE: dict[Verb, str] = {
-    Verb.LIST: "list [open|acked|all]",
-    Verb.SHOW: "show INC-12",
-    Verb.ACK: "ack INC-12",
-    Verb.UNACK: "unack INC-12",
-    Verb.SUPPRESS: "suppress INC-12 1h reason…",
-    Verb.UNSUPPRESS: "unsuppress INC-12",
-    Verb.RESOLVE: "resolve INC-12 [note…]",
-    Verb.REOPEN: "reopen INC-12 [reason…]",
-    Verb.ESCALATE: "escalate INC-12",
-    Verb.REANALYSE: "reanalyse INC-12",
-    Verb.SILENCE: "silence field=value [field!=value…] 2h reason…",
-    Verb.RULES: "rules",
-    Verb.HELP: "help",
-}
-SUMMARY: dict[Verb, str] = {
-    Verb.LIST: "incidents not yet resolved (or only open, only acknowledged, all)",
-    Verb.SHOW: "one incident's card",
-    Verb.ACK: "acknowledge: you are on it",
-    Verb.UNACK: "hand it back (open again)",
-    Verb.SUPPRESS: "hide it for a while (30m, 1h, 4h, 1d … up to 30d); a reason is required",
-    Verb.UNSUPPRESS: "end a suppression now",
-    Verb.RESOLVE: "mark it resolved, with an optional note",
-    Verb.REOPEN: "reopen a resolved incident",
-    Verb.ESCALATE: "page the on-call now (when a pager is set up)",
-    Verb.REANALYSE: "ask for the root-cause analysis again",
-    Verb.SILENCE: "mute matching alerts for a while; answers how many it covers now",
-    Verb.RULES: "each detection rule's state",
-    Verb.HELP: "this help",
-}
-_NEEDS_INCIDENT = frozenset(
-    {
-        Verb.SHOW,
-        Verb.ACK,
-        Verb.UNACK,
-        Verb.SUPPRESS,
-        Verb.UNSUPPRESS,
-        Verb.RESOLVE,
-        Verb.REOPEN,
-        Verb.ESCALATE,
-        Verb.REANALYSE,
-    }
+from bot.textcommands import (
+    SUMMARY,
+    USAGE,
+    ChatRequest,
+    Scope,
+    UsageError,
+    Verb,
+    parse,
 )
 
-
-class UsageError(ValueError):
-    """A malformed command; ``str()`` says what is wrong and how to write it."""
-
-
-Wrong = Callable[[str], UsageError]
-
-
-@dataclass(frozen=True, slots=True)
-class SlashRequest:
-    verb: Verb
-    incident: int | None = None
-    scope: Scope = Scope.ACTIVE
-    duration: timedelta | None = None
-    text: str = ""  # reason, note
-    matchers: tuple[str, ...] = ()
-    unknown: str = ""  # the subcommand that was not understood (help is shown)
-
-
-def parse(text: str, command: str = "/incident") -> SlashRequest:
-    """Parse what follows the slash command; raise :class:`UsageError` when malformed."""
-    words = text.split()
-    if not words:
-        return SlashRequest(Verb.HELP)
-    head = words[0].lower()
-    verb = ALIASES.get(head) or (Verb(head) if head in Verb.__members__.values() else None)
-    if verb is None:
-        return SlashRequest(Verb.HELP, unknown=words[0])
-    rest = words[1:]
-
-    def wrong(problem: str) -> UsageError:
-        return UsageError(f"{problem}. Usage: `{command} {USAGE[verb]}`")
-
-    if verb is Verb.LIST:
-        if len(rest) > 1 or (rest and rest[0].lower() not in ("open", "acked", "all")):
-            raise wrong(f"list takes open, acked or all (got {' '.join(rest)!r})")
-        return SlashRequest(verb, scope=Scope(rest[0].lower()) if rest else Scope.ACTIVE)
-    if verb in (Verb.RULES, Verb.HELP):
-        if rest:
-            raise wrong(f"{verb.value} takes no arguments")
-        return SlashRequest(verb)
-    if verb is Verb.SILENCE:
-        return _silence(rest, wrong)
-    assert verb in _NEEDS_INCIDENT
-    if not rest:
-        raise wrong(f"{verb.value} needs an incident id such as INC-12")
-    incident = parse_human_id(rest[0])
-    if incident is None or incident < 1:
-        raise wrong(f"{rest[0]!r} is not an incident id; ids look like INC-12")
-    rest = rest[1:]
-    if verb is Verb.SUPPRESS:
-        if not rest:
-            raise wrong(f"suppress needs a duration after INC-{incident}, like 1h")
-        duration = _duration(rest[0], wrong)
-        reason = " ".join(rest[1:])
-        if not reason:
-            raise wrong("suppress needs a reason after the duration")
-        return SlashRequest(verb, incident, duration=duration, text=reason)
-    if verb in (Verb.RESOLVE, Verb.REOPEN):
-        return SlashRequest(verb, incident, text=" ".join(rest))
-    if rest:
-        raise wrong(f"{verb.value} takes only the incident id (got {' '.join(rest)!r} after it)")
-    return SlashRequest(verb, incident)
-
-
-def _silence(words: list[str], wrong: Wrong) -> SlashRequest:
-    matchers = []
-    for word in words:
-        if "=" not in word:
-            break
-        name, _, value = word.partition("!=" if "!=" in word else "=")
-        if not name or not value:
-            raise wrong(f"bad matcher {word!r}: write field=value or field!=value")
-        matchers.append(word)
-    rest = words[len(matchers) :]
-    if not matchers:
-        raise wrong("silence needs at least one field=value matcher, like service=checkout")
-    if not rest:
-        raise wrong("silence needs a duration after the matchers, like 2h")
-    duration = _duration(rest[0], wrong)
-    reason = " ".join(rest[1:])
-    if not reason:
-        raise wrong("silence needs a reason after the duration")
-    return SlashRequest(Verb.SILENCE, duration=duration, text=reason, matchers=tuple(matchers))
-
-
-def _duration(word: str, wrong: Wrong) -> timedelta:
-    try:
-        value = parse_duration(word)
-    except ValueError:
-        raise wrong(f"{word!r} is not a duration; use forms like 30m, 1h, 4h, 1d") from None
-    if value <= timedelta(0) or value > MAX_DURATION:
-        raise wrong(f"{word!r} is out of range: between 1s and 30d")
-    return value
+SlashRequest = ChatRequest
 
 
 def help_text(command: str = "/incident", unknown: str = "") -> str:
@@ -202,3 +22,6 @@ def help_text(command: str = "/incident", unknown: str = "") -> str:
     for verb, usage in USAGE.items():
         lines.append(f"• `{command} {usage}`: {SUMMARY[verb]}")
     return "\n".join(lines)
+
+
+__all__ = ["USAGE", "Scope", "SlashRequest", "UsageError", "Verb", "help_text", "parse"]

@@ -11,8 +11,8 @@ from typing import Any
 from bot.domain.incident import Command, CommandKind, human_id
 from bot.errors import BotError
 from bot.operations import Operations
+from bot.textcommands import KINDS
 from integrations.slack.answers import (
-    SCOPE_STATES,
     done,
     failed,
     incident_list,
@@ -31,16 +31,7 @@ log = logging.getLogger(__name__)
 
 LIST_LIMIT = 20
 _MENTION = re.compile(r"^(\s*<@[A-Z0-9]+(?:\|[^>]*)?>)+\s*")
-COMMANDS: dict[Verb, CommandKind] = {
-    Verb.ACK: CommandKind.ACKNOWLEDGE,
-    Verb.UNACK: CommandKind.UNACKNOWLEDGE,
-    Verb.SUPPRESS: CommandKind.SUPPRESS,
-    Verb.UNSUPPRESS: CommandKind.UNSUPPRESS,
-    Verb.RESOLVE: CommandKind.RESOLVE,
-    Verb.REOPEN: CommandKind.REOPEN,
-    Verb.ESCALATE: CommandKind.ESCALATE,
-    Verb.REANALYSE: CommandKind.REANALYSE,
-}
+COMMANDS = KINDS  # the verbs that act on an incident
 
 
 def command_crashed(verb: str) -> str:
@@ -113,7 +104,7 @@ class SlashCommands:
         if request.verb is Verb.HELP:
             return Answer(help_text(self.command, request.unknown))
         if request.verb is Verb.LIST:
-            found = await ops.incidents(SCOPE_STATES[request.scope], LIST_LIMIT)
+            found = await ops.incidents(request.scope.states, LIST_LIMIT)
             return Answer(incident_list(found, request.scope, self._console_url))
         if request.verb is Verb.RULES:
             return Answer(rule_states(await ops.rules()))

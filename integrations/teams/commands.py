@@ -15,87 +15,21 @@ import html
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 from typing import Any
 
 from bot.domain.card import Card
-from bot.domain.durations import parse_duration
-from bot.domain.incident import Command, CommandKind, Incident, State
+from bot.domain.incident import Command, CommandKind, Incident, human_id
 from bot.errors import BotError
 from bot.operations import ACTIVE, Operations
+from bot.textcommands import KINDS, SUMMARY, USAGE, UsageError, Verb
+from bot.textcommands import parse as parse_text
 from integrations.teams.render import render_card, render_lines
 
 SURFACE = "teams"
 LIST_LIMIT = 20
 
 
-class Verb(StrEnum):
-    LIST = "list"
-    SHOW = "show"
-    ACK = "ack"
-    UNACK = "unack"
-    SUPPRESS = "suppress"
-    UNSUPPRESS = "unsuppress"
-    RESOLVE = "resolve"
-    REOPEN = "reopen"
-    ESCALATE = "escalate"
-    REANALYSE = "reanalyse"
-    SILENCE = "silence"
-    RULES = "rules"
-    HELP = "help"
-
-
-ALIASES = {
-    "acknowledge": Verb.ACK,
-    "unacknowledge": Verb.UNACK,
-    "ls": Verb.LIST,
-    "reanalyze": Verb.REANALYSE,
-}
-KINDS = {
-    Verb.ACK: CommandKind.ACKNOWLEDGE,
-    Verb.UNACK: CommandKind.UNACKNOWLEDGE,
-    Verb.SUPPRESS: CommandKind.SUPPRESS,
-    Verb.UNSUPPRESS: CommandKind.UNSUPPRESS,
-    Verb.RESOLVE: CommandKind.RESOLVE,
-    Verb.REOPEN: CommandKind.REOPEN,
-    Verb.ESCALATE: CommandKind.ESCALATE,
-    Verb.REANALYSE: CommandKind.REANALYSE,
-}
-STATES: dict[str, tuple[str, ...]] = {
-    "open": (State.OPEN.value,),
-    "acked": (State.ACKNOWLEDGED.value,),
-    "acknowledged": (State.ACKNOWLEDGED.value,),
-    "suppressed": (State.SUPPRESSED.value,),
-    "resolved": (State.RESOLVED.value,),
-    "active": ACTIVE,
-    "all": tuple(s.value for s in State),
-}
-HELP = (
-    "list [open|acked|suppressed|resolved|all] — the incidents (active ones by default)",
-    "show INC-12 — one incident's card",
-    "ack INC-12 · unack INC-12 — acknowledge, or take it back",
-    "suppress INC-12 1h deploy in progress — quiet it for a while, with a reason",
-    "unsuppress INC-12 — end a suppression",
-    "resolve INC-12 rolled back the release — resolve, with an optional note",
-    "reopen INC-12 — reopen a resolved incident",
-    "escalate INC-12 — page the on-call now",
-    "reanalyse INC-12 — ask for the root cause again",
-    "silence service=checkout host!=web-9 2h maintenance — mute matching alerts",
-    "rules — the detection rules and how their last runs went",
-    "help — this list",
-)
-USAGE = {
-    Verb.SHOW: "show INC-12",
-    Verb.ACK: "ack INC-12",
-    Verb.UNACK: "unack INC-12",
-    Verb.SUPPRESS: "suppress INC-12 1h deploy in progress",
-    Verb.UNSUPPRESS: "unsuppress INC-12",
-    Verb.RESOLVE: "resolve INC-12 [note]",
-    Verb.REOPEN: "reopen INC-12 [reason]",
-    Verb.ESCALATE: "escalate INC-12",
-    Verb.REANALYSE: "reanalyse INC-12",
-    Verb.SILENCE: "silence service=checkout 2h maintenance",
-}
+HELP = tuple(f"{USAGE[verb]} — {SUMMARY[verb]}" for verb in USAGE)
 _MENTION = re.compile(r"<at\b[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
 
@@ -126,55 +60,22 @@ def clean(text: str) -> str:
 
 
 def parse(text: str) -> TextCommand:
-    words = clean(text).split()
-    if not words:
-        return TextCommand(Verb.HELP)
-    name = words[0].lower().lstrip("/")
-    verb = ALIASES.get(name) or next((v for v in Verb if v.value == name), None)
-    args = words[1:]
-    if verb is None:
-        return TextCommand(Verb.HELP, problem=f"I don't know {words[0]!r}.")
-    if verb in (Verb.HELP, Verb.RULES):
-        return TextCommand(verb)
-    if verb is Verb.LIST:
-        which = args[0].lower() if args else "active"
-        if which not in STATES or len(args) > 1:
-            return TextCommand(Verb.HELP, problem=f"list takes one of {', '.join(STATES)}.")
-        return TextCommand(verb, states=STATES[which])
-    if verb is Verb.SILENCE:
-        return _silence(args)
-    if not args:
-        return _usage(verb, "which incident?")
-    incident, rest = args[0], args[1:]
-    if verb is Verb.SUPPRESS:
-        if len(rest) < 2:
-            return _usage(verb, "a suppression needs a duration and a reason.")
-        try:
-            duration = parse_duration(rest[0])
-        except ValueError as exc:
-            return _usage(verb, f"{exc}.")
-        return TextCommand(verb, incident=incident, duration=duration, text=" ".join(rest[1:]))
-    if verb in (Verb.RESOLVE, Verb.REOPEN):
-        return TextCommand(verb, incident=incident, text=" ".join(rest))
-    if rest:
-        return _usage(verb, f"{verb.value} takes only the incident id.")
-    return TextCommand(verb, incident=incident)
-
-
-def _silence(args: list[str]) -> TextCommand:
-    matchers = tuple(a for a in args if "=" in a)
-    rest = [a for a in args if "=" not in a]
-    if not matchers or len(rest) < 2 or args[: len(matchers)] != list(matchers):
-        return _usage(Verb.SILENCE, "a silence needs field=value matchers, a duration, a reason.")
+    """The command in a message (the grammar every chat surface shares: ``bot.textcommands``);
+    anything malformed or unknown becomes the help with the reason."""
     try:
-        duration = parse_duration(rest[0])
-    except ValueError as exc:
-        return _usage(Verb.SILENCE, f"{exc}.")
-    return TextCommand(Verb.SILENCE, matchers=matchers, duration=duration, text=" ".join(rest[1:]))
-
-
-def _usage(verb: Verb, problem: str) -> TextCommand:
-    return TextCommand(Verb.HELP, problem=f"{problem[0].upper()}{problem[1:]} Try: {USAGE[verb]}")
+        request = parse_text(clean(text).lstrip("/"), command="")
+    except UsageError as exc:
+        return TextCommand(Verb.HELP, problem=str(exc))
+    if request.unknown:
+        return TextCommand(Verb.HELP, problem=f"I don't know {request.unknown!r}.")
+    return TextCommand(
+        request.verb,
+        incident=human_id(request.incident) if request.incident else "",
+        states=request.scope.states,
+        duration=request.duration,
+        text=request.text,
+        matchers=request.matchers,
+    )
 
 
 class TeamsCommands:

@@ -73,7 +73,7 @@ def test_parses_what_people_type(text: str, expected: SlashRequest) -> None:
         ("suppress INC-3 soon because", "'soon' is not a duration"),
         ("suppress INC-3 45d too long", "'45d' is out of range"),
         ("suppress INC-3 1h", "suppress needs a reason after the duration"),
-        ("list everything", "list takes open, acked or all (got 'everything')"),
+        ("list everything", "suppressed, resolved or all (got 'everything')"),
         ("rules now", "rules takes no arguments"),
         ("silence 2h reason", "silence needs at least one field=value matcher"),
         ("silence service= 2h reason", "bad matcher 'service='"),

@@ -19,8 +19,8 @@ ALL = ("open", "acknowledged", "suppressed", "resolved")
         ("list acked", TextCommand(Verb.LIST, states=("acknowledged",))),
         ("LIST all", TextCommand(Verb.LIST, states=ALL)),
         ("show INC-12", TextCommand(Verb.SHOW, incident="INC-12")),
-        ("ack inc-3", TextCommand(Verb.ACK, incident="inc-3")),
-        ("acknowledge 3", TextCommand(Verb.ACK, incident="3")),
+        ("ack inc-3", TextCommand(Verb.ACK, incident="INC-3")),
+        ("acknowledge 3", TextCommand(Verb.ACK, incident="INC-3")),
         ("unack INC-3", TextCommand(Verb.UNACK, incident="INC-3")),
         ("/unsuppress INC-3", TextCommand(Verb.UNSUPPRESS, incident="INC-3")),
         (
@@ -65,14 +65,15 @@ def test_commands_parse(text: str, expected: TextCommand) -> None:
     ("text", "problem"),
     [
         ("dance", "I don't know 'dance'."),
-        ("list everything", "list takes one of"),
-        ("ack", "Which incident? Try: ack INC-12"),
+        # the grammar (and its messages) is the one the Slack command uses: bot.textcommands
+        ("list everything", "list takes open, acked, suppressed, resolved or all"),
+        ("ack", "ack needs an incident id such as INC-12. Usage: `ack INC-12`"),
         ("ack INC-3 now please", "ack takes only the incident id"),
-        ("suppress INC-3 1h", "needs a duration and a reason"),
-        ("suppress INC-3 soon because", "bad duration 'soon'"),
-        ("silence 2h maintenance", "field=value matchers"),
-        ("silence service=checkout forever x", "bad duration 'forever'"),
-        ("silence 2h service=checkout maintenance", "field=value matchers"),
+        ("suppress INC-3 1h", "suppress needs a reason after the duration"),
+        ("suppress INC-3 soon because", "'soon' is not a duration"),
+        ("silence 2h maintenance", "at least one field=value matcher"),
+        ("silence service=checkout forever x", "'forever' is not a duration"),
+        ("silence 2h service=checkout maintenance", "at least one field=value matcher"),
     ],
 )
 def test_anything_else_gets_the_help_with_the_reason(text: str, problem: str) -> None:
