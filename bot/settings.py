@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -209,18 +210,26 @@ def load_settings(**overrides: Any) -> Settings:
     return settings
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_errors(
+    exc: ValidationError, model: type[BaseModel], env_name: Callable[[str], str]
+) -> str:
+    """One line per invalid setting, naming its variable (``env_name(field)``) and what is
+    wrong; the value is shown unless the field is a secret (any ``SecretStr`` in its type)."""
     lines = []
     for error in exc.errors():
-        name = ENV_PREFIX + "_".join(str(p) for p in error["loc"][:1]).upper()
+        field = str(error["loc"][0]) if error["loc"] else ""
         detail = ".".join(str(p) for p in error["loc"][1:])
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown setting"
         got = error.get("input")
-        field = Settings.model_fields.get(str(error["loc"][0])) if error["loc"] else None
-        secret = field is not None and "SecretStr" in str(field.annotation)
+        info = model.model_fields.get(field)
+        secret = info is not None and "SecretStr" in str(info.annotation)
         hide = secret or isinstance(got, dict | list) or error["type"] == "missing"
         shown = "" if hide else f" (got {got!r})"
-        lines.append(f"{name}{'.' + detail if detail else ''}: {message}{shown}")
+        lines.append(f"{env_name(field)}{'.' + detail if detail else ''}: {message}{shown}")
     return "\n".join(lines)
+
+
+def _describe(exc: ValidationError) -> str:
+    return describe_errors(exc, Settings, lambda field: ENV_PREFIX + field.upper())

@@ -15,7 +15,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
-from bot.settings import Duration
+from bot.settings import Duration, describe_errors
 
 ENV_NAMES = {
     "model_id": "BEDROCK_MODEL_ID",
@@ -90,13 +90,8 @@ def load_bedrock_settings(**overrides: Any) -> BedrockSettings:
     try:
         settings = BedrockSettings(**overrides)
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            loc = str(error["loc"][0]) if error["loc"] else ""
-            name = ENV_NAMES.get(loc, loc)
-            message = str(error["msg"]).removeprefix("Value error, ")
-            lines.append(f"{name}: {message} (got {error.get('input')!r})")
-        raise ConfigError("\n".join(lines)) from None
+        message = describe_errors(exc, BedrockSettings, lambda field: ENV_NAMES.get(field, field))
+        raise ConfigError(message) from None
     problems = settings.problems()
     if problems:
         raise ConfigError("\n".join(problems))

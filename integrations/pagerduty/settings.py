@@ -23,7 +23,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
-from bot.settings import RateLimit
+from bot.settings import RateLimit, describe_errors
 
 ENV_PREFIX = "PAGERDUTY_"
 DEFAULT_CHANNEL = "default"
@@ -204,12 +204,4 @@ def load_pagerduty_settings(channels: Iterable[str] = (), **overrides: Any) -> P
 
 
 def _describe(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else ""
-        name = ENV_PREFIX + field.upper()
-        message = str(error["msg"]).removeprefix("Value error, ")
-        hide = field in _SECRETS or error["type"] == "missing"
-        got = "" if hide else f" (got {error.get('input')!r})"
-        lines.append(f"{name}: {message}{got}")
-    return "\n".join(lines)
+    return describe_errors(exc, PagerDutySettings, lambda field: ENV_PREFIX + field.upper())

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.settings import describe_errors
 
 ENV_PREFIX = "SPLUNK_"
 
@@ -152,14 +153,7 @@ def load_splunk_settings(**overrides: Any) -> SplunkSettings:
 
 
 def _describe(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        name = ENV_PREFIX + str(error["loc"][0]).upper() if error["loc"] else ENV_PREFIX
-        message = str(error["msg"]).removeprefix("Value error, ")
-        secret = name in (f"{ENV_PREFIX}TOKEN", f"{ENV_PREFIX}PASSWORD")
-        got = "" if secret or error["type"] == "missing" else f" (got {error.get('input')!r})"
-        lines.append(f"{name}: {message}{got}")
-    return "\n".join(lines)
+    return describe_errors(exc, SplunkSettings, lambda field: ENV_PREFIX + field.upper())
 
 
 def _bracketed(host: str) -> str:

@@ -21,7 +21,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
-from bot.settings import is_loopback_host
+from bot.settings import describe_errors, is_loopback_host
 
 ENV_PREFIX = "TEAMS_"
 PFX_SUFFIXES = (".pfx", ".p12")
@@ -165,13 +165,4 @@ def load_teams_settings(**overrides: Any) -> TeamsSettings:
 
 
 def _describe(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        name = ENV_PREFIX + str(error["loc"][0]).upper() if error["loc"] else ENV_PREFIX
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown setting"
-        secret = name == f"{ENV_PREFIX}APP_PASSWORD"
-        got = "" if secret or error["type"] == "missing" else f" (got {error.get('input')!r})"
-        lines.append(f"{name}: {message}{got}")
-    return "\n".join(lines)
+    return describe_errors(exc, TeamsSettings, lambda field: ENV_PREFIX + field.upper())
