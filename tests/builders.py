@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bot.domain.hits import Alert, Category, Evidence, Severity
+from bot.domain.incident import Incident, State
 from bot.pipeline.ingest import IngestPolicy
 from bot.pipeline.notify import Router, Target
 
@@ -52,3 +55,30 @@ def console_policy(
 ) -> IngestPolicy:
     router = Router((), (Target("console", "console"),))
     return IngestPolicy(router=router, flap_window=flap, card_refresh=card_refresh, realert=realert)
+
+
+CREATED = datetime(2026, 11, 22, 9, 5, 59, tzinfo=UTC)
+
+
+def incident(**changes: Any) -> Incident:
+    """INC-31: an open, critical 5xx burst on checkout (17 events, 2 alerts) created at
+    ``CREATED``; ``changes`` override any field."""
+    base = Incident(
+        id=31,
+        group_key="web-5xx|service=checkout",
+        rule_id="web-5xx",
+        title="5xx burst on checkout",
+        severity=Severity.CRITICAL,
+        category=Category.APPLICATION,
+        service="checkout",
+        host="web-1",
+        owner="web-oncall",
+        state=State.OPEN,
+        created_at=CREATED,
+        updated_at=CREATED,
+        first_seen=CREATED - timedelta(minutes=3),
+        last_seen=CREATED,
+        hit_count=17,
+        alert_count=2,
+    )
+    return replace(base, **changes)

@@ -1,15 +1,15 @@
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bot.domain.card import ActionKind, build_card, rca_line, status_line
-from bot.domain.hits import Category, Evidence, Severity
+from bot.domain.hits import Evidence
 from bot.domain.incident import Command, CommandKind, Incident, State, transition
 from bot.domain.rca import RcaReport, RcaStatus
+from tests.builders import incident as make_incident
 
 CREATED = datetime(2026, 11, 22, 9, 5, 59, tzinfo=UTC)
 NOW = datetime(2026, 11, 22, 10, 17, 42, tzinfo=UTC)
@@ -17,25 +17,7 @@ CONSOLE = "https://bot.example.org"
 
 
 def incident(**changes: Any) -> Incident:
-    base = Incident(
-        id=31,
-        group_key="web-5xx|service=checkout",
-        rule_id="web-5xx",
-        title="5xx on checkout",
-        severity=Severity.CRITICAL,
-        category=Category.APPLICATION,
-        service="checkout",
-        host="web-1",
-        owner="web-oncall",
-        state=State.OPEN,
-        created_at=CREATED,
-        updated_at=CREATED,
-        first_seen=CREATED - timedelta(minutes=3),
-        last_seen=CREATED,
-        hit_count=17,
-        alert_count=2,
-    )
-    return replace(base, **changes)
+    return make_incident(**{"title": "5xx on checkout", **changes})
 
 
 def act(before: Incident, kind: CommandKind, actor: str = "alice", **fields: Any) -> Incident:

@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 
 from bot.domain.card import ActionKind, Card, CardOptions, build_card
-from bot.domain.hits import Category, Evidence, Severity
-from bot.domain.incident import Command, CommandKind, Incident, State, transition
+from bot.domain.hits import Evidence, Severity
+from bot.domain.incident import Command, CommandKind, Incident, transition
 from bot.domain.rca import RcaReport, RcaStatus
 from bot.ports import DigestLine
 from integrations.slack.blockkit import MAX_BLOCKS, MAX_HEADER, MAX_SECTION, MORE
 from integrations.slack.render import button_value, render_card, render_digest, render_reply
+from tests.builders import incident as make_incident
 from tests.fakes.slack import block_problems
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "slack" / "golden"
@@ -37,26 +38,9 @@ RCA = RcaReport(
 
 
 def incident(**changes: Any) -> Incident:
-    base = Incident(
-        id=31,
-        group_key="web-5xx|service=checkout",
-        rule_id="web-5xx",
-        title="5xx burst on checkout",
-        severity=Severity.HIGH,
-        category=Category.APPLICATION,
-        service="checkout",
-        host="web-1",
-        owner="web-oncall",
-        state=State.OPEN,
-        created_at=CREATED,
-        updated_at=CREATED,
-        first_seen=CREATED - timedelta(minutes=3),
-        last_seen=CREATED,
-        hit_count=17,
-        alert_count=2,
-        runbook="https://runbooks.example.org/web-5xx",
+    return make_incident(
+        **{"severity": Severity.HIGH, "runbook": "https://runbooks.example.org/web-5xx", **changes}
     )
-    return replace(base, **changes)
 
 
 def act(before: Incident, kind: CommandKind, **fields: Any) -> Incident:

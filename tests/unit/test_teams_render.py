@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bot.domain.card import Card, CardOptions, build_card
-from bot.domain.hits import Category, Evidence, Severity
+from bot.domain.hits import Evidence, Severity
 from bot.domain.incident import Command, CommandKind, Incident, State, transition
 from bot.domain.rca import RcaReport, RcaStatus
 from integrations.teams.render import (
@@ -27,6 +27,7 @@ from integrations.teams.render import (
     render_lines,
     render_notice,
 )
+from tests.builders import incident as make_incident
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "teams" / "cards"
 CREATED = datetime(2026, 11, 22, 9, 5, 59, tzinfo=UTC)
@@ -38,26 +39,7 @@ QUIET_OR_FIX = [("Suppress", "suppress"), ("Resolve", "resolve")]
 
 
 def incident(**changes: Any) -> Incident:
-    base = Incident(
-        id=31,
-        group_key="web-5xx|service=checkout",
-        rule_id="web-5xx",
-        title="5xx burst on checkout",
-        severity=Severity.CRITICAL,
-        category=Category.APPLICATION,
-        service="checkout",
-        host="web-1",
-        owner="web-oncall",
-        state=State.OPEN,
-        created_at=CREATED,
-        updated_at=CREATED,
-        first_seen=CREATED - timedelta(minutes=3),
-        last_seen=CREATED,
-        hit_count=17,
-        alert_count=2,
-        runbook=RUNBOOK,
-    )
-    return replace(base, **changes)
+    return make_incident(**{"runbook": RUNBOOK, **changes})
 
 
 def evidence(n: int = 3, length: int = 60) -> tuple[Evidence, ...]:
