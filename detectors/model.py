@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -49,8 +50,21 @@ def _optional_duration(value: Any) -> timedelta | None:
     return None if value is None else _duration(value)
 
 
+def _at_least_a_second(value: timedelta | None) -> timedelta | None:
+    if value is not None and value < timedelta(seconds=1):
+        raise rule_error("must be at least 1s")
+    return value
+
+
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 OptionalDuration = Annotated[timedelta | None, BeforeValidator(_optional_duration)]
+#: a duration of at least one second (windows, intervals, timeframes, horizons …)
+PositiveDuration = Annotated[
+    timedelta, BeforeValidator(_duration), AfterValidator(_at_least_a_second)
+]
+OptionalPositiveDuration = Annotated[
+    timedelta | None, BeforeValidator(_optional_duration), AfterValidator(_at_least_a_second)
+]
 
 
 class Rule(BaseModel):
@@ -63,9 +77,9 @@ class Rule(BaseModel):
     description: str = ""
     query: str
     type: str
-    interval: OptionalDuration = None
+    interval: OptionalPositiveDuration = None
     schedule: str | None = None
-    window: Duration = timedelta(minutes=5)
+    window: PositiveDuration = timedelta(minutes=5)
     query_delay: Duration = timedelta(0)
     max_catchup: Duration = timedelta(hours=1)
     group_by: tuple[str, ...] = ()
@@ -103,13 +117,6 @@ class Rule(BaseModel):
         if not value.strip():
             raise rule_error("must not be empty")
         return value.strip()
-
-    @field_validator("interval", "window")
-    @classmethod
-    def _positive(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value < timedelta(seconds=1):
-            raise rule_error("must be at least 1s")
-        return value
 
     @field_validator("schedule")
     @classmethod

@@ -40,7 +40,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from bot.domain.durations import format_duration
 from bot.domain.hits import Alert, Hit
 from detectors.memory import RuleMemory
-from detectors.model import Duration, FieldRef, Rule, rule_error
+from detectors.model import (
+    FieldRef,
+    PositiveDuration,
+    Rule,
+    rule_error,
+)
 from detectors.types.baselines import (
     EwmaBaseline,
     ForestBaseline,
@@ -99,7 +104,7 @@ class AnomalySettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     method: Method = Method.MAD
-    bucket: Duration = timedelta(minutes=1)
+    bucket: PositiveDuration = timedelta(minutes=1)
     field: FieldName | None = None
     metrics: tuple[FieldName, ...] = ()
     aggregate: Aggregate = Aggregate.AVG
@@ -109,15 +114,8 @@ class AnomalySettings(BaseModel):
     min_history: int | None = Field(default=None, ge=3, le=100_000)
     history: int = Field(default=240, ge=3, le=10_000)
     alpha: float = Field(default=0.1, gt=0, lt=1)
-    forget_after: Duration = timedelta(hours=24)
+    forget_after: PositiveDuration = timedelta(hours=24)
     max_series: int = Field(default=1_000, ge=1, le=100_000)
-
-    @field_validator("bucket", "forget_after")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value < timedelta(seconds=1):
-            raise rule_error("must be at least 1s")
-        return value
 
     @field_validator("metrics")
     @classmethod

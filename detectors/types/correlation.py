@@ -28,7 +28,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from bot.domain.durations import format_duration
 from bot.domain.hits import Alert, Hit
 from detectors.memory import RuleMemory
-from detectors.model import SLUG, Duration, FieldRef, Rule, rule_error
+from detectors.model import (
+    SLUG,
+    FieldRef,
+    PositiveDuration,
+    Rule,
+    rule_error,
+)
 from detectors.types.common import (
     FieldName,
     Key,
@@ -68,7 +74,7 @@ class CorrelationSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     conditions: tuple[Condition, ...]
-    within: Duration
+    within: PositiveDuration
     ordered: bool = False
     max_keys: int = Field(default=10_000, ge=1, le=1_000_000)
 
@@ -81,13 +87,6 @@ class CorrelationSettings(BaseModel):
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise rule_error(f"condition name '{twice[0]}' is used twice")
-        return value
-
-    @field_validator("within")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value < timedelta(seconds=1):
-            raise rule_error("must be at least 1s")
         return value
 
 

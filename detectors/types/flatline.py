@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from bot.domain.durations import format_duration
 from bot.domain.hits import Alert, Hit
 from detectors.memory import RuleMemory
-from detectors.model import Duration, Rule, rule_error
+from detectors.model import OptionalPositiveDuration, PositiveDuration, Rule, rule_error
 from detectors.types.common import (
     Key,
     entries,
@@ -43,16 +43,9 @@ class FlatlineSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     threshold: int = Field(default=1, ge=1)
-    timeframe: Duration | None = None
-    forget_after: Duration = timedelta(hours=24)
+    timeframe: OptionalPositiveDuration = None
+    forget_after: PositiveDuration = timedelta(hours=24)
     max_keys: int = Field(default=10_000, ge=1, le=1_000_000)
-
-    @field_validator("timeframe", "forget_after")
-    @classmethod
-    def _positive(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value < timedelta(seconds=1):
-            raise rule_error("must be at least 1s")
-        return value
 
 
 class FlatlineRule(Rule):

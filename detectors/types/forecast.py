@@ -17,11 +17,15 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from bot.domain.hits import Alert, Hit
 from detectors.memory import RuleMemory
-from detectors.model import Duration, FieldRef, Rule, rule_error
+from detectors.model import (
+    FieldRef,
+    PositiveDuration,
+    Rule,
+)
 from detectors.types.common import (
     FieldName,
     Key,
@@ -47,16 +51,9 @@ class ForecastSettings(BaseModel):
 
     field: FieldName
     threshold: float
-    horizon: Duration
+    horizon: PositiveDuration
     min_points: int = Field(default=5, ge=3, le=100_000)
     direction: Trend = Trend.UP
-
-    @field_validator("horizon")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value < timedelta(seconds=1):
-            raise rule_error("must be at least 1s")
-        return value
 
 
 class ForecastRule(Rule):

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from bot.domain.durations import format_duration
 from bot.domain.hits import Alert, Hit
 from detectors.memory import RuleMemory
-from detectors.model import Duration, Rule, rule_error
+from detectors.model import OptionalPositiveDuration, Rule, rule_error
 from detectors.types.common import fmt, group_hits, iso, make_alert, ordered
 from detectors.window import Window
 
@@ -27,14 +27,7 @@ class FrequencySettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     num_events: int = Field(ge=1)
-    timeframe: Duration | None = None
-
-    @field_validator("timeframe")
-    @classmethod
-    def _positive(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value < timedelta(seconds=1):
-            raise rule_error("must be at least 1s")
-        return value
+    timeframe: OptionalPositiveDuration = None
 
 
 class FrequencyRule(Rule):
