@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -17,7 +16,6 @@ from bot.authz import Role
 from bot.domain.durations import format_duration, parse_duration
 from bot.domain.incident import Command, CommandKind, Incident, parse_human_id
 from bot.errors import NotFound, PermanentError
-from bot.pipeline.mute import parse_matchers
 from bot.store.cards import rca_from_json
 from bot.store.repo import (
     ALERTS,
@@ -315,33 +313,18 @@ def make_router(runtime: Runtime, caller: Any) -> APIRouter:
 
     @api.post("/silences", status_code=201)
     async def add_silence(body: SilenceRequest, who: Caller = authenticated) -> dict[str, Any]:
-        runtime.roles.require(who.identity, Role.RESPONDER)
-        matchers = parse_matchers(body.matchers)
         try:
             length = parse_duration(body.duration)
         except ValueError as exc:
             raise PermanentError(f"duration: {exc}") from None
-        if length <= timedelta(0) or length > timedelta(days=30):
-            raise PermanentError("duration: a silence lasts between 1s and 30d")
-        now = runtime.clock.now()
-        values = {
-            "matchers_json": json.dumps([str(m) for m in matchers]),
-            "starts_at": now,
-            "ends_at": now + length,
-            "created_by": who.identity,
-            "reason": body.reason,
-            "created_at": now,
-        }
+        made = await runtime.operations.silence(body.matchers, length, body.reason, who.identity)
 
         def run() -> dict[str, Any]:
-            with runtime.engine.begin() as conn:
-                new_id = conn.execute(SILENCES.insert().values(**values)).inserted_primary_key[0]  # type: ignore[index]
-                row = conn.execute(select(SILENCES).where(SILENCES.c.id == new_id)).one()
-                return _silence_json(row)
+            with runtime.engine.connect() as conn:
+                row = conn.execute(select(SILENCES).where(SILENCES.c.id == made.id)).one()
+            return {**_silence_json(row), "matching_now": made.matching_now}
 
-        created = await asyncio.to_thread(run)
-        runtime.runner.silences_changed()
-        return created
+        return await asyncio.to_thread(run)
 
     @api.delete("/silences/{silence_id}")
     async def expire_silence(silence_id: int, who: Caller = authenticated) -> dict[str, Any]:
@@ -403,7 +386,3 @@ def _silence_json(row: Any) -> dict[str, Any]:
         "created_by": row.created_by,
         "reason": row.reason,
     }
-
-
-def request_id(request: Request) -> str:
-    return request.headers.get("x-request-id", "")

@@ -80,9 +80,6 @@ class Operations:
         """Run a command (authz, transition, timeline, audit, outbox); see ``Interactions``."""
         return await self._interactions.execute(incident_ref, command, groups)
 
-    def require(self, identity: str, role: Role, groups: Iterable[str] = ()) -> None:
-        self.roles.require(identity, role, groups)
-
     # reads ------------------------------------------------------------------------------------
 
     async def incident(self, incident_ref: str | int) -> Incident:

@@ -206,7 +206,7 @@ _IPV6 = (
 
 _IPV6_RULE = _Rule(
     "ipv6",
-    re.compile(rf"(?<![0-9A-Za-z:.]){_IPV6}(?![0-9A-Za-z:]|\.\d)"),
+    re.compile(rf"(?<![0-9A-Za-z:.\]]){_IPV6}(?![0-9A-Za-z:]|\.\d)"),
     marker("ip"),
     ("::", ":"),
 )

@@ -316,11 +316,6 @@ def read_memory(conn: Any, rule_id: str) -> RuleMemory:
     return RuleMemory({key: json.loads(value) for key, value in rows})
 
 
-def load_memory(engine: Engine, rule_id: str) -> RuleMemory:
-    with engine.connect() as conn:
-        return read_memory(conn, rule_id)
-
-
 def save_memory(conn: Any, rule_id: str, memory: RuleMemory, now: datetime) -> None:
     """Write what the run changed; part of the run's transaction."""
     changed, deleted = memory.changes()

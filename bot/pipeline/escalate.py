@@ -9,7 +9,6 @@ changes that came from the pager itself (no echo loops).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -109,10 +108,6 @@ def follow_state(
 
 def page_key(incident: Incident) -> str:
     return dedup_key(incident)
-
-
-def due_rows(rows: Sequence[Any], now: datetime) -> list[Any]:
-    return [r for r in rows if r.due_at <= now]
 
 
 def page_due(engine: Engine, policy: EscalationPolicy, now: datetime) -> list[int]:

@@ -182,14 +182,6 @@ def audit_rows(
     return list(rows), int(total)
 
 
-def card_refs_of(session: Session, incident_id: int) -> list[CardRefRow]:
-    return list(
-        session.execute(
-            select(CardRefRow).where(col(CardRefRow.incident_id) == incident_id)
-        ).scalars()
-    )
-
-
 def evidence_json(items: Iterable[Evidence]) -> str:
     return json.dumps(
         [{"id": e.id, "time": e.time.isoformat(), "text": e.text} for e in items],
