@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -124,3 +124,56 @@ class Pager(Protocol):
     async def resolve(self, key: str, channel: str) -> None: ...
 
     async def check(self) -> Health: ...
+
+
+# remediation ---------------------------------------------------------------------------------
+
+ParamValue = str | int | float | bool | tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionPlan:
+    """Exactly what one playbook step would do, where, with which parameters (a dry run).
+
+    ``target`` names where it acts in one string (``ecs:prod/web``, ``ssm:i-0abc``,
+    ``lambda:recycle-worker``, ``http:https://ops.example.com/drain``, ``shell:systemctl``);
+    ``description`` is the one line a person reads before confirming.
+    """
+
+    executor: str
+    action: str
+    target: str
+    description: str
+    params: tuple[tuple[str, ParamValue], ...]
+    timeout_s: float
+
+    def param(self, name: str, default: ParamValue | None = None) -> ParamValue | None:
+        return next((value for key, value in self.params if key == name), default)
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """What running a plan answered. ``transient`` failures may be retried."""
+
+    ok: bool
+    output: str = ""
+    error: str = ""
+    transient: bool = False
+
+
+class Executor(Protocol):
+    """Something a playbook step calls (SSM, ECS, Lambda, ELB, HTTP, shell, the generator).
+
+    ``plan`` checks the parameters and says what would run without changing anything; it raises
+    ``PermanentError`` naming what is wrong (a URL off the allowlist, a missing parameter).
+    ``run`` carries the plan out within ``plan.timeout_s``; it answers a failed ``StepResult``
+    rather than raising, except ``TransientError`` for a failure worth retrying.
+    """
+
+    name: str
+
+    async def plan(
+        self, action: str, params: Mapping[str, ParamValue], timeout_s: float
+    ) -> ExecutionPlan: ...
+
+    async def run(self, plan: ExecutionPlan) -> StepResult: ...

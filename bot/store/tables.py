@@ -97,6 +97,11 @@ class AuditRow(SQLModel, table=True):
     result: str = Field(max_length=16)  # applied | refused | duplicate
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     correlation_id: str = Field(default="", max_length=64)
+    # structured details (rule, query, window; prompt hash; plan; step output), redacted
+    data_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    # the hash chain: each entry stores the previous entry's hash and its own (see bot.store.audit)
+    prev_hash: str = Field(default="", max_length=64)
+    hash: str = Field(default="", max_length=64, index=True)
 
 
 class IdempotencyRow(SQLModel, table=True):
@@ -153,6 +158,9 @@ class OutboxRow(SQLModel, table=True):
     created_at: datetime = _at()  # type: ignore[assignment]
     sent_at: datetime | None = _at(nullable=True)  # type: ignore[assignment]
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    # which replica is delivering it, until when (a claimer that died lets the claim lapse)
+    claimed_by: str = Field(default="", max_length=255)
+    claimed_until: datetime | None = _at(nullable=True)  # type: ignore[assignment]
 
 
 class RuleStateRow(SQLModel, table=True):
@@ -201,6 +209,8 @@ class LeaseRow(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=100)
     holder: str = Field(max_length=255)
     expires_at: datetime = _at()  # type: ignore[assignment]
+    # raised on every change of holder: writes fenced with it are refused once it moved on
+    generation: int = 0
 
 
 class RuleMemoryRow(SQLModel, table=True):
@@ -247,3 +257,98 @@ class WebhookEventRow(SQLModel, table=True):
     source: str = Field(primary_key=True, max_length=32)
     event_id: str = Field(primary_key=True, max_length=255)
     received_at: datetime = _at(index=True)  # type: ignore[assignment]
+
+
+class PlaybookRunRow(SQLModel, table=True):
+    """One remediation run: planned, maybe approved, run step by step, verified or rolled back.
+
+    ``active_target`` equals ``target`` while the run is live (awaiting approval, running,
+    verifying, rolling back) and is NULL afterwards: one live run per target, enforced by the
+    database across replicas, as ``incidents.active_key`` does for groups.
+    """
+
+    __tablename__ = "playbook_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True, ondelete="CASCADE")
+    playbook_id: str = Field(max_length=200, index=True)
+    category: str = Field(default="", max_length=32)
+    target: str = Field(default="", max_length=512, index=True)
+    active_target: str | None = Field(default=None, unique=True, max_length=512)
+    mode: str = Field(default="manual", max_length=16)  # manual | approval | auto
+    status: str = Field(max_length=24, index=True)
+    plan_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    plan_fingerprint: str = Field(default="", max_length=64)
+    confidence: float = 0.0
+    requested_by: str = Field(default="", max_length=255)
+    surface: str = Field(default="", max_length=32)
+    approval_required: bool = False
+    approver: str = Field(default="", max_length=255)
+    approval_expires_at: datetime | None = _at(nullable=True)  # type: ignore[assignment]
+    step_index: int = 0
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    claimed_by: str = Field(default="", max_length=255)
+    idempotency_key: str | None = Field(default=None, unique=True, max_length=255)
+    created_at: datetime = _at(index=True)  # type: ignore[assignment]
+    updated_at: datetime = _at()  # type: ignore[assignment]
+    started_at: datetime | None = _at(nullable=True)  # type: ignore[assignment]
+    verify_due_at: datetime | None = _at(nullable=True, index=True)  # type: ignore[assignment]
+    finished_at: datetime | None = _at(nullable=True, index=True)  # type: ignore[assignment]
+    version: int = 1
+
+
+class PlaybookStepRow(SQLModel, table=True):
+    """One executor call of a run (a step or a rollback step) and what it answered."""
+
+    __tablename__ = "playbook_steps"
+    __table_args__ = (UniqueConstraint("run_id", "phase", "idx"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="playbook_runs.id", index=True, ondelete="CASCADE")
+    phase: str = Field(max_length=16)  # step | rollback
+    idx: int = 0
+    name: str = Field(max_length=200)
+    executor: str = Field(max_length=32)
+    status: str = Field(max_length=16)  # running | succeeded | failed | skipped | interrupted
+    attempts: int = 0
+    started_at: datetime | None = _at(nullable=True)  # type: ignore[assignment]
+    finished_at: datetime | None = _at(nullable=True)  # type: ignore[assignment]
+    duration_ms: float = 0.0
+    output: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class ApiTokenRow(SQLModel, table=True):
+    """A person's API token: only its SHA-256 is kept; revoked tokens stay for the record."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=255, index=True)  # the identity the token acts as
+    token_hash: str = Field(max_length=64, unique=True)
+    prefix: str = Field(default="", max_length=16)  # the first characters, to tell tokens apart
+    created_at: datetime = _at()  # type: ignore[assignment]
+    created_by: str = Field(default="", max_length=255)
+    last_used_at: datetime | None = _at(nullable=True)  # type: ignore[assignment]
+    revoked_at: datetime | None = _at(nullable=True)  # type: ignore[assignment]
+
+
+class ReplicaRow(SQLModel, table=True):
+    """Each live bot process and its last heartbeat (for /ready, budgets and takeovers)."""
+
+    __tablename__ = "replicas"
+
+    holder: str = Field(primary_key=True, max_length=255)
+    started_at: datetime = _at()  # type: ignore[assignment]
+    seen_at: datetime = _at(index=True)  # type: ignore[assignment]
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class RateBudgetRow(SQLModel, table=True):
+    """A rate-limit lane's token bucket, shared by every replica and kept across restarts."""
+
+    __tablename__ = "rate_budgets"
+
+    lane: str = Field(primary_key=True, max_length=320)
+    tokens: float = 0.0
+    updated_at: datetime = _at()  # type: ignore[assignment]

@@ -1,0 +1,1 @@
+"""Remediation playbooks: spec, registry, the gate, the engine and the shipped library."""
