@@ -33,7 +33,8 @@ from bot.errors import BotError, Conflict, NotFound, PolicyViolation
 from bot.pipeline.escalate import EscalationPolicy, follow_state, page_key, page_messages
 from bot.pipeline.notify import Router, state_change
 from bot.ports import Clock
-from bot.store.repo import AUDIT, INCIDENTS, OUTBOX, TIMELINE, insert_ignore, state_columns
+from bot.store import audit
+from bot.store.repo import INCIDENTS, OUTBOX, TIMELINE, insert_ignore, state_columns
 from bot.store.repo import to_incident as row_to_incident
 from bot.store.tables import EscalationRow, IdempotencyRow
 
@@ -329,8 +330,8 @@ def _audit(
     reason = command.reason or command.note or command.text or command.user
     if command.duration is not None:
         reason = f"{command.duration} {reason}".strip()
-    conn.execute(
-        AUDIT.insert(),
+    audit.append(
+        conn,
         [
             {
                 "at": now,

@@ -22,9 +22,9 @@ from bot.domain.incident import Incident
 from bot.domain.rca import RcaReport, RcaStatus
 from bot.pipeline.notify import MessageKind, Router, message
 from bot.ports import Clock, RcaContext, RcaEngine
+from bot.store import audit
 from bot.store.cards import rca_to_json
 from bot.store.repo import (
-    AUDIT,
     INCIDENTS,
     OUTBOX,
     TIMELINE,
@@ -193,8 +193,8 @@ class Enricher:
                 if report.meta
                 else f"{report.status.value} in {elapsed:.1f}s"
             )
-            conn.execute(
-                AUDIT.insert(),
+            audit.append(
+                conn,
                 [
                     {
                         "at": now,
