@@ -23,6 +23,9 @@ class ActionKind(StrEnum):
     ESCALATE = "escalate"
     REANALYSE = "reanalyse"
     VIEW = "view"
+    AUTO_RESOLVE = "auto_resolve"  # plan a playbook run (label "Auto-resolve" or "Run with approval")
+    APPROVE_RUN = "approve_run"  # a second responder approves the run named by Card.run_id
+    CANCEL_RUN = "cancel_run"  # stop the run named by Card.run_id before its next step
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,7 @@ class CardAction:
     label: str
     style: str = "default"  # default | primary | danger
     needs_input: bool = False  # suppress asks for duration + reason, resolve for a note
+    refused: str = ""  # why pressing it would be refused now (kill switch …): shown, not pressable
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,8 @@ class Card:
     muted: bool = False
     page_url: str = ""
     version: int = 0  # the incident's version: a button press names the card it was made on
+    remediation_line: str = ""  # confidence and reasons, the gate's verdict, run progress
+    run_id: int = 0  # the run an Approve/Cancel button acts on
 
 
 @dataclass(frozen=True, slots=True)
