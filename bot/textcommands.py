@@ -11,6 +11,9 @@ parsed by one pure function shared by every chat surface.
     /incident escalate INC-12              /incident reanalyse INC-12
     /incident silence field=value [field!=value…] 2h reason…
     /incident rules                        /incident help
+    /incident auto-resolve INC-12 [playbook]   (shows the plan; a button confirms it)
+    /incident approve RUN-7                /incident cancel-run RUN-7 [reason…]
+    /incident killswitch on reason…|off [reason…]|status
 
 An unknown subcommand answers the help; a malformed one raises :class:`UsageError` whose text
 says what is wrong and shows the right form.
@@ -18,6 +21,7 @@ says what is wrong and shows the right form.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,6 +31,8 @@ from bot.domain.durations import parse_duration
 from bot.domain.incident import CommandKind, State, parse_human_id
 
 MAX_DURATION = timedelta(days=30)
+_RUN_ID = re.compile(r"(?:run-?|#)?([0-9]{1,18})", re.IGNORECASE)
+_PLAYBOOK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 class Verb(StrEnum):
@@ -42,7 +48,19 @@ class Verb(StrEnum):
     REANALYSE = "reanalyse"
     SILENCE = "silence"
     RULES = "rules"
+    AUTO_RESOLVE = "auto-resolve"
+    APPROVE = "approve"
+    CANCEL_RUN = "cancel-run"
+    KILLSWITCH = "killswitch"
     HELP = "help"
+
+
+class Switch(StrEnum):
+    """What ``killswitch`` asks for."""
+
+    ON = "on"
+    OFF = "off"
+    STATUS = "status"
 
 
 class Scope(StrEnum):
@@ -87,7 +105,13 @@ ALIASES = {
     "unacknowledge": Verb.UNACK,
     "ls": Verb.LIST,
     "reanalyze": Verb.REANALYSE,
+    "autoresolve": Verb.AUTO_RESOLVE,
+    "auto_resolve": Verb.AUTO_RESOLVE,
+    "kill-switch": Verb.KILLSWITCH,
+    "cancel_run": Verb.CANCEL_RUN,
 }
+#: what ``killswitch off`` records when no reason is given
+KILLSWITCH_OFF_REASON = "remediation resumed"
 USAGE: dict[Verb, str] = {
     Verb.LIST: "list [open|acked|suppressed|resolved|all]",
     Verb.SHOW: "show INC-12",
@@ -101,6 +125,10 @@ USAGE: dict[Verb, str] = {
     Verb.REANALYSE: "reanalyse INC-12",
     Verb.SILENCE: "silence field=value [field!=value…] 2h reason…",
     Verb.RULES: "rules",
+    Verb.AUTO_RESOLVE: "auto-resolve INC-12 [playbook]",
+    Verb.APPROVE: "approve RUN-7",
+    Verb.CANCEL_RUN: "cancel-run RUN-7 [reason…]",
+    Verb.KILLSWITCH: "killswitch on reason…|off [reason…]|status",
     Verb.HELP: "help",
 }
 SUMMARY: dict[Verb, str] = {
@@ -116,6 +144,10 @@ SUMMARY: dict[Verb, str] = {
     Verb.REANALYSE: "ask for the root-cause analysis again",
     Verb.SILENCE: "mute matching alerts for a while; answers how many it covers now",
     Verb.RULES: "each detection rule's state",
+    Verb.AUTO_RESOLVE: "show the playbook plan and the gate's verdict; a button starts it",
+    Verb.APPROVE: "approve a run someone else asked for",
+    Verb.CANCEL_RUN: "cancel a run before its next step",
+    Verb.KILLSWITCH: "stop (on) or allow (off) every remediation; admins only; status for all",
     Verb.HELP: "this help",
 }
 _NEEDS_INCIDENT = frozenset(
@@ -129,6 +161,7 @@ _NEEDS_INCIDENT = frozenset(
         Verb.REOPEN,
         Verb.ESCALATE,
         Verb.REANALYSE,
+        Verb.AUTO_RESOLVE,
     }
 )
 
@@ -149,6 +182,9 @@ class ChatRequest:
     text: str = ""  # reason, note
     matchers: tuple[str, ...] = ()
     unknown: str = ""  # the subcommand that was not understood (help is shown)
+    run: int | None = None  # approve, cancel-run
+    switch: Switch | None = None  # killswitch
+    playbook: str = ""  # auto-resolve: a playbook other than the best match
 
 
 def parse(text: str, command: str = "/incident") -> ChatRequest:
@@ -179,6 +215,10 @@ def parse(text: str, command: str = "/incident") -> ChatRequest:
         return ChatRequest(verb)
     if verb is Verb.SILENCE:
         return _silence(rest, wrong)
+    if verb in (Verb.APPROVE, Verb.CANCEL_RUN):
+        return _run_request(verb, rest, wrong)
+    if verb is Verb.KILLSWITCH:
+        return _killswitch(rest, wrong)
     assert verb in _NEEDS_INCIDENT
     if not rest:
         raise wrong(f"{verb.value} needs an incident id such as INC-12")
@@ -196,6 +236,12 @@ def parse(text: str, command: str = "/incident") -> ChatRequest:
         return ChatRequest(verb, incident, duration=duration, text=reason)
     if verb in (Verb.RESOLVE, Verb.REOPEN):
         return ChatRequest(verb, incident, text=" ".join(rest))
+    if verb is Verb.AUTO_RESOLVE:
+        if len(rest) > 1:
+            raise wrong(f"auto-resolve takes one playbook id at most (got {' '.join(rest)!r})")
+        if rest and not _PLAYBOOK_ID.fullmatch(rest[0]):
+            raise wrong(f"{rest[0]!r} is not a playbook id (letters, digits, '-', '_', '.')")
+        return ChatRequest(verb, incident, playbook=rest[0] if rest else "")
     if rest:
         raise wrong(f"{verb.value} takes only the incident id (got {' '.join(rest)!r} after it)")
     return ChatRequest(verb, incident)
@@ -220,6 +266,39 @@ def _silence(words: list[str], wrong: Wrong) -> ChatRequest:
     if not reason:
         raise wrong("silence needs a reason after the duration")
     return ChatRequest(Verb.SILENCE, duration=duration, text=reason, matchers=tuple(matchers))
+
+
+def parse_run_id(word: str) -> int | None:
+    """``RUN-7``, ``run-7``, ``#7`` or ``7`` as 7; None when it is none of these."""
+    found = _RUN_ID.fullmatch(word.strip())
+    return int(found[1]) if found else None
+
+
+def _run_request(verb: Verb, words: list[str], wrong: Wrong) -> ChatRequest:
+    if not words:
+        raise wrong(f"{verb.value} needs a run id such as RUN-7 (the card shows it)")
+    run = parse_run_id(words[0])
+    if run is None or run < 1:
+        raise wrong(f"{words[0]!r} is not a run id; run ids look like RUN-7")
+    text = " ".join(words[1:])
+    if verb is Verb.APPROVE and text:
+        raise wrong(f"approve takes only the run id (got {text!r} after it)")
+    return ChatRequest(verb, run=run, text=text)
+
+
+def _killswitch(words: list[str], wrong: Wrong) -> ChatRequest:
+    if not words or words[0].lower() not in Switch.__members__.values():
+        got = f" (got {words[0]!r})" if words else ""
+        raise wrong(f"killswitch takes on, off or status{got}")
+    switch = Switch(words[0].lower())
+    reason = " ".join(words[1:])
+    if switch is Switch.STATUS and reason:
+        raise wrong("killswitch status takes nothing after it")
+    if switch is Switch.ON and not reason:
+        raise wrong("killswitch on needs a reason after it; it is shown on every card")
+    if switch is Switch.OFF and not reason:
+        reason = KILLSWITCH_OFF_REASON
+    return ChatRequest(Verb.KILLSWITCH, switch=switch, text=reason)
 
 
 def _duration(word: str, wrong: Wrong) -> timedelta:
