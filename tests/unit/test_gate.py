@@ -199,7 +199,7 @@ def test_automatic_runs_need_every_condition_and_never_ask_for_approval() -> Non
     ok = decide(auto())
     assert ok.decision is Decision.RUN
     assert [c.code for c in ok.checks][-4:] == ["auto", "confidence", "reversible", "risk"]
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         (
             {"rule_auto": False},
             "automatic runs need auto: true on the rule or on playbook restart-web",
