@@ -62,13 +62,13 @@ CATALOG: dict[str, dict[str, ActionSpec]] = {
     "elb": {
         "deregister-target": _spec(
             ("target_group_arn", "target"),
-            ("port",),
+            ("port", "wait_s"),
             undo="register-target",
             summary="drain a target from a load balancer target group",
         ),
         "register-target": _spec(
             ("target_group_arn", "target"),
-            ("port",),
+            ("port", "wait_s"),
             undo="deregister-target",
             summary="put a target back into a load balancer target group",
         ),

@@ -3,6 +3,10 @@
 With no Splunk configured, the embedded backend searches what this writes, so the shipped rules
 raise real incidents: :meth:`Generator.run` writes noise every few seconds and, after a short
 delay, one scenario of :data:`~integrations.local.scenarios.SCENARIOS` after another.
+
+A scenario started with :meth:`Generator.start` keeps running (it is written again each minute by
+:meth:`Generator.advance`, which ``run`` calls) until :meth:`Generator.end` stops it, the way a
+fix would, or its time is up; :meth:`Generator.inject` writes one minute of it once.
 """
 
 from __future__ import annotations
@@ -12,16 +16,19 @@ import contextlib
 import logging
 import math
 import random
+import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from bot.errors import NotFound
 from bot.ports import Clock
 from integrations.local import fleet
 from integrations.local.events import Event, EventStore
 from integrations.local.fleet import Logon
-from integrations.local.scenarios import SCENARIOS
+from integrations.local.scenarios import SCENARIOS, SPAN_S
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +59,23 @@ _OFFICE = tuple(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class RunningScenario:
+    """A scenario that is still happening: its next minute is written at ``next_at``."""
+
+    name: str
+    next_at: datetime
+    until: datetime | None  # None: until it is ended
+
+
 class Generator:
     """Writes simulated fleet logs to ``store``; ``seed`` makes the output reproducible."""
 
     def __init__(self, store: EventStore, seed: int | None = None) -> None:
         self._store = store
         self._rng = random.Random(seed)
+        self._running: dict[str, RunningScenario] = {}
+        self._lock = threading.Lock()  # writes of running scenarios vs. ending one
 
     def noise(self, now: datetime, seconds: float) -> list[Event]:
         """Background logs for ``(now - seconds, now]``, oldest first; they raise no incident."""
@@ -81,6 +99,51 @@ class Generator:
         """Write scenario ``name`` ending at ``now``; returns how many events were written."""
         return self._store.add(self._scenario(name, now))
 
+    def start(self, name: str, now: datetime, lasts_s: float | None = None) -> int:
+        """Write scenario ``name`` ending at ``now`` and keep it running: :meth:`advance` writes
+        its next minute every minute until :meth:`end` stops it or, with ``lasts_s``, until that
+        many seconds after ``now``. Returns how many events were written."""
+        events = self._scenario(name, now)
+        until = now + timedelta(seconds=lasts_s) if lasts_s is not None else None
+        with self._lock:
+            self._running[name] = RunningScenario(name, now + timedelta(seconds=SPAN_S), until)
+            return self._store.add(events)
+
+    def advance(self, now: datetime) -> int:
+        """Write the next minute (ending at ``now``) of every running scenario that is due, and
+        forget those whose time is up; returns how many events were written."""
+        written = 0
+        with self._lock:
+            for name, running in list(self._running.items()):
+                if running.until is not None and now > running.until:
+                    del self._running[name]
+                elif running.next_at <= now:
+                    written += self._store.add(self._scenario(name, now))
+                    next_at = now + timedelta(seconds=SPAN_S)
+                    self._running[name] = RunningScenario(name, next_at, running.until)
+        return written
+
+    def end(self, name: str, host: str | None = None) -> bool:
+        """Stop running scenario ``name`` (``host``, when given, must be where it happens): once
+        this returns, none of its events are written any more. False if it was not running;
+        NotFound for an unknown scenario or the wrong host."""
+        self.check_end(name, host)
+        with self._lock:
+            return self._running.pop(name, None) is not None
+
+    def check_end(self, name: str, host: str | None = None) -> None:
+        """NotFound, naming the problem, unless :meth:`end` could end ``name`` on ``host``."""
+        scenario = SCENARIOS.get(name)
+        if scenario is None:
+            raise NotFound(f"unknown scenario '{name}' (known: {', '.join(SCENARIOS)})")
+        if host and scenario.host and scenario.host != host:
+            raise NotFound(f"scenario '{name}' happens on {scenario.host}, not on {host}")
+
+    def running(self) -> tuple[str, ...]:
+        """The scenarios running now, by name."""
+        with self._lock:
+            return tuple(self._running)
+
     async def run(
         self,
         clock: Clock,
@@ -88,9 +151,11 @@ class Generator:
         noise_every: float = 5.0,
         scenario_every: float = 45.0,
         first_scenario_after: float = 10.0,
+        scenario_lasts: float | None = 300.0,
     ) -> None:
-        """Write noise every ``noise_every`` s and a scenario every ``scenario_every`` s (the
-        first after ``first_scenario_after`` s), cycling through all of them, until ``stop``."""
+        """Write noise every ``noise_every`` s and start a scenario every ``scenario_every`` s
+        (the first after ``first_scenario_after`` s), cycling through all of them, until
+        ``stop``. Each keeps running ``scenario_lasts`` s (None: until ended) unless ended."""
         loop = asyncio.get_running_loop()
         names = list(SCENARIOS)
         turn = 0
@@ -100,10 +165,12 @@ class Generator:
             now = clock.now()
             await self._write(self.noise(now, (now - written_to).total_seconds()), "noise")
             written_to = max(written_to, now)
+            await self._guarded("running scenarios", partial(self.advance, now))
             if loop.time() >= next_scenario:
                 name = names[turn % len(names)]
                 turn += 1
-                await self._write(self._scenario(name, clock.now()), f"scenario {name}")
+                start = partial(self.start, name, clock.now(), scenario_lasts)
+                await self._guarded(f"scenario {name}", start)
                 next_scenario = loop.time() + scenario_every
             pause = max(0.0, min(noise_every, next_scenario - loop.time()))
             with contextlib.suppress(TimeoutError):
@@ -117,12 +184,16 @@ class Generator:
         return scenario.events(now, self._rng)
 
     async def _write(self, events: Sequence[Event], what: str) -> None:
+        await self._guarded(what, partial(self._store.add, events))
+
+    async def _guarded(self, what: str, write: Callable[[], int]) -> None:
+        """``write()`` in a worker thread; a failure is logged, not raised."""
         try:
-            count = await asyncio.to_thread(self._store.add, events)
+            count = await asyncio.to_thread(write)
         except Exception:
             log.exception("could not write generated %s", what)
             return
-        if what != "noise":
+        if what != "noise" and count:
             log.info("generated %s (%d events)", what, count)
 
     def _arrivals(self, start: datetime, end: datetime, per_second: float) -> list[datetime]:
