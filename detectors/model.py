@@ -32,9 +32,14 @@ SOURCE_FIELDS = ("source_file", "source_line")
 FieldRef = tuple[tuple[str | int, ...], str]
 
 
-def rule_error(message: str) -> PydanticCustomError:
-    """A validation error whose text is exactly ``message`` (no pydantic prefix)."""
-    return PydanticCustomError("rule_value", "{message}", {"message": message})
+def rule_error(message: str, at: tuple[str | int, ...] = ()) -> PydanticCustomError:
+    """A validation error whose text is exactly ``message`` (no pydantic prefix). ``at``: where
+    inside the model the problem is, when a model-level check knows better than its own loc
+    (file loaders report that key's line)."""
+    context: dict[str, Any] = {"message": message}
+    if at:
+        context["at"] = at
+    return PydanticCustomError("rule_value", "{message}", context)
 
 
 def _duration(value: Any) -> timedelta:
@@ -94,6 +99,12 @@ class Rule(BaseModel):
     search_mode: Literal["export", "job"] = "export"
     evidence_lines: int = Field(default=20, ge=0, le=1_000)
     resolve_after: int | None = Field(default=None, ge=1)
+    #: the playbook that fixes what this rule detects (checked against the playbook registry)
+    suggested_playbook: str | None = None
+    #: how much one hit of this rule alone is trusted to mean its situation (0..1)
+    confidence: float = Field(default=0.6, ge=0.0, le=1.0)
+    #: run the suggested playbook without a press when every check of the gate passes
+    auto_resolve: bool = False
     source_file: str = ""
     source_line: int = 0
 

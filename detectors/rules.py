@@ -12,24 +12,29 @@ checked, and the field cross-check runs whenever the engine can parse the query)
 
 from __future__ import annotations
 
-import difflib
-import types
-import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import ValidationError
 
 from bot.errors import ConfigError
 from detectors.model import SOURCE_FIELDS, Rule
-from detectors.rule_source import Loc, Problem, RuleDoc, dotted, read_rule_docs
+from detectors.rule_source import (
+    YAML_SUFFIXES,
+    Loc,
+    Problem,
+    RuleDoc,
+    describe_error,
+    dotted,
+    error_loc,
+    read_file,
+    yaml_files,
+)
 from detectors.types import RULE_TYPES
 from integrations.local import SplError, parse
 
 SHIPPED = Path(__file__).parent / "content"
-RULE_SUFFIXES = (".yaml", ".yml")
+RULE_SUFFIXES = YAML_SUFFIXES
 
 
 class RuleFileError(ConfigError):
@@ -46,7 +51,7 @@ def load_rules(
     """The rules in ``paths`` (files, or folders searched for ``*.yaml``/``*.yml``), plus the
     shipped ones; raises :class:`RuleFileError` listing every problem found. ``local_spl``:
     queries must be SPL the local engine can run (turn off for rules run by Splunk)."""
-    rules, problems = _load(paths, include_shipped, local_spl)
+    rules, problems = read_rules(paths, include_shipped, local_spl)
     if problems:
         raise RuleFileError(problems)
     return rules
@@ -57,14 +62,16 @@ def validate_paths(
 ) -> list[Problem]:
     """Every problem in the rule files of ``paths`` (and the shipped ones); empty when all load.
     ``local_spl`` as for :func:`load_rules`."""
-    return _load(paths, include_shipped, local_spl)[1]
+    return read_rules(paths, include_shipped, local_spl)[1]
 
 
-def _load(
-    paths: Sequence[Path], include_shipped: bool, local_spl: bool
+def read_rules(
+    paths: Sequence[Path], include_shipped: bool = True, local_spl: bool = True
 ) -> tuple[list[Rule], list[Problem]]:
+    """The rules that load and every problem of the others (``validate`` checks playbooks
+    against the good rules while it reports the bad ones)."""
     roots = [SHIPPED, *paths] if include_shipped else list(paths)
-    files, problems = _rule_files(roots)
+    files, problems = yaml_files(roots)
     rules: list[Rule] = []
     defined: dict[str, str] = {}
     for file in files:
@@ -86,35 +93,8 @@ def _load(
     return rules, problems
 
 
-def _rule_files(roots: Sequence[Path]) -> tuple[list[Path], list[Problem]]:
-    files: list[Path] = []
-    problems: list[Problem] = []
-    seen: set[Path] = set()
-    for root in roots:
-        if root.is_dir():
-            found = sorted(
-                path for path in root.rglob("*") if path.suffix in RULE_SUFFIXES and path.is_file()
-            )
-        elif root.is_file():
-            found = [root]
-        else:
-            problems.append(Problem(str(root), 0, "no such file or folder"))
-            continue
-        for path in found:
-            if path.resolve() not in seen:
-                seen.add(path.resolve())
-                files.append(path)
-    return files, problems
-
-
 def _load_file(file: Path, local_spl: bool) -> tuple[list[tuple[Rule, int]], list[Problem]]:
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        return [], [Problem(str(file), 0, "not UTF-8 text")]
-    except OSError as exc:
-        return [], [Problem(str(file), 0, f"cannot read: {exc.strerror or exc}")]
-    docs, problems = read_rule_docs(str(file), text)
+    docs, problems = read_file(file)
     rules = []
     for doc in docs:
         rule, rule_problems = _validate(str(file), doc, local_spl)
@@ -158,7 +138,7 @@ def _validate(file: str, doc: RuleDoc, local_spl: bool) -> tuple[Rule | None, li
                 and loc[0] in other_types_keys
             ):
                 continue  # belongs to the rule's (unknown or missing) type
-            report(loc, _message(error, model))
+            report(error_loc(error), describe_error(error, model, SOURCE_FIELDS))
 
     query = data.get("query")
     if isinstance(query, str) and query.strip():
@@ -181,48 +161,4 @@ def _validate(file: str, doc: RuleDoc, local_spl: bool) -> tuple[Rule | None, li
     return (rule if not problems else None), problems
 
 
-def _message(error: ErrorDetails, model: type[BaseModel]) -> str:
-    loc = tuple(error["loc"])
-    where = dotted(loc)
-    if error["type"] == "extra_forbidden":
-        parent, key = loc[:-1], str(loc[-1])
-        known = _keys_at(model, parent)
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        hint = f" (did you mean '{dotted((*parent, close[0]))}'?)" if close else ""
-        return f"unknown key '{where}'{hint}"
-    if error["type"] == "missing":
-        return f"missing required key '{where}'"
-    if error["type"] == "rule_value":
-        return f"{where}: {error['msg']}"
-    message = error["msg"][:1].lower() + error["msg"][1:]
-    value = error.get("input")
-    if isinstance(value, str | int | float | bool) or value is None:
-        message += f" (got {value!r})"
-    return f"{where}: {message}"
-
-
-def _keys_at(model: type[BaseModel], loc: Loc) -> list[str]:
-    """The keys a rule file may write at ``loc`` inside ``model`` (nested models followed)."""
-    current: type[BaseModel] | None = model
-    for part in loc:
-        if current is None or not isinstance(part, str) or part not in current.model_fields:
-            return []
-        current = _nested_model(current.model_fields[part].annotation)
-    if current is None:
-        return []
-    return [name for name in current.model_fields if name not in SOURCE_FIELDS]
-
-
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
-    candidates = (
-        typing.get_args(annotation)
-        if typing.get_origin(annotation) in (typing.Union, types.UnionType)
-        else (annotation,)
-    )
-    for candidate in candidates:
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
-
-
-__all__ = ["Problem", "Rule", "RuleFileError", "load_rules", "validate_paths"]
+__all__ = ["Problem", "Rule", "RuleFileError", "load_rules", "read_rules", "validate_paths"]

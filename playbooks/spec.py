@@ -154,12 +154,24 @@ class Playbook(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _undo_names_rollback(self) -> Playbook:
+    def _names(self) -> Playbook:
+        for phase in ("steps", "rollback"):
+            seen: set[str] = set()
+            for index, step in enumerate(getattr(self, phase)):
+                if step.name in seen:
+                    raise rule_error(
+                        f"two {phase} are named {step.name!r}: name each step once",
+                        at=(phase, index, "name"),
+                    )
+                seen.add(step.name)
         names = {s.name for s in self.rollback}
-        for step in self.steps:
+        for index, step in enumerate(self.steps):
             if step.undo is not None and step.undo not in names:
+                known = ", ".join(repr(n) for n in sorted(names)) or "none"
                 raise rule_error(
                     f"step {step.name!r} names undo {step.undo!r}, which is not a rollback step"
+                    f" (rollback steps: {known})",
+                    at=("steps", index, "undo"),
                 )
         return self
 
