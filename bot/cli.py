@@ -27,9 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="run the bot (the default): schedules, API, console")
 
     validate = sub.add_parser(
-        "validate", help="check rule, roles and settings files; print file:line: message"
+        "validate",
+        help="check rule, playbook, roles and settings files; print file:line: message",
     )
-    validate.add_argument("paths", nargs="*", type=Path, help="extra rule files or folders")
+    validate.add_argument(
+        "paths", nargs="*", type=Path, help="extra rule or playbook files or folders"
+    )
 
     simulate = sub.add_parser(
         "simulate", help="inject a named scenario into the local backend (running bot or file)"
@@ -226,7 +229,8 @@ def _run(settings: Settings) -> int:
 
 
 def _validate(paths: Sequence[Path]) -> int:
-    from detectors.rules import validate_paths
+    from detectors.rules import read_rules
+    from playbooks.loader import read_playbooks, split_paths
 
     problems: list[str] = []
     settings: Settings | None = None
@@ -234,13 +238,22 @@ def _validate(paths: Sequence[Path]) -> int:
         settings = load_settings()
     except ConfigError as exc:
         problems.extend(f"settings: {line}" for line in str(exc).splitlines())
-    rule_paths = [*(settings.rule_paths if settings else []), *paths]
-    for missing in (p for p in rule_paths if not p.exists()):
+    rule_files, playbook_files = split_paths(paths)  # given paths: rule or playbook, by content
+    rule_paths = [*(settings.rule_paths if settings else []), *rule_files]
+    playbook_paths = [*(settings.playbook_paths if settings else []), *playbook_files]
+    for missing in (p for p in [*rule_paths, *playbook_paths, *paths] if not p.exists()):
         problems.append(f"{missing}: no such file or folder")
     shipped = settings.shipped_rules if settings else True
     local_spl = settings is None or settings.search_backend == "local"
     existing = [p for p in rule_paths if p.exists()]
-    problems.extend(str(p) for p in validate_paths(existing, shipped, local_spl=local_spl))
+    rules, rule_problems = read_rules(existing, shipped, local_spl=local_spl)
+    problems.extend(str(p) for p in rule_problems)
+    _, playbook_problems = read_playbooks(
+        [p for p in playbook_paths if p.exists()],
+        settings.shipped_playbooks if settings else True,
+        rules,
+    )
+    problems.extend(str(p) for p in playbook_problems)
     if settings and settings.roles_file:
         from bot.authz import Roles
 

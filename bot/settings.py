@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     rules_path: str = ""
     shipped_rules: bool = True
     roles_file: Path | None = None
+    playbooks_path: str = ""  # BOT_PLAYBOOKS_PATH: folders or files, os.pathsep-separated
+    shipped_playbooks: bool = True
     redaction_mode: Literal["strict", "balanced", "off"] = "balanced"
     console_token: SecretStr | None = None
     retention_days: int = Field(default=30, ge=1)
@@ -161,6 +163,10 @@ class Settings(BaseSettings):
             if v is not None and v.get_secret_value()
         ]
 
+
+    @property
+    def playbook_paths(self) -> list[Path]:
+        return [Path(p) for p in self.playbooks_path.split(os.pathsep) if p.strip()]
 
 class _YamlFileSource(PydanticBaseSettingsSource):
     """Values from ``BOT_SETTINGS_FILE`` (YAML with the setting names in lower case)."""
