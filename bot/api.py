@@ -339,18 +339,7 @@ def make_router(runtime: Runtime, caller: Any) -> APIRouter:
         runtime.runner.silences_changed()
         return {"deleted": silence_id}
 
-    @api.get("/audit")
-    async def audit(
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
-        who: Caller = authenticated,
-    ) -> dict[str, Any]:
-        def run() -> tuple[list[AuditRow], int]:
-            with Session(runtime.engine) as session:
-                return audit_rows(session, None, limit, offset)
-
-        rows, total = await asyncio.to_thread(run)
-        return {"items": [audit_json(r) for r in rows], "total": total}
+    # GET /audit and /audit/incident/{id} are in bot.api_admin, with the configuration
 
     @api.post("/snapshots", status_code=201)
     async def snapshot(request: Request, who: Caller = authenticated) -> dict[str, Any]:

@@ -66,6 +66,22 @@ class Metrics:
             registry=r,
         )
 
+        self.kill_switch = Gauge(
+            "bot_kill_switch", "1 while the remediation kill switch is on", registry=r
+        )
+        self.remediation_refusals = Counter(
+            "bot_remediation_refusals",
+            "Remediations the gate refused, by the first failed check (kill_switch, role, …)",
+            ["reason"],
+            registry=r,
+        )
+        self.remediation_runs = Counter(
+            "bot_remediation_runs",
+            "Remediation runs that ended, by playbook, category and outcome",
+            ["playbook", "category", "outcome"],
+            registry=r,
+        )
+
     def delivered(self, surface: str, kind: str, age: float) -> None:
         self.outbox_delivered.labels(surface, kind).inc()
         self.outbox_latency.labels(surface).observe(age)

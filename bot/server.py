@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.api import make_router
+from bot.api_admin import make_admin_router
 from bot.auth import Caller, Unauthenticated, caller_of
 from bot.console.routes import make_console, static_files
 from bot.domain.incident import State
@@ -31,6 +32,7 @@ from bot.errors import (
     TransientError,
 )
 from bot.store.repo import INCIDENTS
+from bot.store.runtime_config import read_kill_switch
 from bot.wiring import Runtime
 
 log = logging.getLogger(__name__)
@@ -195,6 +197,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         )
 
     app.include_router(make_router(runtime, caller))
+    app.include_router(make_admin_router(runtime, caller))
     for router in runtime.webhook_routers():
         app.include_router(router)
     app.include_router(make_console(runtime, caller))
@@ -215,6 +218,7 @@ def _refresh_gauges(runtime: Runtime) -> None:
             runtime.metrics.search.labels(figure).set(getattr(counters, figure, 0))
         for kind, count in getattr(counters, "errors", {}).items():
             runtime.metrics.search_errors.labels(kind).set(count)
+    runtime.metrics.kill_switch.set(1 if read_kill_switch(runtime.engine).on else 0)
     stats = runtime.outbox.stats()
     runtime.metrics.outbox_depth.set(stats.pending)
     runtime.metrics.outbox_age.set(stats.oldest_age_s)
