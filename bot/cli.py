@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import BotError, ConfigError, PermanentError
+from bot.identity.commands import add_token_commands, run_tokens
 from bot.settings import Settings, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--url", help="the running bot (default: BOT_HTTP_HOST:BOT_HTTP_PORT)")
 
     _add_rule_tools(sub)
+
+    add_token_commands(sub)
 
     package = sub.add_parser(
         "teams-package", help="build the Teams app package (manifest and icons) to upload"
@@ -172,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _rule_tool(settings, args)
         if command == "run":
             return _run(settings)
+        if command == "tokens":
+            return run_tokens(settings, args, sys.stdout)
         if command == "simulate":
             return _simulate(settings, args.scenario, args.url)
         return asyncio.run(_incidents(settings, args))
@@ -224,7 +229,13 @@ def _run(settings: Settings) -> int:
         lifespan="on",
         timeout_graceful_shutdown=5,  # open console streams must not hold up a stop
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    # a database schema newer than this build: stop the server, say why, exit 2
+    runtime.on_fatal = lambda reason: setattr(server, "should_exit", True)
+    server.run()
+    if runtime.fatal:
+        print(f"configuration error: {runtime.fatal}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 

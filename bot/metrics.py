@@ -82,6 +82,24 @@ class Metrics:
             registry=r,
         )
 
+        self.lease_held = Gauge(
+            "bot_lease_held", "1 while this replica holds the scheduler lease", registry=r
+        )
+        self.lease_generation = Gauge(
+            "bot_lease_generation", "The scheduler lease's generation as last seen", registry=r
+        )
+        self.lease_takeovers = Counter(
+            "bot_lease_takeovers_total", "Times this replica took the scheduler lease", registry=r
+        )
+        self.fenced_writes = Counter(
+            "bot_fenced_writes_total",
+            "Writes refused because this replica no longer held the lease they were made under",
+            registry=r,
+        )
+        self.outbox_claims = Counter(
+            "bot_outbox_claims_total", "Outbox messages this replica claimed to deliver", registry=r
+        )
+
     def delivered(self, surface: str, kind: str, age: float) -> None:
         self.outbox_delivered.labels(surface, kind).inc()
         self.outbox_latency.labels(surface).observe(age)

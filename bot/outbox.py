@@ -11,6 +11,12 @@ after commit and before delivery loses nothing (the row is still pending). A cra
 between a surface accepting a message and the row being marked sent leaves it pending, so that
 one message may be sent again after a restart (surfaces that can look up an earlier send by its
 key avoid even that).
+
+Every replica runs a worker. A worker claims the rows it delivers (``claimed_by``,
+``claimed_until``; ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL), always a card's pending
+messages from its first one on, so one card's messages go through one worker in order; a claim
+that lapses (its worker died) lets another worker deliver. A row is marked sent only while its
+claim is still this worker's. Rate budgets are shared by all replicas (``SharedBucket``).
 """
 
 from __future__ import annotations
@@ -20,21 +26,28 @@ import contextlib
 import json
 import logging
 import random
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.domain.card import CardOptions
 from bot.domain.page import Page, build_page
 from bot.errors import BotError, NotFound, PermanentError, TransientError
 from bot.pipeline.notify import MessageKind
-from bot.ports import ChatSurface, Clock, DigestLine, DigestSurface, MessageRef, Pager
-from bot.ratelimit import TokenBucket
+from bot.ports import (
+    ChatSurface,
+    Clock,
+    DigestLine,
+    DigestSurface,
+    DirectSurface,
+    MessageRef,
+    Pager,
+)
+from bot.ratelimit import SharedBucket
 from bot.settings import RateLimit
 from bot.store.cards import load_card, rca_from_json
 from bot.store.repo import CARD_REFS, INCIDENTS, OUTBOX, insert_ignore, to_incident
@@ -44,6 +57,12 @@ log = logging.getLogger(__name__)
 BATCH = 500
 PAGE_KINDS = frozenset({MessageKind.TRIGGER, MessageKind.ACKNOWLEDGE, MessageKind.RESOLVE})
 MAX_BACKOFF = 300.0
+CLAIM_TIMEOUT = timedelta(seconds=60)
+BLOCKED_POLL = 0.25  # due rows all claimed by other workers: look again this soon
+
+
+class ClaimLost(Exception):
+    """This worker's claim on a row lapsed and another worker took it over."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +88,26 @@ class OutboxWorker:
         rate_limits: Mapping[str, RateLimit] | None = None,
         max_attempts: int = 12,
         on_delivered: Callable[[str, str, float], None] = lambda surface, kind, age: None,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] | None = None,
         digest_after: Mapping[str, int] | None = None,
         pagers: Mapping[str, Pager] | None = None,
+        holder: str = "",
+        claim_timeout: timedelta = CLAIM_TIMEOUT,
+        on_claimed: Callable[[int], None] = lambda count: None,
     ) -> None:
+        """``monotonic`` is the rate budgets' clock in seconds (shared by every replica:
+        wall time by default); ``holder`` names this worker in its claims."""
+        self._holder = holder or f"outbox-{id(self):x}"
+        self._claim_timeout = claim_timeout
+        self._claimed: list[int] = []
+        self.claims = 0  # rows claimed since start (a metric)
+        self._on_claimed = on_claimed
+        self.claims_lost = 0
         self._pagers = dict(pagers or {})
         self._digest_after = dict(digest_after or {})
         self._delivered: set[int] = set()  # rows delivered in the current round
         self._digests: dict[tuple[str, str], tuple[MessageRef, tuple[int, ...]]] = {}
-        self._monotonic = monotonic
+        self._monotonic = monotonic or (lambda: clock.now().timestamp())
         self._engine = engine
         self._surfaces = dict(surfaces)
         self._clock = clock
@@ -86,7 +116,7 @@ class OutboxWorker:
         )
         self._console_url = self._card_options.console_url
         self._limits = dict(rate_limits or {})
-        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._buckets: dict[tuple[str, str], SharedBucket] = {}
         self._max_attempts = max_attempts
         self._wake = asyncio.Event()
         self._rng = random.Random()
@@ -134,7 +164,14 @@ class OutboxWorker:
         if not rows:
             if self._digests:
                 await self._close_digests()
-            return await asyncio.to_thread(self._next_due_in)
+            nxt = await asyncio.to_thread(self._next_due_in)
+            return BLOCKED_POLL if nxt == 0.0 else nxt
+        try:
+            return await self._deliver_rows(rows)
+        finally:
+            await asyncio.to_thread(self._release)
+
+    async def _deliver_rows(self, rows: list[Any]) -> float:
         self._delivered.clear()
         lanes: dict[tuple[str, str], list[Any]] = {}
         for row in rows:
@@ -150,34 +187,105 @@ class OutboxWorker:
 
     # internals -------------------------------------------------------------------------------
 
+    def _claimable(self, now: datetime) -> Any:
+        return (OUTBOX.c.status == "pending") & or_(
+            OUTBOX.c.claimed_until.is_(None),
+            OUTBOX.c.claimed_until < now,
+            OUTBOX.c.claimed_by == self._holder,
+        )
+
     def _due(self) -> list[Any]:
-        """Pending rows, most severe first, when at least one of them is due.
+        """Claim pending rows, most severe first, when at least one of them is due.
 
         Rows that are not due yet come along so that they keep blocking the later messages
-        of their card (an update never overtakes the post it updates).
+        of their card (an update never overtakes the post it updates). Of each card, only
+        rows from its first pending one on without a gap are claimed: a card whose first
+        message another worker holds stays with that worker.
         """
         now = self._clock.now()
-        with self._engine.connect() as conn:
-            rows = list(
-                conn.execute(
-                    select(OUTBOX)
-                    .where(OUTBOX.c.status == "pending")
-                    .order_by(OUTBOX.c.severity_rank, OUTBOX.c.id)
-                    .limit(BATCH)
-                ).all()
+        with self._engine.begin() as conn:
+            query = (
+                select(OUTBOX)
+                .where(self._claimable(now))
+                .order_by(OUTBOX.c.severity_rank, OUTBOX.c.id)
+                .limit(BATCH)
             )
-        return rows if any(r.next_attempt_at <= now for r in rows) else []
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True, of=OUTBOX)
+            rows = list(conn.execute(query).all())
+            if not rows:
+                return []
+            mine = {r.id for r in rows}
+            keys = sorted({r.order_key for r in rows})
+            allowed: set[int] = set()
+            for start in range(0, len(keys), 500):
+                pending = conn.execute(
+                    select(OUTBOX.c.id, OUTBOX.c.order_key)
+                    .where(
+                        OUTBOX.c.status == "pending",
+                        OUTBOX.c.order_key.in_(keys[start : start + 500]),
+                    )
+                    .order_by(OUTBOX.c.id)
+                ).all()
+                gap: set[str] = set()
+                for row_id, key in pending:
+                    if key in gap:
+                        continue
+                    if row_id in mine:
+                        allowed.add(row_id)
+                    else:
+                        gap.add(key)
+            rows = [r for r in rows if r.id in allowed]
+            if not any(r.next_attempt_at <= now for r in rows):
+                return []
+            ids = [r.id for r in rows]
+            for start in range(0, len(ids), 500):
+                conn.execute(
+                    update(OUTBOX)
+                    .where(OUTBOX.c.id.in_(ids[start : start + 500]))
+                    .values(claimed_by=self._holder, claimed_until=now + self._claim_timeout)
+                )
+        self._claimed = ids
+        self.claims += len(ids)
+        self._on_claimed(len(ids))
+        return rows
+
+    def _release(self) -> None:
+        """The round is over: rows still pending go back for any worker to claim."""
+        ids, self._claimed = self._claimed, []
+        with self._engine.begin() as conn:
+            for start in range(0, len(ids), 500):
+                conn.execute(
+                    update(OUTBOX)
+                    .where(
+                        OUTBOX.c.id.in_(ids[start : start + 500]),
+                        OUTBOX.c.claimed_by == self._holder,
+                        OUTBOX.c.status == "pending",
+                    )
+                    .values(claimed_by="", claimed_until=None)
+                )
 
     def _next_due_in(self) -> float | None:
+        """Seconds until a row this worker may claim is due (rows claimed by another worker
+        count from the moment their claim lapses)."""
+        now = self._clock.now()
         with self._engine.connect() as conn:
             nxt = conn.execute(
-                select(func.min(OUTBOX.c.next_attempt_at)).where(OUTBOX.c.status == "pending")
+                select(func.min(OUTBOX.c.next_attempt_at)).where(self._claimable(now))
             ).scalar_one()
-        if nxt is None:
+            lapse = conn.execute(
+                select(func.min(OUTBOX.c.claimed_until)).where(
+                    OUTBOX.c.status == "pending",
+                    OUTBOX.c.claimed_by != self._holder,
+                    OUTBOX.c.claimed_until >= now,
+                )
+            ).scalar_one()
+        due = [t for t in (nxt, lapse) if t is not None]
+        if not due:
             return None
-        return max(0.0, (nxt - self._clock.now()).total_seconds())
+        return max(0.0, (min(due) - now).total_seconds())
 
-    def _bucket(self, surface: str, channel: str, kind: str) -> TokenBucket | None:
+    def _bucket(self, surface: str, channel: str, kind: str) -> SharedBucket | None:
         """The bucket a message spends: posts and replies per channel (``<surface>`` or
         ``<surface>:<channel>``); updates per surface (``<surface>.update``), since chat APIs
         budget in-place edits per method rather than per channel."""
@@ -190,7 +298,10 @@ class OutboxWorker:
         if limit is None:
             return None
         if key not in self._buckets:
-            self._buckets[key] = TokenBucket(limit.rate, limit.burst, self._monotonic)
+            lane = f"{key[0]}:{key[1]}"
+            self._buckets[key] = SharedBucket(
+                self._engine, lane, limit.rate, limit.burst, self._monotonic
+            )
         return self._buckets[key]
 
     async def _deliver_lane(
@@ -243,7 +354,7 @@ class OutboxWorker:
                 if bucket is not None:
                     if id(bucket) in spent:
                         break
-                    wait = bucket.try_take()
+                    wait = await asyncio.to_thread(bucket.try_take)
                     if wait > 0:
                         spent.add(id(bucket))
                         waits.append(wait)
@@ -276,7 +387,7 @@ class OutboxWorker:
         kind = MessageKind.POST if state is None else MessageKind.UPDATE
         bucket = self._bucket(surface_name, channel, kind.value)
         if bucket is not None:
-            wait = bucket.try_take()
+            wait = await asyncio.to_thread(bucket.try_take)
             if wait > 0:
                 waits.append(wait)
                 return
@@ -290,7 +401,7 @@ class OutboxWorker:
         except BotError as exc:
             log.warning("storm digest in %s:%s not delivered: %s", surface_name, channel, exc)
             if isinstance(exc, TransientError) and exc.retry_after and bucket is not None:
-                bucket.pause(exc.retry_after)
+                await asyncio.to_thread(bucket.pause, exc.retry_after)
             return
         if ids:
             self._digests[lane] = (ref, ids)
@@ -339,11 +450,20 @@ class OutboxWorker:
             return False
         try:
             recorded = await self._send(surface, row)
+        except ClaimLost:
+            self.claims_lost += 1
+            log.warning(
+                "outbox %s to %s:%s: claim lapsed during the send; another worker has it",
+                row.kind,
+                row.surface,
+                row.channel,
+            )
+            return False
         except TransientError as exc:
             if exc.retry_after is not None:
                 bucket = self._bucket(row.surface, row.channel, row.kind)
                 if bucket is not None:
-                    bucket.pause(exc.retry_after)
+                    await asyncio.to_thread(bucket.pause, exc.retry_after)
             await asyncio.to_thread(self._retry, row, str(exc), exc.retry_after)
             return False
         except NotFound as exc:
@@ -377,6 +497,11 @@ class OutboxWorker:
             ref = await surface.post(card, row.channel)
             await asyncio.to_thread(self._save_ref, row, ref)
             return True
+        if kind is MessageKind.DIRECT:
+            if not isinstance(surface, DirectSurface):
+                raise PermanentError(f"{row.surface} cannot send direct messages")
+            await surface.direct(row.channel, json.loads(row.payload_json).get("text", ""))
+            return False
         ref = await asyncio.to_thread(self._ref, row)
         if ref is None:
             raise NotFound(f"no card of INC-{row.incident_id} on {row.surface}:{row.channel}")
@@ -471,9 +596,24 @@ class OutboxWorker:
             return None
         return MessageRef(row.surface, found.ref_channel or row.channel, found.message_id)
 
+    def _mine(self, row: Any) -> Any:
+        """The row, while it is pending and claimed by this worker."""
+        return (
+            (OUTBOX.c.id == row.id)
+            & (OUTBOX.c.status == "pending")
+            & (OUTBOX.c.claimed_by == self._holder)
+        )
+
     def _save_ref(self, row: Any, ref: MessageRef) -> None:
         now = self._clock.now()
         with self._engine.begin() as conn:
+            done = conn.execute(
+                update(OUTBOX)
+                .where(self._mine(row))
+                .values(status="sent", sent_at=now, attempts=row.attempts + 1)
+            )
+            if done.rowcount == 0:  # rolls back: the worker that has the row records its card
+                raise ClaimLost(f"outbox row {row.id}")
             conn.execute(
                 CARD_REFS.delete().where(
                     CARD_REFS.c.incident_id == row.incident_id,
@@ -494,17 +634,12 @@ class OutboxWorker:
                     }
                 ],
             )
-            conn.execute(
-                update(OUTBOX)
-                .where(OUTBOX.c.id == row.id)
-                .values(status="sent", sent_at=now, attempts=row.attempts + 1)
-            )
 
     def _finish(self, row: Any, status: str, error: str) -> None:
         with self._engine.begin() as conn:
             conn.execute(
                 update(OUTBOX)
-                .where(OUTBOX.c.id == row.id, OUTBOX.c.status == "pending")
+                .where(self._mine(row))
                 .values(
                     status=status,
                     sent_at=self._clock.now() if status == "sent" else None,
@@ -530,10 +665,12 @@ class OutboxWorker:
         with self._engine.begin() as conn:
             conn.execute(
                 update(OUTBOX)
-                .where(OUTBOX.c.id == row.id)
+                .where(self._mine(row))
                 .values(
                     attempts=attempts,
                     last_error=error,
                     next_attempt_at=self._clock.now() + timedelta(seconds=delay),
+                    claimed_by="",
+                    claimed_until=None,
                 )
             )

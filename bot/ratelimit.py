@@ -1,9 +1,23 @@
-"""Token buckets for outbound traffic, with pauses ordered by a peer (``Retry-After``)."""
+"""Token buckets for outbound traffic, with pauses ordered by a peer (``Retry-After``).
+
+:class:`TokenBucket` lives in one process's memory; :class:`SharedBucket` lives in the database
+and is shared by every replica (the outbox's per-channel lanes use it).
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from bot.store.repo import insert_ignore
+from bot.store.tables import RateBudgetRow
+
+BUDGETS = RateBudgetRow.__table__  # type: ignore[attr-defined]
 
 
 class TokenBucket:
@@ -52,3 +66,73 @@ class TokenBucket:
         now = self._refill()
         self._paused_until = max(self._paused_until, now + seconds)
         self._tokens = 0.0
+
+
+class SharedBucket:
+    """A token bucket kept in the database (``rate_budgets``), so that every replica spends
+    the same budget and a restarted process does not begin with a budget the channel already
+    spent. Blocking (run it in a worker thread); same answers as :class:`TokenBucket`.
+
+    ``now`` gives seconds on a clock all replicas share (wall time by default). A pause
+    ordered by the peer is stored as a debt: the bucket holds ``1 - seconds * rate`` tokens,
+    so the next token is due exactly when the pause ends, on every replica.
+    """
+
+    def __init__(
+        self, engine: Engine, lane: str, rate: float, burst: int, now: Callable[[], float]
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("a token bucket needs rate > 0 and burst >= 1")
+        self.lane = lane
+        self.rate = rate
+        self.burst = burst
+        self._engine = engine
+        self._now = now
+        self._lock = threading.Lock()  # one process: threads take turns; replicas lock the row
+
+    def try_take(self) -> float:
+        """Take a token and return 0, or return how long to wait for one."""
+        return self._change(lambda tokens: (tokens - 1, 0.0) if tokens >= 1 else None)
+
+    def wait_time(self) -> float:
+        return self._change(lambda tokens: None)
+
+    def pause(self, seconds: float) -> None:
+        """The peer said to wait (HTTP 429 Retry-After): no token before then."""
+        self._change(lambda tokens: (min(tokens, 1 - seconds * self.rate), 0.0))
+
+    def _change(self, spend: Callable[[float], tuple[float, float] | None]) -> float:
+        now = self._now()
+        with self._lock, self._engine.begin() as conn:
+            row = self._row(conn, now)
+            elapsed = max(0.0, now - row.updated_at.timestamp())
+            tokens = min(float(self.burst), row.tokens + elapsed * self.rate)
+            outcome = spend(tokens)
+            if outcome is None:
+                wait = (1 - tokens) / self.rate if tokens < 1 else 0.0
+                new_tokens = tokens
+            else:
+                new_tokens, wait = outcome
+            stamp = datetime.fromtimestamp(max(now, row.updated_at.timestamp()), UTC)
+            conn.execute(
+                update(BUDGETS)
+                .where(BUDGETS.c.lane == self.lane)
+                .values(tokens=new_tokens, updated_at=stamp)
+            )
+        return max(0.0, wait)
+
+    def _row(self, conn: Any, now: float) -> Any:
+        query = select(BUDGETS.c.tokens, BUDGETS.c.updated_at).where(BUDGETS.c.lane == self.lane)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            start = datetime.fromtimestamp(now, UTC)
+            insert_ignore(
+                conn,
+                BUDGETS,
+                [{"lane": self.lane, "tokens": float(self.burst), "updated_at": start}],
+                "lane",
+            )
+            row = conn.execute(query).one()
+        return row

@@ -1,5 +1,9 @@
 """Schedules: detector runs, suppression expiry, retention; under the scheduler lease.
 
+Every write made here goes through the engine the runtime hands in, which fences each
+transaction with the lease's generation (``bot.store.leases``): a run whose lease moved on to
+another replica rolls back and records nothing; the new holder searches that window again.
+
 APScheduler 3's ``AsyncIOScheduler`` with in-memory jobs: what must survive a restart (each
 rule's last window end, run counts, errors) lives in the ``rule_state`` table, so the job store
 holds nothing worth keeping. Job functions are module-level functions of this module.
@@ -35,10 +39,11 @@ from sqlalchemy import Engine, select, update
 
 from bot.errors import BotError
 from bot.metrics import Metrics
-from bot.pipeline.ingest import IngestPolicy, IngestResult, ingest
+from bot.pipeline.ingest import Detection, IngestPolicy, IngestResult, ingest
 from bot.pipeline.mute import Silence, parse_matchers
 from bot.pipeline.recover import clean_runs
 from bot.ports import Clock, SearchBackend
+from bot.store.leases import FencedWrite
 from bot.store.repo import INCIDENTS, RULE_STATE, SILENCES, insert_ignore
 from bot.store.tables import RuleMemoryRow
 from detectors.memory import RuleMemory
@@ -121,7 +126,7 @@ class RuleRunner:
             if cached is None:
                 cached = await asyncio.to_thread(self._load_state, rule_id)
             last_end, memory = cached
-        except Exception as exc:  # the database is away: recorded when it is back
+        except Exception as exc:  # the database is away (or the lease): recorded when back
             log.warning("rule %s: state not readable: %s", rule_id, exc)
             return RunSummary(rule_id, 0, 0, IngestResult(), str(exc))
         windows, skipped = plan_windows(now, last_end, rule, rule_type(rule.type).sliding)
@@ -148,6 +153,9 @@ class RuleRunner:
                 )
                 _merge(total, result)
                 self._on_ingested(result)
+        except FencedWrite as exc:  # the lease moved on: the new holder runs this window
+            log.warning("rule %s: run refused, %s", rule_id, exc)
+            return RunSummary(rule_id, len(windows), hits, total, str(exc))
         except Exception as exc:  # a rule's failure is recorded; it never stops the others
             if not isinstance(exc, BotError | OSError | TimeoutError):
                 log.exception("rule %s: unexpected failure", rule_id)
@@ -235,7 +243,8 @@ class RuleRunner:
     ) -> IngestResult:
         with self._engine.begin() as conn:
             silences = self._silences(conn, now)
-            result = ingest(conn, alerts, now, self._policy_for(rule), silences)
+            found_by = Detection(rule.id, rule.query, window.start, window.end)
+            result = ingest(conn, alerts, now, self._policy_for(rule), silences, found_by)
             save_memory(conn, rule.id, memory, now)
             values: dict[str, Any] = {"last_window_end": window.end, "last_alerts": len(alerts)}
             if finish is not None:

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.api import make_router
 from bot.api_admin import make_admin_router
-from bot.auth import Caller, Unauthenticated, caller_of
+from bot.auth import Authenticator, Caller, Unauthenticated
 from bot.console.routes import make_console, static_files
 from bot.domain.incident import State
 from bot.errors import (
@@ -31,6 +31,7 @@ from bot.errors import (
     PolicyViolation,
     TransientError,
 )
+from bot.identity.routes import mount_identity
 from bot.store.repo import INCIDENTS
 from bot.store.runtime_config import read_kill_switch
 from bot.wiring import Runtime
@@ -169,8 +170,10 @@ def create_app(runtime: Runtime) -> FastAPI:
             problems.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
         return JSONResponse({"error": "; ".join(problems) or "malformed request"}, status_code=400)
 
+    auth = Authenticator(runtime.settings, runtime.engine, runtime.clock)
+
     def caller(request: Request) -> Caller:
-        who = caller_of(request, runtime.settings)
+        who = auth.caller(request)
         if who.via_cookie and request.method not in ("GET", "HEAD"):
             origin = request.headers.get("origin")
             if origin and origin.rstrip("/") != str(request.base_url).rstrip("/"):
@@ -201,6 +204,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     for router in runtime.webhook_routers():
         app.include_router(router)
     app.include_router(make_console(runtime, caller))
+    mount_identity(app, auth)
     app.mount("/static", static_files(), name="static")
     return app
 
@@ -220,6 +224,9 @@ def _refresh_gauges(runtime: Runtime) -> None:
             runtime.metrics.search_errors.labels(kind).set(count)
     runtime.metrics.kill_switch.set(1 if read_kill_switch(runtime.engine).on else 0)
     stats = runtime.outbox.stats()
+    runtime.metrics.lease_held.set(1 if runtime.lease.held else 0)
+    seen = runtime.lease.last_seen
+    runtime.metrics.lease_generation.set(seen.generation if seen else 0)
     runtime.metrics.outbox_depth.set(stats.pending)
     runtime.metrics.outbox_age.set(stats.oldest_age_s)
     runtime.metrics.outbox_dead.set(stats.dead)

@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from bot.domain.durations import parse_duration
 from bot.errors import ConfigError
+from bot.identity.config import check_auth_settings
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
@@ -88,9 +89,9 @@ class Settings(BaseSettings):
     public_url: str = ""
     rules_path: str = ""
     shipped_rules: bool = True
-    roles_file: Path | None = None
     playbooks_path: str = ""  # BOT_PLAYBOOKS_PATH: folders or files, os.pathsep-separated
     shipped_playbooks: bool = True
+    roles_file: Path | None = None
     redaction_mode: Literal["strict", "balanced", "off"] = "balanced"
     console_token: SecretStr | None = None
     retention_days: int = Field(default=30, ge=1)
@@ -108,9 +109,23 @@ class Settings(BaseSettings):
     routes: list[Route] = []
     escalation: list[Escalation] = DEFAULT_ESCALATION
     schedule_jitter: Duration = timedelta(seconds=2)
-    lease_ttl: Duration = timedelta(seconds=30)
+    # the scheduler lease is renewed every heartbeat and lasts 2 x heartbeat (docs/replicas.md)
+    lease_heartbeat: Duration = timedelta(seconds=5)
+    outbox_claim_timeout: Duration = timedelta(seconds=60)
     rca: Literal["bedrock", "heuristic", "off"] = "heuristic"
     rca_timeout: Duration = timedelta(seconds=30)
+    # who is calling (docs/identity.md): token (shared BOT_CONSOLE_TOKEN), alb, oidc
+    auth_mode: Literal["token", "alb", "oidc"] = "token"
+    alb_arn: str = ""
+    alb_key_url: str = ""  # default: the key server of BOT_ALB_ARN's region
+    alb_issuer: str = ""
+    identity_claim: str = Field(default="email", min_length=1)
+    oidc_issuer: str = ""  # the provider's issuer URL; discovery at <issuer>/.well-known/…
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid email profile"
+    session_secret: SecretStr | None = None  # signs console session cookies
+    session_ttl: Duration = timedelta(hours=12)
 
     @model_validator(mode="before")
     @classmethod
@@ -150,6 +165,10 @@ class Settings(BaseSettings):
         return [Path(p) for p in self.rules_path.split(":") if p.strip()]
 
     @property
+    def playbook_paths(self) -> list[Path]:
+        return [Path(p) for p in self.playbooks_path.split(os.pathsep) if p.strip()]
+
+    @property
     def console_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
@@ -159,14 +178,10 @@ class Settings(BaseSettings):
         """Every configured secret, for the log redaction filter."""
         return [
             v.get_secret_value()
-            for v in (self.console_token,)
+            for v in (self.console_token, self.oidc_client_secret, self.session_secret)
             if v is not None and v.get_secret_value()
         ]
 
-
-    @property
-    def playbook_paths(self) -> list[Path]:
-        return [Path(p) for p in self.playbooks_path.split(os.pathsep) if p.strip()]
 
 class _YamlFileSource(PydanticBaseSettingsSource):
     """Values from ``BOT_SETTINGS_FILE`` (YAML with the setting names in lower case)."""
@@ -208,10 +223,13 @@ def load_settings(**overrides: Any) -> Settings:
         settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
-    if not settings.is_loopback and settings.console_token is None:
+    check_auth_settings(settings)
+    shared = settings.console_token
+    if settings.auth_mode == "token" and not settings.is_loopback and shared is None:
         raise ConfigError(
             f"BOT_CONSOLE_TOKEN: required when BOT_HTTP_HOST is not a loopback address "
-            f"(BOT_HTTP_HOST={settings.http_host}); set a token or bind to 127.0.0.1"
+            f"(BOT_HTTP_HOST={settings.http_host}); set a token, bind to 127.0.0.1, or sign "
+            f"people in with BOT_AUTH_MODE=alb or oidc (docs/identity.md)"
         )
     return settings
 

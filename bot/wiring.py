@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -13,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bot.authz import Roles
 from bot.domain.card import CardOptions
@@ -44,8 +45,8 @@ from bot.redaction import Redactor
 from bot.retention import purge
 from bot.scheduler import RuleRunner, Scheduler
 from bot.settings import Settings
-from bot.store import leases
-from bot.store.db import check_connection, make_engine, migrate
+from bot.store import leases, replicas
+from bot.store.db import SchemaTooNew, check_connection, make_engine, migrate
 from bot.store.repo import INCIDENTS
 from detectors.model import Rule
 from detectors.rules import load_rules
@@ -168,6 +169,21 @@ class Runtime:
         )
         self.engine = make_engine(settings.database_url)
         self.db = DatabaseStatus()
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # the scheduler lease; every write a lease holder makes goes through `fenced_engine`
+        # (or calls `self.lease.fence(conn)` in its transaction): see docs/replicas.md
+        self.lease = leases.LeaseKeeper(
+            self.engine,
+            SCHEDULER_LEASE,
+            self.holder,
+            settings.lease_heartbeat,
+            on_takeover=self.metrics.lease_takeovers.inc,
+            on_refusal=self.metrics.fenced_writes.inc,
+        )
+        self.fenced_engine = self.engine.execution_options(fenced=SCHEDULER_LEASE)
+        event.listen(self.fenced_engine, "begin", self.lease.fence)
+        self.fatal = ""  # why this process refused to run (a schema newer than this build)
+        self.on_fatal: Any = lambda reason: None
         self.surfaces: dict[str, ChatSurface] = {"console": ConsoleChatSurface(self.broadcaster)}
         defaults = {"console": "console"}
         if self.teams_settings.enabled:
@@ -239,6 +255,9 @@ class Runtime:
             on_delivered=self.metrics.delivered,
             pagers=self.pagers,
             digest_after={"slack": self.slack_settings.digest_after} if self.slack else None,
+            holder=self.holder,
+            claim_timeout=settings.outbox_claim_timeout,
+            on_claimed=self.metrics.outbox_claims.inc,
         )
         rca_timeout = settings.rca_timeout
         if rca is None:
@@ -263,7 +282,7 @@ class Runtime:
             rule_context=lambda rule_id: rule_context.get(rule_id, ("", "")),
         )
         self.runner = RuleRunner(
-            self.engine,
+            self.fenced_engine,
             self.backend,
             self.rules,
             self.clock,
@@ -285,7 +304,6 @@ class Runtime:
                 ("page-due", timedelta(seconds=10), self.page_due),
             ],
         )
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.leader = False
         self._search_checked: tuple[datetime, Health] | None = None
         self._stop: asyncio.Event | None = None
@@ -309,9 +327,15 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        if self.leader:
-            await asyncio.to_thread(leases.release, self.engine, SCHEDULER_LEASE, self.holder)
-            self.leader = False
+        if self.db.ready:
+            with contextlib.suppress(Exception):  # the next holder takes over at once
+                if self.leader:
+                    await asyncio.to_thread(
+                        leases.release, self.engine, SCHEDULER_LEASE, self.holder, self.clock.now()
+                    )
+                await asyncio.to_thread(replicas.forget, self.engine, self.holder)
+        self.lease.drop()
+        self.leader = False
         if self.event_store is not None:
             self.event_store.close()
         for closable in (self.rca, *self.pagers.values()):
@@ -343,37 +367,88 @@ class Runtime:
             self.db = DatabaseStatus(True, "migrated")
             return
 
+    async def acquire_lease(self) -> bool:
+        """Take or renew the scheduler lease once (the lead loop does this every heartbeat)."""
+        return await asyncio.to_thread(self.lease.renew, self.clock.now())
+
     async def _connect_and_lead(self) -> None:
         assert self._stop is not None
-        await self.connect()
+        try:
+            await self.connect()
+        except SchemaTooNew as exc:
+            self.fatal = str(exc)
+            self.db = DatabaseStatus(False, self.fatal)
+            log.critical("refusing to start: %s", exc)
+            self.on_fatal(self.fatal)
+            return
         log.info(
             "database ready; %d rules loaded; console at %s",
             len(self.rules),
             self.settings.console_url,
         )
-        ttl = self.settings.lease_ttl
+        # every replica delivers the outbox and runs analyses: neither waits for the lease
+        self._spawn(self.outbox.run(self._stop), "outbox")
+        self._spawn(self.enricher.run(self._stop), "enricher")
+        beat = self.settings.lease_heartbeat.total_seconds()
         while not self._stop.is_set():
-            try:
-                held = await asyncio.to_thread(
-                    leases.acquire, self.engine, SCHEDULER_LEASE, self.holder, self.clock.now(), ttl
-                )
-            except Exception as exc:  # the database went away: keep serving, try again
-                log.warning("lease renewal failed: %s", exc)
-                held = False
+            started = asyncio.get_running_loop().time()
+            renewing = asyncio.ensure_future(self._renew(beat))
+            if self.leader:  # a slow renewal must not keep the schedules past the deadline
+                await asyncio.wait({renewing}, timeout=self.lease.seconds_left() + 0.01)
+                self._check_lease()
+            held = await renewing
             if held and not self.leader:
                 self.leader = True
                 self.runner.forget_state()
-                log.info("this replica now runs the schedules (%s)", self.holder)
+                log.info(
+                    "this replica now runs the schedules (%s, generation %d)",
+                    self.holder,
+                    self.lease.lease.generation if self.lease.lease else 0,
+                )
                 self._lead()
-            elif not held and self.leader:
-                self.leader = False
-                log.warning("scheduler lease lost; pausing schedules")
-                self.scheduler.pause()
+            self._check_lease()
+            if held:  # renew a heartbeat after the last try; pause in time if it fails
+                wait = beat - (asyncio.get_running_loop().time() - started)
+                wait = min(wait, self.lease.seconds_left() + 0.01)
+            else:  # try again the moment the holder's lease expires
+                wait = self.lease.wait_before_retry(self.clock.now())
             try:
-                async with asyncio.timeout(ttl.total_seconds() / 3):
+                async with asyncio.timeout(max(0.01, wait)):
                     await self._stop.wait()
             except TimeoutError:
                 pass
+
+    async def _renew(self, beat: float) -> bool:
+        """One heartbeat: renew (or try to take) the lease and say this replica is alive."""
+        now = self.clock.now()
+        try:
+            async with asyncio.timeout(beat):
+                held = await asyncio.to_thread(self.lease.renew, now)
+        except Exception as exc:  # the database went away: keep serving, try again
+            log.warning("lease renewal failed: %s", exc)
+            held = self.lease.held  # still trusted until the local deadline
+        try:
+            async with asyncio.timeout(beat):
+                await asyncio.to_thread(
+                    replicas.beat,
+                    self.engine,
+                    self.holder,
+                    now,
+                    "leader" if held else "",
+                    self.settings.lease_heartbeat * 20,
+                )
+        except Exception as exc:
+            log.debug("replica heartbeat not recorded: %s", exc)
+        return held
+
+    def _check_lease(self) -> None:
+        """A holder whose lease is no longer trusted stops scheduling before anyone else may
+        start (in-flight writes are refused by the fence)."""
+        if self.leader and not self.lease.held:
+            self.leader = False
+            self.lease.drop()
+            log.warning("scheduler lease lost or not renewed in time; pausing schedules")
+            self.scheduler.pause()
 
     def _lead(self) -> None:
         assert self._stop is not None
@@ -381,8 +456,6 @@ class Runtime:
             self.scheduler.resume()
             return
         self.scheduler.start()
-        self._spawn(self.outbox.run(self._stop), "outbox")
-        self._spawn(self.enricher.run(self._stop), "enricher")
         if self.generator is not None and self.settings.generator_enabled:
             self._spawn(self.generator.run(self.clock, self._stop), "generator")
 
@@ -459,7 +532,9 @@ class Runtime:
         """Page incidents whose escalation timer ran out while they stayed open."""
         if self.escalation is None:
             return []
-        paged = await asyncio.to_thread(page_due, self.engine, self.escalation, self.clock.now())
+        paged = await asyncio.to_thread(
+            page_due, self.fenced_engine, self.escalation, self.clock.now()
+        )
         if paged:
             self.outbox.wake()
         return paged
@@ -467,7 +542,9 @@ class Runtime:
     async def retention(self) -> None:
         now = self.clock.now()
         s = self.settings
-        await asyncio.to_thread(purge, self.engine, now, s.retention_days, s.audit_retention_days)
+        await asyncio.to_thread(
+            purge, self.fenced_engine, now, s.retention_days, s.audit_retention_days
+        )
         if self.event_store is not None:
             await asyncio.to_thread(
                 self.event_store.purge_before, now - timedelta(days=s.retention_days)
@@ -506,9 +583,31 @@ class Runtime:
         return {
             "status": worst.value,
             "leader": self.leader,
+            "lease": await asyncio.to_thread(self.lease_report),
             "checks": {
                 k: {"status": v.status.value, "reason": v.reason} for k, v in checks.items()
             },
+        }
+
+    def lease_report(self) -> dict[str, Any]:
+        """Who runs the schedules: this replica or which other, at which generation, and
+        the replicas seen alive (for /ready)."""
+        seen = self.lease.last_seen
+        live: list[str] = []
+        if self.db.ready:
+            try:
+                now = self.clock.now()
+                within = self.settings.lease_heartbeat * 3
+                live = [r.holder for r in replicas.live(self.engine, now, within)]
+            except Exception as exc:  # readiness must answer even when the database is away
+                log.debug("replicas not readable: %s", exc)
+        return {
+            "held": self.lease.held,
+            "me": self.holder,
+            "holder": seen.holder if seen else "",
+            "generation": seen.generation if seen else 0,
+            "expires_at": seen.expires_at.isoformat() if seen else None,
+            "replicas": live,
         }
 
 

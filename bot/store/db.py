@@ -10,7 +10,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError as AlembicError
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -19,6 +22,7 @@ from bot.errors import ConfigError, TransientError
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x626F745F6D6967  # pg_advisory_xact_lock key: "bot_mig"
 
 
 def make_engine(url: str) -> Engine:
@@ -59,11 +63,54 @@ def check_connection(engine: Engine) -> None:
         raise TransientError(f"database unreachable: {reason}") from exc
 
 
-def migrate(engine: Engine) -> None:
-    """Apply every Alembic migration up to head (idempotent)."""
+class SchemaTooNew(ConfigError):
+    """The database was migrated by a newer build than this one."""
+
+
+def _config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def schema_head() -> str:
+    """The newest schema revision this build knows."""
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def check_schema(conn: Connection) -> str | None:
+    """The database's schema revision (None: not migrated yet); raises :class:`SchemaTooNew`
+    when this build does not know it."""
+    current = MigrationContext.configure(conn).get_current_revision()
+    if current is None:
+        return None
+    script = ScriptDirectory.from_config(_config())
+    try:
+        known = script.get_revision(current) is not None
+    except AlembicError:
+        known = False
+    if not known:
+        raise SchemaTooNew(
+            f"database schema {current} is newer than this build's {schema_head()}: "
+            "deploy the newer image or roll the database back"
+        )
+    return current
+
+
+def migrate(engine: Engine) -> None:
+    """Apply every Alembic migration up to head (idempotent).
+
+    On PostgreSQL the upgrade runs under a transaction-scoped advisory lock, so replicas
+    starting together migrate one after the other (the later ones find nothing to do). A build
+    older than the database's schema refuses with :class:`SchemaTooNew`.
+    """
+    config = _config()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        check_schema(conn)
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
 

@@ -69,6 +69,7 @@ async def test_splunk_to_slack_to_pagerduty_and_back(
         runtime = bot.runtime
         assert runtime.settings.search_backend == "splunk" and "pagerduty" in runtime.pagers
         # Splunk -> incident, its card and its page
+        assert await runtime.acquire_lease()  # rule runs write under the scheduler lease
         summary = await runtime.runner.run("web-5xx-burst")
         (incident,) = summary.result.created
         await bot.settle()

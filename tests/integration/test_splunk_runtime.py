@@ -46,6 +46,7 @@ async def test_a_shipped_rule_fires_through_splunk_and_links_its_search(
     runtime = Runtime(settings, clock=FakeClock(now))
     assert isinstance(runtime.backend, SplunkSearchBackend) and runtime.generator is None
     await runtime.connect(attempts=1)
+    assert await runtime.acquire_lease()  # rule runs write under the scheduler lease
     summary = await runtime.runner.run("web-5xx-burst")
     assert summary.error == "" and len(summary.result.created) == 1
     with runtime.engine.connect() as conn:

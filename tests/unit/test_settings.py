@@ -43,7 +43,7 @@ def test_defaults() -> None:
     assert settings.flap_window == timedelta(minutes=30)
     assert settings.card_refresh == timedelta(seconds=60)
     assert settings.schedule_jitter == timedelta(seconds=2)
-    assert settings.lease_ttl == timedelta(seconds=30)
+    assert settings.lease_heartbeat == timedelta(seconds=5)
     assert settings.retention_days == 30
     assert settings.outbox_max_attempts == 12
     assert settings.routes == []
@@ -126,7 +126,7 @@ def test_invalid_value_is_one_line_naming_the_variable(
         ("BOT_SEARCH_BACKEND", "elastic"),
         ("BOT_LOG_FORMAT", "xml"),
         ("BOT_OUTBOX_MAX_ATTEMPTS", "0"),
-        ("BOT_LEASE_TTL", "soon"),
+        ("BOT_LEASE_HEARTBEAT", "soon"),
     ],
 )
 def test_out_of_range_values_name_the_variable(
