@@ -34,6 +34,7 @@ from detectors.rule_source import (
     suggestion,
     yaml_files,
 )
+from detectors.rules import SHIPPED as SHIPPED_RULES
 from playbooks.catalog import CATALOG
 from playbooks.registry import Registry, may_apply, produced_labels
 from playbooks.spec import LABEL_REF, ParamType, Playbook
@@ -227,7 +228,7 @@ def _parameter_problems(playbook: Playbook) -> Iterator[tuple[Loc, str]]:
         if default is not None and not templated and mistyped:
             yield (
                 (*at, "default"),
-                f"parameters.{name}.default: {default!r} is not a {param.type.value}",
+                f"parameters.{name}.default: {default!r} is not of type {param.type.value}",
             )
         if param.pattern is not None:
             try:
@@ -268,7 +269,8 @@ class _RuleChecks:
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self._rules = tuple(rules)
-        self._ids = {rule.id for rule in self._rules}
+        # shipped rules turned off still leave the shipped playbooks naming them valid
+        self._ids = {rule.id for rule in self._rules} | (_shipped_rule_ids() if rules else set())
 
     def matched(self, playbook: Playbook) -> list[Rule]:
         """The rules whose incidents this playbook may run for."""
@@ -333,6 +335,11 @@ def _rule_key_line(rule: Rule, key: str) -> int:
         if doc.line == rule.source_line:
             return doc.line_of((key,))
     return rule.source_line
+
+
+def _shipped_rule_ids() -> set[str]:
+    files, _ = yaml_files([SHIPPED_RULES])
+    return {str(doc.data["id"]) for file in files for doc in read_file(file)[0] if "id" in doc.data}
 
 
 def _shipped_ids() -> set[str]:
