@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -18,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.api import incident_detail, incident_number, rules_json
-from bot.auth import COOKIE, Caller, Unauthenticated, session_cookie, valid_name
+from bot.auth import Caller, Unauthenticated
 from bot.store.cards import load_card
 from bot.store.repo import INCIDENTS, IncidentFilter, audit_rows, list_incidents
 from bot.wiring import Runtime
@@ -46,7 +45,8 @@ def make_console(runtime: Runtime, caller: Callable[[Request], Caller]) -> APIRo
         user = who(request)
         if user is None:
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-        context.update(user=user.identity, auth=runtime.settings.console_token is not None)
+        signed = runtime.settings.console_token is not None or runtime.settings.auth_mode != "token"
+        context.update(user=user.identity, auth=signed)
         return templates.TemplateResponse(request, name, context)
 
     @router.get("/", response_class=HTMLResponse)
@@ -116,42 +116,6 @@ def make_console(runtime: Runtime, caller: Callable[[Request], Caller]) -> APIRo
         rows = await asyncio.to_thread(load)
         return page(request, "audit.html", rows=rows)
 
-    @router.get("/login", response_class=HTMLResponse)
-    async def login_form(request: Request, next: str = "/", error: str = "") -> Response:
-        return templates.TemplateResponse(
-            request, "login.html", {"next": _safe_next(next), "error": error, "user": None}
-        )
-
-    @router.post("/login")
-    async def login(
-        request: Request, name: str = Form(...), token: str = Form(...), next: str = Form("/")
-    ) -> Response:
-        expected = runtime.settings.console_token
-        if expected is None:
-            return RedirectResponse(_safe_next(next), status_code=303)
-        if not valid_name(name) or not hmac.compare_digest(
-            token.encode(), expected.get_secret_value().encode()
-        ):
-            return RedirectResponse(
-                f"/login?error=Wrong+name+or+token&next={_safe_next(next)}", status_code=303
-            )
-        response = RedirectResponse(_safe_next(next), status_code=303)
-        response.set_cookie(
-            COOKIE,
-            session_cookie(runtime.settings, name),
-            httponly=True,
-            samesite="strict",
-            secure=runtime.settings.console_url.startswith("https://"),
-            max_age=int(timedelta(days=7).total_seconds()),
-        )
-        return response
-
-    @router.post("/logout")
-    async def logout() -> Response:
-        response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(COOKIE)
-        return response
-
     @router.get("/events")
     async def events(request: Request) -> Response:
         if who(request) is None:
@@ -204,10 +168,6 @@ def _changed_since(runtime: Runtime, since: datetime) -> list[int]:
 
 def _event(incident_id: int, kind: str) -> str:
     return f"event: incident\ndata: {json.dumps({'id': incident_id, 'kind': kind})}\n\n"
-
-
-def _safe_next(target: str) -> str:
-    return target if target.startswith("/") and not target.startswith("//") else "/"
 
 
 def _ago(value: datetime | None) -> str:
