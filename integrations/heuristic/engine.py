@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -43,6 +43,7 @@ class _Finding:
     headline: str  # how the summary introduces it when it is the top cause
     cause: Cause
     recommendations: tuple[str, ...]
+    lines: tuple[Evidence, ...] = ()  # the lines a known pattern matched (none for co-firing)
 
 
 def _cite(lines: Sequence[Evidence]) -> tuple[str, ...]:
@@ -82,6 +83,12 @@ class HeuristicRcaEngine:
     ``overlap_slack`` widens a related incident's ``[first_seen, last_seen]`` window when looking
     for this incident's evidence inside it (clocks of different sources disagree a little).
     Evidence sets above ``inline_limit`` lines are analysed in a worker thread.
+
+    ``suggestions`` maps a rule id to the playbook that fits its incidents (the rule's
+    ``suggested_playbook``, or the registry's best match); ``playbooks`` are the registry's ids.
+    A report suggests a playbook only when both name it and a known pattern backs the
+    incident with at least one evidence line that does not itself mention a playbook: log text
+    can ask for a playbook, but it never chooses one and never counts as its evidence.
     """
 
     def __init__(
@@ -91,7 +98,13 @@ class HeuristicRcaEngine:
         max_templates: int = 5,
         overlap_slack: timedelta = timedelta(minutes=1),
         inline_limit: int = 200,
+        playbooks: Collection[str] = (),
+        suggestions: Mapping[str, str] | None = None,
     ) -> None:
+        known = frozenset(playbooks)
+        self._suggestions = {
+            rule: playbook for rule, playbook in (suggestions or {}).items() if playbook in known
+        }
         self._patterns = tuple(patterns)
         self._max_templates = max_templates
         self._overlap_slack = overlap_slack
@@ -144,6 +157,7 @@ class HeuristicRcaEngine:
             related=related_ids,
             confidence=top.cause.confidence,
             engine=ENGINE_NAME,
+            suggested_playbook=self._suggestion(incident.rule_id, top),
         )
         logger.debug(
             "rca for %s: %d causes, top %r (%.2f)",
@@ -153,6 +167,19 @@ class HeuristicRcaEngine:
             top.cause.confidence,
         )
         return report
+
+    def _suggestion(self, rule_id: str, top: _Finding) -> str | None:
+        """The rule's playbook, when the top cause is a known pattern that lines of the
+        incident's own back (a line mentioning a playbook backs nothing)."""
+        playbook = self._suggestions.get(rule_id)
+        if playbook is None:
+            return None
+        backing = [
+            line
+            for line in top.lines
+            if "playbook" not in line.text.lower() and playbook not in line.text.lower()
+        ]
+        return playbook if backing else None
 
     # --- known patterns ------------------------------------------------------------------------
 
@@ -189,6 +216,7 @@ class HeuristicRcaEngine:
                     f"Most likely {pattern.title}",
                     Cause(text, _cite(lines), pattern_confidence(share)),
                     pattern.recommendations,
+                    tuple(lines),
                 )
             )
         return findings

@@ -1,4 +1,4 @@
-"""The shipped playbooks against the shipped rules and the generator, and ``run_bot.py validate``."""
+"""The shipped playbooks against the shipped rules and the generator; ``run_bot.py validate``."""
 
 from __future__ import annotations
 
