@@ -27,6 +27,12 @@ from bot.pipeline.mute import Matcher, parse_matchers
 from bot.ports import Clock
 from bot.store.cards import load_card
 from bot.store.repo import INCIDENTS, RULE_STATE, SILENCES, IncidentFilter, list_incidents
+from bot.store.runtime_config import (
+    KillSwitch,
+    KillSwitchChange,
+    change_kill_switch,
+    read_kill_switch,
+)
 
 ACTIVE = (State.OPEN.value, State.ACKNOWLEDGED.value, State.SUPPRESSED.value)
 MAX_SILENCE = timedelta(days=30)
@@ -187,6 +193,22 @@ class Operations:
         self._on_silence()
         matching = await self.count_matching(matchers)
         return SilenceInfo(silence_id, matchers, now + duration, reason.strip(), actor, matching)
+
+    # the kill switch ----------------------------------------------------------------------------
+
+    async def kill_switch_status(self) -> KillSwitch:
+        """The kill switch as every replica sees it (anyone may ask)."""
+        return await asyncio.to_thread(read_kill_switch, self._engine)
+
+    async def kill_switch(
+        self, on: bool, actor: str, surface: str, reason: str, groups: Iterable[str] = ()
+    ) -> KillSwitchChange:
+        """Turn the kill switch on or off (admin role; a reason is required; audited)."""
+        self.roles.require(actor, Role.ADMIN, groups)
+        now = self._clock.now()
+        return await asyncio.to_thread(
+            change_kill_switch, self._engine, on, actor, surface, reason, now
+        )
 
     @staticmethod
     def _number(incident_ref: str | int) -> int:

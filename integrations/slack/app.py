@@ -19,11 +19,14 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.domain.card import ActionKind
 from bot.errors import BotError
 from integrations.slack.buttons import ACTING, WITH_DIALOG, Buttons, Respond, malformed
 from integrations.slack.commands import UsageError, Verb, help_text, parse
 from integrations.slack.modals import Invalid, ModalId, read_suppress
 from integrations.slack.payloads import EventCallback, SlashCommand
+from integrations.slack.plans import CONFIRM_ACTION, PLAN_MODAL
+from integrations.slack.runs import Runs
 from integrations.slack.slash import SlashCommands
 from integrations.slack.surface import SlackChatSurface
 
@@ -142,6 +145,7 @@ def build_app(
     buttons: Buttons,
     slash: SlashCommands,
     inflight: Inflight,
+    runs: Runs,
 ) -> AsyncApp:
     """The bolt app; ``client`` carries no token (``identity`` authorizes every request).
 
@@ -200,6 +204,28 @@ def build_app(
         if read is not None:
             inflight.spawn(buttons.resolve(*read))
 
+    async def on_plan(ack: AsyncAck, body: dict[str, Any], respond: Respond) -> None:
+        await ack()
+        inflight.spawn(runs.open_plan(body, respond))
+
+    async def on_confirm(ack: AsyncAck, body: dict[str, Any], respond: Respond) -> None:
+        await ack()
+        inflight.spawn(runs.confirm_button(body, respond))
+
+    async def on_approve(ack: AsyncAck, body: dict[str, Any], respond: Respond) -> None:
+        await ack()
+        inflight.spawn(runs.act_on_run(body, respond, approve=True))
+
+    async def on_cancel_run(ack: AsyncAck, body: dict[str, Any], respond: Respond) -> None:
+        await ack()
+        inflight.spawn(runs.act_on_run(body, respond, approve=False))
+
+    async def on_plan_confirmed(ack: AsyncAck, body: dict[str, Any]) -> None:
+        read = runs.read_plan(body)
+        await ack()  # the dialog closes; the answer and the card follow
+        if read is not None:
+            inflight.spawn(runs.confirm(*read))
+
     async def on_unknown_view(ack: AsyncAck, view: dict[str, Any]) -> None:
         await ack()
         log.info(ignored_view(str(view.get("callback_id", ""))))
@@ -239,9 +265,14 @@ def build_app(
     for kind in WITH_DIALOG:
         app.action(kind.value)(on_dialog)
     app.action("view")(on_link)
+    app.action(ActionKind.AUTO_RESOLVE.value)(on_plan)
+    app.action(ActionKind.APPROVE_RUN.value)(on_approve)
+    app.action(ActionKind.CANCEL_RUN.value)(on_cancel_run)
+    app.action(CONFIRM_ACTION)(on_confirm)
     app.action(re.compile(r".+"))(on_unknown_action)
     app.view(ModalId.SUPPRESS.value)(on_suppress)
     app.view(ModalId.RESOLVE.value)(on_resolve)
+    app.view(PLAN_MODAL)(on_plan_confirmed)
     app.view(re.compile(r".*"))(on_unknown_view)
     app.command(slash.command)(on_command)
     app.event("app_mention")(on_mention)

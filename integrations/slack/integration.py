@@ -30,6 +30,7 @@ from bot.operations import Operations
 from integrations.slack.app import BotIdentity, Inflight, build_app
 from integrations.slack.buttons import Buttons
 from integrations.slack.identity import UserGroups
+from integrations.slack.runs import Runs
 from integrations.slack.settings import ENV_PREFIX, SlackSettings
 from integrations.slack.slash import SlashCommands
 from integrations.slack.surface import SlackChatSurface
@@ -122,13 +123,16 @@ def build_slack(
     signing_secret = (
         settings.signing_secret.get_secret_value() if settings.signing_secret is not None else ""
     )
+    buttons = Buttons(operations, groups, surface)
+    runs = Runs(operations, groups, surface, buttons)
     app = build_app(
         app_client,
         identity,
         signing_secret,
-        Buttons(operations, groups, surface),
-        SlashCommands(operations, groups, surface, console_url, settings.command),
+        buttons,
+        SlashCommands(operations, groups, surface, console_url, settings.command, runs),
         inflight,
+        runs,
     )
     router = events_router(app, signing_secret)
     return SlackIntegration(settings, client, surface, app, router, groups, inflight, identity)

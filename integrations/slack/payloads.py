@@ -134,19 +134,61 @@ class ModalMetadata(BaseModel):
     key: str = Field(min_length=1, max_length=200)  # the press's idempotency key
 
 
-_VALUE = re.compile(r"(?P<incident>[1-9][0-9]{0,17}):(?P<version>[0-9a-f]{1,64})")
+_VALUE = re.compile(
+    r"(?P<incident>[1-9][0-9]{0,17}):(?P<version>[0-9a-f]{1,64})(?::(?P<run>[1-9][0-9]{0,17}))?"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class ButtonValue:
-    """``<incident id>:<card version>`` (see :func:`integrations.slack.render.button_value`)."""
+    """``<incident id>:<card version>[:<run id>]`` (see
+    :func:`integrations.slack.render.button_value`)."""
 
     incident_id: int
     version: str
+    run_id: int = 0
 
     @classmethod
     def parse(cls, text: str) -> ButtonValue | None:
         found = _VALUE.fullmatch(text)
         if found is None:
             return None
-        return cls(int(found["incident"]), found["version"])
+        return cls(int(found["incident"]), found["version"], int(found["run"] or 0))
+
+
+class PlanMetadata(BaseModel):
+    """What the Auto-resolve dialog carries: the plan shown, so Confirm starts exactly that."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    kind: Literal["auto_resolve"] = "auto_resolve"
+    incident_id: int = Field(ge=1)
+    playbook_id: str = Field(default="", max_length=200)
+    fingerprint: str = Field(default="", max_length=128)
+    channel: str = ""
+    message_ts: str = ""
+    key: str = Field(min_length=1, max_length=200)  # the press's idempotency key
+
+
+_CONFIRM = re.compile(
+    r"(?P<incident>[1-9][0-9]{0,17}):(?P<fingerprint>[0-9a-f]{1,128}):(?P<playbook>[A-Za-z0-9._-]{0,200})"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmValue:
+    """``<incident id>:<plan fingerprint>:<playbook id>``: the Confirm button under a plan
+    shown in answer to ``/incident auto-resolve``."""
+
+    incident_id: int
+    fingerprint: str
+    playbook_id: str
+
+    def __str__(self) -> str:
+        return f"{self.incident_id}:{self.fingerprint}:{self.playbook_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> ConfirmValue | None:
+        found = _CONFIRM.fullmatch(text)
+        if found is None:
+            return None
+        return cls(int(found["incident"]), found["fingerprint"], found["playbook"])

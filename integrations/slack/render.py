@@ -57,8 +57,13 @@ def card_version(card: Card) -> str:
     return str(card.version)
 
 
-def button_value(card: Card) -> str:
-    return f"{card.incident_id}:{card_version(card)}"
+RUN_ACTIONS = (ActionKind.APPROVE_RUN, ActionKind.CANCEL_RUN)
+
+
+def button_value(card: Card, kind: ActionKind | None = None) -> str:
+    """``<incident>:<version>``, and ``:<run id>`` on the buttons that act on a run."""
+    value = f"{card.incident_id}:{card_version(card)}"
+    return f"{value}:{card.run_id}" if kind in RUN_ACTIONS and card.run_id else value
 
 
 def render_card(card: Card, console_url: str) -> Message:
@@ -82,8 +87,16 @@ def render_card(card: Card, console_url: str) -> Message:
     blocks.append(section(f":mag: {escape(card.rca_line)}", more))
     if card.evidence:
         blocks.append(_evidence(card, more))
+    if card.remediation_line:
+        blocks.append(section(f":wrench: {mentions(escape(card.remediation_line))}", more))
     if card.links:
         blocks.append(context("  ·  ".join(link(x.url, x.label) for x in card.links)))
+    # Slack cannot grey out a button: one that would be refused gives its place to the reason
+    blocks.extend(
+        context(f":no_entry: {escape(a.label)} unavailable: {mentions(escape(a.refused))}")
+        for a in card.actions
+        if a.refused
+    )
     blocks.append(_actions(card, more))
     return {"text": _card_fallback(card), "blocks": fit(blocks, more)}
 
@@ -114,12 +127,14 @@ def _evidence(card: Card, more_url: str) -> Block:
 
 
 def _actions(card: Card, view_url: str) -> Block:
-    value = button_value(card)
     elements = []
     for action in card.actions:
+        if action.refused:
+            continue
         if action.kind is ActionKind.VIEW:
             elements.append(button(action.kind.value, action.label, url=view_url))
         else:
+            value = button_value(card, action.kind)
             elements.append(button(action.kind.value, action.label, value, action.style))
     return {"type": "actions", "block_id": ACTIONS_BLOCK, "elements": elements[:25]}
 

@@ -25,6 +25,7 @@ from integrations.slack.commands import SlashRequest, UsageError, Verb, help_tex
 from integrations.slack.identity import UserGroups, actor
 from integrations.slack.payloads import EventCallback, SlashCommand
 from integrations.slack.render import render_card
+from integrations.slack.runs import REMEDIATION_VERBS, Runs
 from integrations.slack.surface import NAME, SlackChatSurface
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,9 @@ class SlashCommands:
         surface: SlackChatSurface,
         console_url: str,
         command: str,
+        runs: Runs,
     ) -> None:
+        self._runs = runs
         self._operations = operations
         self._surface = surface
         self._groups = groups
@@ -108,6 +111,9 @@ class SlashCommands:
             return Answer(incident_list(found, request.scope, self._console_url))
         if request.verb is Verb.RULES:
             return Answer(rule_states(await ops.rules()))
+        if request.verb in REMEDIATION_VERBS:
+            text, blocks = await self._runs.answer(request, user_id)
+            return Answer(text, blocks)
         groups = await self._groups.of(user_id)
         if request.verb is Verb.SILENCE:
             assert request.duration is not None

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.card import Card
-from bot.errors import BotError, TransientError
+from bot.errors import BotError, PermanentError, TransientError
 from bot.ports import DigestLine, Health, HealthStatus, MessageRef
 from integrations.slack.errors import translate
 from integrations.slack.render import render_card, render_digest, render_reply
@@ -34,7 +34,7 @@ def call_failed(method: str, error: BotError) -> str:
 
 
 class SlackChatSurface:
-    """Implements ``ChatSurface`` and ``DigestSurface`` (``bot.ports``)."""
+    """Implements ``ChatSurface``, ``DigestSurface`` and ``DirectSurface`` (``bot.ports``)."""
 
     name = NAME
 
@@ -100,6 +100,25 @@ class SlackChatSurface:
     async def update_digest(self, ref: MessageRef, lines: Sequence[DigestLine]) -> None:
         message = render_digest(lines, self._console_url)
         await self.call("chat.update", {"channel": ref.channel, "ts": ref.message_id, **message})
+
+    # DirectSurface ---------------------------------------------------------------------------
+
+    async def direct(self, user: str, text: str) -> None:
+        """A direct message to ``user`` (``U123`` or ``slack:U123``): ``conversations.open``
+        finds (or opens) the DM, ``chat.postMessage`` sends it. Errors are raised translated,
+        for the outbox to retry or give up on."""
+        user_id = user.removeprefix(f"{NAME}:")
+        if not user_id:
+            raise PermanentError("a Slack direct message needs a user id")
+        opened = await self.call("conversations.open", {"users": user_id})
+        channel = str((opened.get("channel") or {}).get("id") or "")
+        if not channel:
+            raise PermanentError(f"Slack opened no direct conversation with {user_id}")
+        message = render_reply(text)
+        await self.call(
+            "chat.postMessage",
+            {"channel": channel, **message, "unfurl_links": False, "unfurl_media": False},
+        )
 
     # private answers ---------------------------------------------------------------------------
 

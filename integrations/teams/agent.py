@@ -58,16 +58,20 @@ from integrations.teams.conversations import (
     ConversationStore,
     channel_data,
     channel_key,
+    personal_key,
     reference_of,
 )
+from integrations.teams.plans import BACK_VERB, CONFIRM_VERB
 from integrations.teams.render import CUSTOM, render_card, render_notice
+from integrations.teams.runs import TeamsRuns
 from integrations.teams.surface import card_activity, text_activity
 
 log = logging.getLogger(__name__)
 
 ROUTE = "/api/messages"
 SURFACE = "teams"
-ACTION_VERBS = tuple(kind for kind in ActionKind if kind is not ActionKind.VIEW)
+RUN_VERBS = (ActionKind.AUTO_RESOLVE, ActionKind.APPROVE_RUN, ActionKind.CANCEL_RUN)
+ACTION_VERBS = tuple(k for k in ActionKind if k is not ActionKind.VIEW and k not in RUN_VERBS)
 CHANNEL_SAVED = frozenset({"channelCreated", "channelRenamed", "channelRestored"})
 STALE_CARD = "This card is out of date or damaged; open the incident in the console."
 
@@ -82,6 +86,9 @@ class ActionData(BaseModel):
     duration: str = Field(default="", max_length=32)
     custom_duration: str = Field(default="", max_length=32)
     reason: str = Field(default="", max_length=2000)
+    run_id: int = Field(default=0, ge=0)  # Approve, Cancel: the run the card names
+    fingerprint: str = Field(default="", max_length=128)  # Confirm: the plan that was shown
+    playbook_id: str = Field(default="", max_length=200)
 
 
 def actor_of(activity: Activity) -> str:
@@ -139,6 +146,9 @@ class TeamsAgent:
         self.app.message()(self._on_message)
         for kind in ACTION_VERBS:
             self.app.adaptive_card.action_execute(kind.value)(self._action_handler(kind))
+        self._runs = TeamsRuns(operations)
+        for verb in (*(k.value for k in RUN_VERBS), CONFIRM_VERB, BACK_VERB):
+            self.app.adaptive_card.action_execute(verb)(self._run_handler(verb))
 
     # HTTP -------------------------------------------------------------------------------------
 
@@ -211,6 +221,17 @@ class TeamsAgent:
             await self._conversations.forget(reference_of(activity).conversation.id)
         elif action.startswith("add"):
             await self._conversations.save(channel_key(activity), reference_of(activity))
+            await self._remember_personal(activity)
+
+    async def _remember_personal(self, activity: Activity) -> None:
+        """A 1:1 chat is where direct messages to its person go (Teams lets a bot write to
+        someone only in a conversation that person has had with it)."""
+        conversation = activity.conversation
+        if conversation is None or conversation.conversation_type != "personal":
+            return
+        key = personal_key(actor_of(activity))
+        if await self._conversations.find(key) is None:
+            await self._conversations.save(key, reference_of(activity))
 
     async def _on_message(self, context: TurnContext, state: TurnState) -> None:
         activity = context.activity
@@ -218,6 +239,7 @@ class TeamsAgent:
         if where is None:
             where = channel_key(activity)
             await self._conversations.save(where, reference_of(activity))
+        await self._remember_personal(activity)
         command = parse(activity.text or "")
         answer = await self._commands.answer(command, actor_of(activity), activity.id or "", where)
         if answer.card is not None:
@@ -258,6 +280,41 @@ class TeamsAgent:
         except NotFound as exc:
             return _card_response(render_notice(str(exc)))
         return _card_response(render_card(card, notice))
+
+    def _run_handler(
+        self, verb: str
+    ) -> Callable[[TurnContext, TurnState, Any], Awaitable[AdaptiveCardInvokeResponse]]:
+        async def handle(
+            context: TurnContext, state: TurnState, data: Any
+        ) -> AdaptiveCardInvokeResponse:
+            return await self._on_run_action(verb, context.activity, data)
+
+        return handle
+
+    async def _on_run_action(
+        self, verb: str, activity: Activity, data: Any
+    ) -> AdaptiveCardInvokeResponse:
+        """Auto-resolve (the plan to confirm), Confirm, Back, Approve, Cancel: the answer is a
+        card for the person who clicked; everyone else's copy follows through the outbox."""
+        try:
+            payload = ActionData.model_validate(data)
+        except ValidationError:
+            return _card_response(render_notice(STALE_CARD))
+        who = actor_of(activity)
+        runs = self._runs
+        if verb == ActionKind.AUTO_RESOLVE.value:
+            content = await runs.plan(payload.incident_id, who, payload.playbook_id)
+        elif verb == CONFIRM_VERB:
+            key = f"teams:{activity.id}:confirm:{payload.fingerprint}"
+            content = await runs.confirm(
+                payload.incident_id, who, payload.fingerprint, payload.playbook_id, key
+            )
+        elif verb == BACK_VERB:
+            content = await runs.card(payload.incident_id)
+        else:
+            approve = verb == ActionKind.APPROVE_RUN.value
+            content = await runs.act_on_run(payload.incident_id, payload.run_id, who, approve)
+        return _card_response(content)
 
     async def _on_turn_error(self, context: TurnContext, error: Exception) -> None:
         log.error(

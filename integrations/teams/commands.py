@@ -4,7 +4,8 @@
 ``unack INC-n`` · ``suppress INC-n <duration> <reason…>`` · ``unsuppress INC-n`` ·
 ``resolve INC-n [note…]`` · ``reopen INC-n [reason…]`` · ``escalate INC-n`` ·
 ``reanalyse INC-n`` · ``silence field=value [field!=value …] <duration> <reason…>`` ·
-``rules`` · ``help``.
+``rules`` · ``auto-resolve INC-n [playbook]`` · ``approve RUN-n`` · ``cancel-run RUN-n`` ·
+``killswitch on reason…|off|status`` · ``help``.
 Anything else gets the help. :func:`parse` is pure; :class:`TeamsCommands` runs a parsed
 command against :class:`~bot.operations.Operations` and says what happened.
 """
@@ -21,11 +22,13 @@ from bot.domain.card import Card
 from bot.domain.incident import Command, CommandKind, Incident, human_id
 from bot.errors import BotError
 from bot.operations import ACTIVE, Operations
-from bot.textcommands import KINDS, SUMMARY, USAGE, UsageError, Verb
+from bot.textcommands import KINDS, SUMMARY, USAGE, Switch, UsageError, Verb
 from bot.textcommands import parse as parse_text
 from integrations.teams.render import render_card, render_lines
+from integrations.teams.runs import TeamsRuns
 
 SURFACE = "teams"
+REMEDIATION_VERBS = frozenset({Verb.AUTO_RESOLVE, Verb.APPROVE, Verb.CANCEL_RUN, Verb.KILLSWITCH})
 LIST_LIMIT = 20
 
 
@@ -43,6 +46,9 @@ class TextCommand:
     text: str = ""  # the reason or note
     matchers: tuple[str, ...] = ()
     problem: str = ""  # why the text did not parse (the help follows it)
+    run: int | None = None  # approve, cancel-run
+    switch: Switch | None = None  # killswitch
+    playbook: str = ""  # auto-resolve
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +81,9 @@ def parse(text: str) -> TextCommand:
         duration=request.duration,
         text=request.text,
         matchers=request.matchers,
+        run=request.run,
+        switch=request.switch,
+        playbook=request.playbook,
     )
 
 
@@ -84,6 +93,7 @@ class TeamsCommands:
     def __init__(self, operations: Operations, console_url: str) -> None:
         self._operations = operations
         self._console_url = console_url
+        self._runs = TeamsRuns(operations)
 
     async def answer(
         self, command: TextCommand, actor: str, request_id: str, where: str = ""
@@ -103,6 +113,17 @@ class TeamsCommands:
             return Answer(card=self._list_card(found, command.states))
         if verb is Verb.RULES:
             return Answer(card=await self._rules_card())
+        if verb in REMEDIATION_VERBS:
+            text, shown = await self._runs.answer(
+                verb,
+                actor,
+                command.incident,
+                command.playbook,
+                command.run,
+                command.switch,
+                command.text,
+            )
+            return Answer(text=text, card=shown)
         if verb is Verb.SHOW:
             card: Card = await self._operations.card(command.incident)
             return Answer(card=render_card(card))

@@ -6,7 +6,9 @@ Teams tells the bot with a ``conversationUpdate``; the bot stores that conversat
 in the ``conversations`` table under a key that routes name:
 
 * a team channel: ``<team name>/<channel name>`` in lower case (``sre/general``);
-* a group or personal chat: its conversation id.
+* a group or personal chat: its conversation id;
+* a personal chat is also stored as ``personal:teams:<AAD object id>`` of its person, where
+  direct messages to them go.
 
 A route (``BOT_ROUTES``) or ``TEAMS_DEFAULT_CHANNEL`` names the key, or a conversation id.
 """
@@ -87,6 +89,11 @@ def reference_of(activity: Activity) -> ConversationReference:
         channel_id=activity.channel_id,
         service_url=activity.service_url,
     )
+
+
+def personal_key(actor: str) -> str:
+    """The key of someone's 1:1 chat with the bot: ``personal:teams:<AAD object id>``."""
+    return f"personal:{actor}"
 
 
 def match(stored: Sequence[StoredConversation], channel: str) -> StoredConversation | None:

@@ -42,6 +42,7 @@ SEVERITY_STYLE = {
 BUTTON_STYLE = {"primary": "positive", "danger": "destructive", "default": "default"}
 SUPPRESS_CHOICES = (("30 minutes", "30m"), ("1 hour", "1h"), ("4 hours", "4h"), ("24 hours", "24h"))
 CUSTOM = "custom"
+RUN_ACTIONS = (ActionKind.APPROVE_RUN, ActionKind.CANCEL_RUN)
 
 Json = dict[str, Any]
 
@@ -107,6 +108,13 @@ def _card(card: Card, notice: str, truncated: bool) -> Json:
     body.append(_header(card))
     body.extend(_fact(name, value) for name, value in _facts(card))
     body.append(_plain(card.rca_line, spacing="Medium"))
+    if card.remediation_line:
+        body.append(_plain(card.remediation_line, spacing="Small"))
+    body.extend(
+        _plain(f"{a.label} unavailable: {a.refused}", subtle=True, spacing="Small")
+        for a in card.actions
+        if a.refused
+    )
     if card.evidence:
         body.append(_label("Evidence"))
         body.extend(
@@ -197,13 +205,19 @@ def _button(card: Card, action: CardAction) -> Json:
 
 
 def _execute(card: Card, action: CardAction) -> Json:
-    return {
+    data: Json = {"incident_id": card.incident_id, "version": card_revision(card)}
+    if action.kind in RUN_ACTIONS and card.run_id:
+        data["run_id"] = card.run_id
+    execute: Json = {
         "type": "Action.Execute",
         "title": action.label,
         "verb": action.kind.value,
-        "data": {"incident_id": card.incident_id, "version": card_revision(card)},
+        "data": data,
         "style": BUTTON_STYLE.get(action.style, "default"),
     }
+    if action.refused:  # shown greyed out; the line above the buttons says why
+        execute["isEnabled"] = False
+    return execute
 
 
 def _show_card(action: CardAction, inputs: list[Json], execute: Json) -> Json:

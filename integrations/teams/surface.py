@@ -28,7 +28,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.domain.card import Card
 from bot.errors import BotError, NotFound, PermanentError, TransientError
 from bot.ports import Clock, Health, HealthStatus, MessageRef
-from integrations.teams.conversations import ConversationStore, StoredConversation, match
+from integrations.teams.conversations import (
+    ConversationStore,
+    StoredConversation,
+    match,
+    personal_key,
+)
 from integrations.teams.render import CONTENT_TYPE, render_card
 
 NAME = "teams"
@@ -97,6 +102,22 @@ class TeamsChatSurface:
         reference, activity_id = await self._locate(ref)
         message = text_activity(text)
         await self._turn(reference, activity_id, lambda ctx: ctx.send_activity(message), gone=True)
+
+    async def direct(self, user: str, text: str) -> None:
+        """A direct message in ``user``'s 1:1 chat with the bot (``teams:<AAD object id>``).
+
+        Teams lets a bot start a chat only with people who have talked to it (or installed it
+        personally): without a stored 1:1 conversation this is a ``PermanentError`` saying so.
+        """
+        who = user if user.startswith(f"{NAME}:") else f"{NAME}:{user}"
+        stored = await self._find(personal_key(who))
+        if stored is None:
+            raise PermanentError(
+                f"no Teams 1:1 chat with {who}: Teams lets the bot write to someone only after "
+                "they have talked to it once (open a chat with the app and say hello)"
+            )
+        message = text_activity(text)
+        await self._turn(stored.reference, None, lambda ctx: ctx.send_activity(message))
 
     async def check(self) -> Health:
         try:

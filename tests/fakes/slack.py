@@ -203,6 +203,8 @@ class FakeSlack:
     responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deactivated: set[str] = field(default_factory=set)  # users conversations.open refuses
+    directs: set[str] = field(default_factory=set)  # DM channels opened so far
     failures: dict[str, deque[tuple[int, str]]] = field(default_factory=dict)
     rejected: Counter[str] = field(default_factory=Counter)  # 429s per method
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -517,6 +519,19 @@ class FakeSlack:
         if not user:
             return "user_not_found"
         return {"user": {"id": user, "team_id": TEAM_ID, "name": user.lower(), "is_bot": False}}
+
+    def _m_conversations_open(self, args: dict[str, Any]) -> dict[str, Any] | str:
+        users = [u for u in str(args.get("users", "")).split(",") if u]
+        if not users:
+            return "users_list_not_supplied"
+        if len(users) > 8:
+            return "too_many_users"
+        if any(u in self.deactivated for u in users):
+            return "user_disabled"
+        channel = "D" + "".join(sorted(users))[:10].upper()
+        already = channel in self.directs
+        self.directs.add(channel)
+        return {"channel": {"id": channel}, "already_open": already}
 
     def _m_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"url": f"ws://127.0.0.1:{self._port}/socket"}

@@ -160,7 +160,9 @@ async def test_a_personal_chat_registers_itself_on_the_first_message(bot: TeamsB
     reply = await bot.send(bot.activity("message_personal", text="help"))
     assert reply.status_code == 202
     personal = "a:1Xy9Zw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0Fe9Dc8Ba7Zy6Xw5Vu4Ts3Rq2Po1Nm"
-    assert {s.key for s in await bot.teams.conversations.all()} == {"sre/general", personal}
+    keys = {s.key for s in await bot.teams.conversations.all()}
+    # the chat is also where direct messages to its person go
+    assert keys == {"sre/general", personal, f"personal:teams:{ANN}"}
     assert answers(bot)[-1].conversation_id == personal
 
 

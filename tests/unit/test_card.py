@@ -55,7 +55,8 @@ def test_actions_per_state(state: State, labels: list[str]) -> None:
 def test_every_button_names_a_command_the_view_or_a_remediation_action() -> None:
     commands = {k.value for k in CommandKind}
     remediation = {"auto_resolve", "approve_run", "cancel_run"}
-    assert {k.value for k in ActionKind} - commands == {"view"} | remediation
+    assert "view" in {k.value for k in ActionKind} - commands
+    assert {k.value for k in ActionKind} - commands <= {"view"} | remediation
 
 
 def test_buttons_that_ask_for_input_and_their_styles() -> None:
