@@ -280,6 +280,7 @@ class Runtime:
             rca_timeout,
             on_commit=self._changed,
             rule_context=lambda rule_id: rule_context.get(rule_id, ("", "")),
+            redact=self.redactor.redact,
         )
         self.runner = RuleRunner(
             self.fenced_engine,

@@ -49,7 +49,9 @@ class Enricher:
         on_commit: Callable[[], None] = lambda: None,
         workers: int = 4,
         rule_context: Callable[[str], tuple[str, str]] = lambda rule_id: ("", ""),
+        redact: Callable[[str], str] = lambda text: text,
     ) -> None:
+        self._redact = redact
         self._rule_context = rule_context  # rule id -> (query, window)
         self._engine = engine
         self._rca = rca
@@ -208,6 +210,7 @@ class Enricher:
                         "result": "applied",
                         "detail": detail,
                         "correlation_id": "",
+                        "data": rca_audit_data(report, elapsed, self._redact),
                     }
                 ],
             )
@@ -228,3 +231,47 @@ class Enricher:
                 ],
                 "idempotency_key",
             )
+
+
+#: what the audit chain keeps of an analysis, from the engine's meta (Bedrock fills these)
+AUDITED_META = (
+    "prompt_sha256",
+    "model_id",
+    "input_tokens",
+    "output_tokens",
+    "latency_ms",
+    "attempts",
+    "stop_reason",
+    "rejected",
+    "fallback",
+    "fallback_reason",
+)
+
+
+def rca_audit_data(
+    report: RcaReport, elapsed: float, redact: Callable[[str], str]
+) -> dict[str, object]:
+    """The RCA's audit ``data``: prompt hash, model, the answer (redacted), never evidence."""
+    meta = dict(report.meta)
+    data: dict[str, object] = {
+        "engine": report.engine,
+        "status": report.status.value,
+        "seconds": round(elapsed, 3),
+        "prompt_sha256": meta.get("prompt_sha256", ""),
+        "model": meta.get("model_id", ""),
+        "summary": redact(report.summary),
+        "confidence": report.confidence,
+        "suggested_playbook": report.suggested_playbook,
+        "causes": [
+            {"text": redact(c.text), "evidence_ids": list(c.evidence_ids)} for c in report.causes
+        ],
+    }
+    data.update({k: redact(meta[k]) for k in AUDITED_META[2:] if meta.get(k)})
+    answer = meta.get("answer")
+    if answer:
+        cleaned = redact(answer)
+        try:
+            data["answer"] = json.loads(cleaned)
+        except ValueError:
+            data["answer"] = cleaned
+    return data

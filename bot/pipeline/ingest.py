@@ -24,6 +24,7 @@ from bot.pipeline.escalate import EscalationPolicy, page_key, page_messages, tim
 from bot.pipeline.group import GroupBatch, fold, merge_evidence
 from bot.pipeline.mute import Silence, muting_silence
 from bot.pipeline.notify import Router, card_posts, card_refreshes
+from bot.store import audit
 from bot.store.repo import (
     ALERTS,
     INCIDENTS,
@@ -98,16 +99,48 @@ def labels_of_incident(row: Any) -> dict[str, str]:
     return labels
 
 
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """What found this run's alerts, for the audit chain: the rule, its query, the window."""
+
+    rule_id: str
+    query: str
+    start: datetime
+    end: datetime
+
+
 def ingest(
     conn: Connection,
     alerts: Sequence[Alert],
     now: datetime,
     policy: IngestPolicy,
     silences: Sequence[Silence] = (),
+    detection: Detection | None = None,
 ) -> IngestResult:
-    """Apply one run's alerts. The caller owns the transaction (``engine.begin()``)."""
+    """Apply one run's alerts. The caller owns the transaction (``engine.begin()``).
+
+    With ``detection``, each incident this run opens gets a ``detect`` audit entry (rule, query,
+    window) in the same transaction.
+    """
     with gc_paused():
-        return _ingest(conn, alerts, now, policy, silences)
+        return _ingest(conn, alerts, now, policy, silences, detection)
+
+
+@dataclass(slots=True)
+class _Run:
+    """What the stages of one ingest share, and what they leave to write at the end."""
+
+    conn: Connection
+    now: datetime
+    policy: IngestPolicy
+    result: IngestResult = field(default_factory=IngestResult)
+    incident_of: dict[str, Incident] = field(default_factory=dict)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    pages: list[dict[str, Any]] = field(default_factory=list)
+    timers: list[dict[str, Any]] = field(default_factory=list)
+    notified: list[dict[str, Any]] = field(default_factory=list)
+    muted: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _ingest(
@@ -116,18 +149,33 @@ def _ingest(
     now: datetime,
     policy: IngestPolicy,
     silences: Sequence[Silence],
+    detection: Detection | None,
 ) -> IngestResult:
-    result = IngestResult()
+    run = _Run(conn, now, policy)
     batches = fold(alerts)
     if not batches:
-        return result
-    keys = [b.key for b in batches]
+        return run.result
+    active, flapping = _find_incidents(conn, [b.key for b in batches], now, policy.flap_window)
+    fresh = _join_or_reopen(run, batches, active, flapping)
+    _open_incidents(run, fresh)
+    _upsert_alerts(conn, batches, run.incident_of, now, set(run.result.created))
+    existing = {*run.result.updated, *run.result.reopened}
+    _bump_counters(conn, batches, run.incident_of, existing, now)
+    _mute_and_notify(run, batches, silences)
+    if detection is not None:
+        _audit_detections(run, fresh, detection)
+    _write(run)
+    return run.result
 
-    # one query finds, per group, its active incident and a recently resolved one (flapping)
+
+def _find_incidents(
+    conn: Connection, keys: Sequence[str], now: datetime, flap_window: timedelta
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per group, its active incident and a recently resolved one (flapping): one query."""
     active: dict[str, Any] = {}
     flapping: dict[str, Any] = {}
-    flap = policy.flap_window > timedelta(0)
-    since = now - policy.flap_window
+    flap = flap_window > timedelta(0)
+    since = now - flap_window
     for chunk in _chunks(keys):
         wanted = INCIDENTS.c.active_key.in_(chunk)
         if flap:
@@ -143,136 +191,181 @@ def _ingest(
                 flapping[found.group_key] = found  # the latest wins
     for key in active:
         flapping.pop(key, None)
+    return active, flapping
 
-    timeline: list[dict[str, Any]] = []
-    incident_of: dict[str, Incident] = {}
-    created_keys: list[GroupBatch] = []
 
+def _join_or_reopen(
+    run: _Run,
+    batches: Sequence[GroupBatch],
+    active: dict[str, Any],
+    flapping: dict[str, Any],
+) -> list[GroupBatch]:
+    """Join each group's active incident or reopen its flapping one; answer the groups that
+    need a new incident."""
+    fresh: list[GroupBatch] = []
     for batch in batches:
         row = active.get(batch.key)
         if row is not None:
-            incident_of[batch.key] = to_incident(row)
-            result.updated.append(row.id)
+            run.incident_of[batch.key] = to_incident(row)
+            run.result.updated.append(row.id)
             continue
         row = flapping.get(batch.key)
-        if row is not None:
-            incident = to_incident(row)
-            change = transition(
-                incident, Command(CommandKind.REFIRE, actor="bot", surface="pipeline"), now
-            )
-            after = change.after
-            done = conn.execute(
-                update(INCIDENTS)
-                .where(INCIDENTS.c.id == incident.id, INCIDENTS.c.version == incident.version)
-                .values(**state_columns(after), version=incident.version + 1)
-            )
-            if done.rowcount == 1:
-                incident_of[batch.key] = _versioned(after, incident.version + 1)
-                result.reopened.append(incident.id)
-                timeline.append(_line(incident.id, now, "bot", "reopen", change.summary))
-                continue
-        created_keys.append(batch)
+        if row is not None and _reopen(run, batch, row):
+            continue
+        fresh.append(batch)
+    return fresh
 
-    if created_keys:
-        values_list = [_new_incident_row(b, now) for b in created_keys]
-        # a plain multi-row insert, then the ids by their (unique) active key: much cheaper
-        # than INSERT ... RETURNING, which SQLite runs row by row
-        conn.execute(INCIDENTS.insert(), values_list)
-        ids: dict[str, int] = {}
-        for chunk in _chunks([v["active_key"] for v in values_list]):
-            for new_id, key in conn.execute(
-                select(INCIDENTS.c.id, INCIDENTS.c.active_key).where(
-                    INCIDENTS.c.active_key.in_(chunk)
-                )
-            ):
-                ids[key] = new_id
-        inserted = [(ids[v["active_key"]], v["group_key"]) for v in values_list]
-        for (new_id, key), values, batch in zip(inserted, values_list, created_keys, strict=True):
-            incident = to_incident({**values, "id": new_id})
-            incident_of[key] = incident
-            result.created.append(new_id)
-            head = batch.head
-            timeline.append(
-                _line(
-                    new_id,
-                    now,
-                    f"rule:{head.rule_id}",
-                    "open",
-                    f"opened by rule {head.rule_id}: {head.title} ({batch.events} events)",
-                )
+
+def _reopen(run: _Run, batch: GroupBatch, row: Any) -> bool:
+    incident = to_incident(row)
+    change = transition(
+        incident, Command(CommandKind.REFIRE, actor="bot", surface="pipeline"), run.now
+    )
+    after = change.after
+    done = run.conn.execute(
+        update(INCIDENTS)
+        .where(INCIDENTS.c.id == incident.id, INCIDENTS.c.version == incident.version)
+        .values(**state_columns(after), version=incident.version + 1)
+    )
+    if done.rowcount != 1:
+        return False
+    run.incident_of[batch.key] = _versioned(after, incident.version + 1)
+    run.result.reopened.append(incident.id)
+    run.timeline.append(_line(incident.id, run.now, "bot", "reopen", change.summary))
+    return True
+
+
+def _open_incidents(run: _Run, fresh: Sequence[GroupBatch]) -> None:
+    if not fresh:
+        return
+    values_list = [_new_incident_row(b, run.now) for b in fresh]
+    # a plain multi-row insert, then the ids by their (unique) active key: much cheaper
+    # than INSERT ... RETURNING, which SQLite runs row by row
+    run.conn.execute(INCIDENTS.insert(), values_list)
+    ids: dict[str, int] = {}
+    for chunk in _chunks([v["active_key"] for v in values_list]):
+        for new_id, key in run.conn.execute(
+            select(INCIDENTS.c.id, INCIDENTS.c.active_key).where(INCIDENTS.c.active_key.in_(chunk))
+        ):
+            ids[key] = new_id
+    for values, batch in zip(values_list, fresh, strict=True):
+        new_id = ids[values["active_key"]]
+        run.incident_of[batch.key] = to_incident({**values, "id": new_id})
+        run.result.created.append(new_id)
+        head = batch.head
+        run.timeline.append(
+            _line(
+                new_id,
+                run.now,
+                f"rule:{head.rule_id}",
+                "open",
+                f"opened by rule {head.rule_id}: {head.title} ({batch.events} events)",
             )
+        )
 
-    _upsert_alerts(conn, batches, incident_of, now, set(result.created))
-    _bump_counters(conn, batches, incident_of, {*result.updated, *result.reopened}, now)
 
-    # mute and notify -----------------------------------------------------------------------
-    messages: list[dict[str, Any]] = []
+def _mute_and_notify(run: _Run, batches: Sequence[GroupBatch], silences: Sequence[Silence]) -> None:
+    """New and reopened incidents: muted, held by realert, or posted (and paged); the others
+    get a coalesced card refresh when they have new events."""
+    policy, now, result = run.policy, run.now, run.result
     fresh = set(result.created) | set(result.reopened)
-    notify_keys: list[str] = [b.key for b in batches if incident_of[b.key].id in fresh]
-    last_notified = _last_notified(conn, notify_keys) if policy.realert > timedelta(0) else {}
-    notified: list[dict[str, Any]] = []
-    muted_ids: list[dict[str, Any]] = []
-    pages: list[dict[str, Any]] = []
-    timers: list[dict[str, Any]] = []
+    notify_keys = [b.key for b in batches if run.incident_of[b.key].id in fresh]
+    realert = policy.realert > timedelta(0)
+    last_notified = _last_notified(run.conn, notify_keys) if realert else {}
     for batch in batches:
-        incident = incident_of[batch.key]
+        incident = run.incident_of[batch.key]
         targets = policy.router.targets(incident)
-        if incident.id in fresh:
-            result.ranks[incident.id] = incident.severity.rank
-            silence = muting_silence(silences, labels_of(batch.head), now)
-            if silence is not None:
-                result.muted.append(incident.id)
-                muted_ids.append({"b_id": incident.id, "muted_by": f"silence:{silence.id}"})
-                timeline.append(
-                    _line(
-                        incident.id,
-                        now,
-                        "bot",
-                        "muted",
-                        f"notifications muted by silence {silence.id} "
-                        f"({', '.join(map(str, silence.matchers))}): {silence.reason}",
-                    )
+        if incident.id not in fresh:
+            if batch.new_events:
+                run.messages.extend(card_refreshes(incident, targets, now, policy.card_refresh))
+            continue
+        result.ranks[incident.id] = incident.severity.rank
+        silence = muting_silence(silences, labels_of(batch.head), now)
+        if silence is not None:
+            result.muted.append(incident.id)
+            run.muted.append({"b_id": incident.id, "muted_by": f"silence:{silence.id}"})
+            run.timeline.append(
+                _line(
+                    incident.id,
+                    now,
+                    "bot",
+                    "muted",
+                    f"notifications muted by silence {silence.id} "
+                    f"({', '.join(map(str, silence.matchers))}): {silence.reason}",
                 )
-                continue
-            previous = last_notified.get(batch.key)
-            if previous is not None and now - previous < policy.realert:
-                result.held_by_realert.append(incident.id)
-                timeline.append(
-                    _line(
-                        incident.id,
-                        now,
-                        "bot",
-                        "realert",
-                        f"not notified: this group was notified at {previous:%H:%M:%S} UTC "
-                        f"(realert {policy.realert})",
-                    )
+            )
+            continue
+        previous = last_notified.get(batch.key)
+        if previous is not None and now - previous < policy.realert:
+            result.held_by_realert.append(incident.id)
+            run.timeline.append(
+                _line(
+                    incident.id,
+                    now,
+                    "bot",
+                    "realert",
+                    f"not notified: this group was notified at {previous:%H:%M:%S} UTC "
+                    f"(realert {policy.realert})",
                 )
-                continue
-            messages.extend(card_posts(incident, targets, now))
-            notified.append({"group_key": batch.key, "last_notified_at": now})
-            if policy.escalation is not None:
-                pages.extend(_escalate(incident, policy.escalation, now, timers, timeline))
-        elif batch.new_events:
-            messages.extend(card_refreshes(incident, targets, now, policy.card_refresh))
+            )
+            continue
+        run.messages.extend(card_posts(incident, targets, now))
+        run.notified.append({"group_key": batch.key, "last_notified_at": now})
+        if policy.escalation is not None:
+            run.pages.extend(_escalate(incident, policy.escalation, now, run.timers, run.timeline))
 
-    if muted_ids:
+
+def _audit_detections(run: _Run, fresh: Sequence[GroupBatch], detection: Detection) -> None:
+    """One ``detect`` entry per incident this run opened: the rule, its query, the window."""
+    entries = []
+    for batch in fresh:
+        incident = run.incident_of[batch.key]
+        entries.append(
+            {
+                "at": run.now,
+                "actor": f"rule:{detection.rule_id}",
+                "surface": "pipeline",
+                "action": "detect",
+                "incident_id": incident.id,
+                "after_state": incident.state.value,
+                "result": "applied",
+                "detail": f"{batch.events} events in {len(batch.alerts)} alert(s)",
+                "data": {
+                    "rule": detection.rule_id,
+                    "query": detection.query,
+                    "window": {
+                        "start": detection.start.isoformat(),
+                        "end": detection.end.isoformat(),
+                    },
+                    "group": batch.key,
+                    "events": batch.events,
+                },
+            }
+        )
+    audit.append(run.conn, entries)
+
+
+def _write(run: _Run) -> None:
+    """Write what the stages left: mutes, the notification log, timers, timeline, outbox."""
+    conn = run.conn
+    if run.muted:
         conn.execute(
             update(INCIDENTS)
             .where(INCIDENTS.c.id == bindparam("b_id"))
             .values(muted_by=bindparam("muted_by")),
-            muted_ids,
+            run.muted,
         )
-    if notified and policy.realert > timedelta(0):
-        _record_notified(conn, notified)
-    if timers:
+    if run.notified and run.policy.realert > timedelta(0):
+        _record_notified(conn, run.notified)
+    if run.timers:
         paged = [
             {"b_id": t["incident_id"], "b_ref": t.pop("page_ref")}
-            for t in timers
+            for t in run.timers
             if "page_ref" in t
         ]
-        armed = [t["incident_id"] for t in timers]
+        armed = [t["incident_id"] for t in run.timers]
         conn.execute(ESCALATIONS.delete().where(ESCALATIONS.c.incident_id.in_(armed)))
-        conn.execute(ESCALATIONS.insert(), timers)
+        conn.execute(ESCALATIONS.insert(), run.timers)
         if paged:
             conn.execute(
                 update(INCIDENTS)
@@ -280,12 +373,11 @@ def _ingest(
                 .values(page_ref=bindparam("b_ref")),
                 paged,
             )
-    if timeline:
-        conn.execute(TIMELINE.insert(), timeline)
-    insert_ignore(conn, OUTBOX, [*pages, *messages], "idempotency_key")
-    result.messages = len(messages) + len(pages)
-    result.paged = [p["incident_id"] for p in pages]
-    return result
+    if run.timeline:
+        conn.execute(TIMELINE.insert(), run.timeline)
+    insert_ignore(conn, OUTBOX, [*run.pages, *run.messages], "idempotency_key")
+    run.result.messages = len(run.messages) + len(run.pages)
+    run.result.paged = [p["incident_id"] for p in run.pages]
 
 
 def _escalate(
