@@ -145,7 +145,8 @@ class Interactions:
                 try:
                     if command.kind in NEEDED_ROLE:
                         self._roles.require(command.actor, NEEDED_ROLE[command.kind], groups)
-                    if command.kind is CommandKind.ESCALATE and self._escalation is None:
+                    paging = (CommandKind.ESCALATE, CommandKind.PAGE)
+                    if command.kind in paging and self._escalation is None:
                         raise Conflict(
                             f"{incident.human_id} cannot be escalated: no pager is set up"
                         )
@@ -253,7 +254,7 @@ class Interactions:
             select(ESCALATIONS).where(ESCALATIONS.c.incident_id == incident.id)
         ).first()
         channel = timer.policy if timer is not None else "default"
-        if command.kind is CommandKind.ESCALATE:
+        if command.kind in (CommandKind.ESCALATE, CommandKind.PAGE):
             rule = policy.rule_for(incident)
             channel = rule.channel if rule is not None else channel
             self._arm(conn, incident, channel, now, now, paged=True)

@@ -103,6 +103,16 @@ class DigestSurface(Protocol):
     async def update_digest(self, ref: MessageRef, lines: Sequence[DigestLine]) -> None: ...
 
 
+@runtime_checkable
+class DirectSurface(Protocol):
+    """A surface that can message one person directly (Slack DM, Teams 1:1, the console).
+
+    ``user`` is the person's id on that surface (``U0123`` on Slack, ``ann`` in the console).
+    """
+
+    async def direct(self, user: str, text: str) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class PageRef:
     """What a pager answered: the page's key and, once known, a link to it."""

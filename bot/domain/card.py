@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from bot.domain.hits import Evidence
 from bot.domain.incident import Incident, State
@@ -23,7 +25,7 @@ class ActionKind(StrEnum):
     ESCALATE = "escalate"
     REANALYSE = "reanalyse"
     VIEW = "view"
-    AUTO_RESOLVE = "auto_resolve"  # plan a playbook run (label "Auto-resolve" or "Run with approval")
+    AUTO_RESOLVE = "auto_resolve"  # plan a playbook run ("Auto-resolve", "Run with approval")
     APPROVE_RUN = "approve_run"  # a second responder approves the run named by Card.run_id
     CANCEL_RUN = "cancel_run"  # stop the run named by Card.run_id before its next step
 
@@ -69,12 +71,26 @@ class Card:
 
 
 @dataclass(frozen=True, slots=True)
+class RemediationPart:
+    """What remediation adds to a card: its line, its buttons and the run they act on."""
+
+    line: str = ""
+    actions: tuple[CardAction, ...] = ()
+    run_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class CardOptions:
-    """What every card of this deployment offers besides its state's actions."""
+    """What every card of this deployment offers besides its state's actions.
+
+    ``remediation`` answers a card's remediation part from the database connection a card is
+    built in and the incident's id (set when playbooks are loaded).
+    """
 
     console_url: str
     escalate: bool = False  # a pager is set up
     reanalyse: bool = False  # an RCA engine worth asking again is set up
+    remediation: Callable[[Any, int], RemediationPart] | None = field(default=None, compare=False)
 
 
 ACTIONS: dict[State, tuple[CardAction, ...]] = {
@@ -129,6 +145,7 @@ def build_card(
     search_link: str = "",
     page_url: str = "",
     oncall: str = "",
+    remediation: RemediationPart | None = None,
 ) -> Card:
     options = console_url if isinstance(console_url, CardOptions) else CardOptions(console_url)
     links = [Link("Open in console", f"{options.console_url}/incidents/{incident.id}")]
@@ -143,7 +160,13 @@ def build_card(
         extra.append(CardAction(ActionKind.ESCALATE, "Escalate", "danger"))
     if options.reanalyse and incident.state is not State.RESOLVED:
         extra.append(CardAction(ActionKind.REANALYSE, "Re-analyse"))
-    actions = (*ACTIONS[incident.state], *extra, CardAction(ActionKind.VIEW, "View"))
+    part = remediation or RemediationPart()
+    actions = (
+        *ACTIONS[incident.state],
+        *part.actions,
+        *extra,
+        CardAction(ActionKind.VIEW, "View"),
+    )
     return Card(
         incident_id=incident.id,
         human_id=incident.human_id,
@@ -164,4 +187,6 @@ def build_card(
         muted=muted,
         page_url=page_url,
         version=incident.version,
+        remediation_line=part.line,
+        run_id=part.run_id,
     )

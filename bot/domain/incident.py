@@ -41,6 +41,8 @@ class CommandKind(StrEnum):
     EXPIRE = "expire"  # a suppression ran out
     REFIRE = "refire"  # a resolved incident's alert fired again within the flap window
     CLEAR = "clear"  # the condition cleared (rule recovery)
+    AUTO_RESOLVE = "auto_resolve"  # a playbook ran and verification saw the condition clear
+    PAGE = "page"  # page now because a remediation failed (the escalation policy's pager)
 
 
 PEOPLE_COMMANDS = frozenset(
@@ -197,11 +199,13 @@ def transition(incident: Incident, command: Command, now: datetime) -> Transitio
             summary = f"unsuppressed by {command.actor}; back to {back.value}"
         return to(back, summary, previous_state=None, suppressed_until=None)
 
-    if kind in (CommandKind.RESOLVE, CommandKind.CLEAR):
+    if kind in (CommandKind.RESOLVE, CommandKind.CLEAR, CommandKind.AUTO_RESOLVE):
         if state is State.RESOLVED:
             raise _refuse(incident, f"is already resolved by {incident.state_changed_by}")
         if kind is CommandKind.CLEAR:
             summary = "condition cleared; resolved"
+        elif kind is CommandKind.AUTO_RESOLVE:
+            summary = command.note or f"auto-resolved by {command.actor}"
         else:
             summary = f"resolved by {command.actor}" + (f": {command.note}" if command.note else "")
         return to(
@@ -229,6 +233,12 @@ def transition(incident: Incident, command: Command, now: datetime) -> Transitio
             raise _refuse(incident, "is resolved; reopen it before escalating")
         after = replace(incident, updated_at=now)
         return Transition(incident, after, f"escalated by {command.actor}: paging now")
+
+    if kind is CommandKind.PAGE:
+        if state is State.RESOLVED:
+            raise _refuse(incident, "is resolved; nobody needs paging")
+        after = replace(incident, updated_at=now)
+        return Transition(incident, after, f"paging now: {command.reason or command.actor}")
 
     if kind is CommandKind.REANALYSE:
         after = replace(incident, updated_at=now)

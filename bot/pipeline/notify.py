@@ -16,6 +16,7 @@ class MessageKind(StrEnum):
     POST = "post"
     UPDATE = "update"
     REPLY = "reply"
+    DIRECT = "direct"  # a direct message to one person (channel = their id on the surface)
     # pager messages
     TRIGGER = "trigger"
     ACKNOWLEDGE = "acknowledge"

@@ -45,6 +45,9 @@ def load_card(session: Session, incident_id: int, options: str | CardOptions) ->
         raise NotFound(f"no incident INC-{incident_id}")
     incident = to_incident(row)
     evidence = tuple(evidence_of(session, incident_id, limit=10))
+    part = None
+    if isinstance(options, CardOptions) and options.remediation is not None:
+        part = options.remediation(session.connection(), incident_id)
     return build_card(
         incident,
         evidence,
@@ -54,4 +57,5 @@ def load_card(session: Session, incident_id: int, options: str | CardOptions) ->
         search_link=row.search_link,
         page_url=row.page_url,
         oncall=row.oncall,
+        remediation=part,
     )

@@ -1,0 +1,122 @@
+"""What the scheduler lease holder does for runs: verify those due, expire unanswered approvals,
+and mark runs a dead process left behind as interrupted (nothing re-runs by itself)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from bot.store import runs
+from playbooks.engine import RunEngine
+from playbooks.model import RunStatus
+from playbooks.outcome import move
+from playbooks.plan import StoredPlan
+
+log = logging.getLogger(__name__)
+#: how long a claimed verification holds off other ticks before it may be picked up again
+VERIFY_CLAIM = timedelta(minutes=2)
+
+
+async def verify_due(engine: RunEngine) -> int:
+    """Verify every run whose wait is over; answers how many were looked at."""
+    deps = engine.deps
+    now = deps.clock.now()
+
+    def claim() -> list[Any]:
+        claimed = []
+        with deps.engine.begin() as conn:
+            for row in runs.due_verifications(conn, now):
+                moved = runs.move(
+                    conn, row, None, now, claimed_by=deps.holder, verify_due_at=now + VERIFY_CLAIM
+                )
+                if moved is not None:
+                    # keep the original due time for the verification timeout
+                    claimed.append((moved, row.verify_due_at))
+        return claimed
+
+    claimed = await asyncio.to_thread(claim)
+    for row, due in claimed:
+        try:
+            await engine.verify(_with_due(row, due))
+        except Exception:  # one run's trouble must not stop the others
+            log.exception("run %s: verification failed unexpectedly", row.id)
+        await asyncio.to_thread(_release, engine, row.id, now)
+    return len(claimed)
+
+
+class _Row:
+    """A run row with another ``verify_due_at`` (rows are read-only)."""
+
+    def __init__(self, row: Any, due: Any) -> None:
+        self._row = row
+        self.verify_due_at = due
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
+
+
+def _with_due(row: Any, due: Any) -> Any:
+    return _Row(row, due)
+
+
+def _release(engine: RunEngine, run_id: int, now: Any) -> None:
+    """A verification that could not search yet: look again at the next tick."""
+    deps = engine.deps
+    with deps.engine.begin() as conn:
+        row = runs.get(conn, run_id)
+        if row is not None and row.status == RunStatus.VERIFYING.value:
+            runs.move(conn, row, None, deps.clock.now(), verify_due_at=deps.clock.now())
+
+
+async def expire_approvals(engine: RunEngine) -> int:
+    deps = engine.deps
+    now = deps.clock.now()
+
+    def due() -> list[Any]:
+        with deps.engine.connect() as conn:
+            return runs.expired_approvals(conn, now)
+
+    expired = 0
+    for row in await asyncio.to_thread(due):
+        window = deps.limits.approval_window
+        detail = (
+            f"nobody approved {row.playbook_id} within {int(window.total_seconds() // 60)}m "
+            f"(requested by {row.requested_by}); expired: press Auto-resolve to ask again"
+        )
+        if await move(deps, row, RunStatus.EXPIRED, "playbook_expired", detail, tell=detail):
+            expired += 1
+    return expired
+
+
+async def interrupt_stranded(engine: RunEngine, alive_within: timedelta) -> int:
+    """Runs left running or rolling back by a process that is gone become ``interrupted``."""
+    deps = engine.deps
+    now = deps.clock.now()
+
+    def stranded() -> list[Any]:
+        with deps.engine.begin() as conn:
+            rows = runs.stranded(conn, deps.holder, now - alive_within)
+            for row in rows:
+                conn.execute(
+                    runs.STEPS.update()
+                    .where(runs.STEPS.c.run_id == row.id, runs.STEPS.c.status == "running")
+                    .values(status="interrupted", finished_at=now)
+                )
+            return rows
+
+    count = 0
+    for row in await asyncio.to_thread(stranded):
+        total = len(StoredPlan.parse(row.plan_json).steps)
+        if row.status == RunStatus.ROLLING_BACK.value:
+            detail = "interrupted while rolling back: check the target, then re-plan"
+        else:
+            detail = f"interrupted at step {row.step_index + 1} of {total}: re-plan"
+        if await move(
+            deps, row, RunStatus.INTERRUPTED, "playbook_interrupted", detail, tell=detail
+        ):
+            count += 1
+    if count:
+        log.warning("%d remediation run(s) were interrupted by a stopped process", count)
+    return count
