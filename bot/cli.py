@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bot.cli_admin import add_admin_commands, run_admin
 from bot.errors import BotError, ConfigError, PermanentError
 from bot.identity.commands import add_token_commands, run_tokens
 from bot.settings import Settings, load_settings
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--url", help="the running bot (default: BOT_HTTP_HOST:BOT_HTTP_PORT)")
 
     _add_rule_tools(sub)
+    add_admin_commands(sub)
 
     add_token_commands(sub)
 
@@ -179,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_tokens(settings, args, sys.stdout)
         if command == "simulate":
             return _simulate(settings, args.scenario, args.url)
+        if command in ("killswitch", "audit", "config"):
+            return run_admin(settings, args)
         return asyncio.run(_incidents(settings, args))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

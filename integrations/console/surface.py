@@ -1,4 +1,7 @@
-"""``ConsoleChatSurface``: delivering a card means telling the live console views about it."""
+"""``ConsoleChatSurface``: delivering a card means telling the live console views about it.
+
+Direct messages to console users are the delivered outbox rows of kind ``direct`` themselves
+(see ``bot.console.remediation.notifications``); delivering one tells live pages to look."""
 
 from __future__ import annotations
 
@@ -28,6 +31,12 @@ class ConsoleChatSurface:
     async def reply(self, ref: MessageRef, text: str) -> None:
         incident_id = int(ref.message_id.rsplit("-", 1)[-1])
         self._broadcaster.publish(Change(incident_id, "reply"))
+        self.delivered += 1
+
+    async def direct(self, user: str, text: str) -> None:
+        """A direct message to a console user: the outbox row itself is what the console lists
+        (``/console/notifications``); live pages are told one arrived."""
+        self._broadcaster.publish(Change(0, "direct"))
         self.delivered += 1
 
     async def check(self) -> Health:

@@ -16,8 +16,7 @@ Nothing here runs a playbook: ``start`` and ``approve`` only record the run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -39,35 +38,7 @@ from integrations.slack.plans import (
     run_started,
 )
 from integrations.slack.surface import NAME, SlackChatSurface
-from playbooks.model import RunPreview, RunView
-
-
-class Remediation(Protocol):  # playbooks.service.Remediation, as far as Slack uses it
-    async def preview(
-        self,
-        incident_ref: str | int,
-        actor: str,
-        playbook_id: str | None = None,
-        groups: Iterable[str] = (),
-    ) -> RunPreview: ...
-
-    async def start(
-        self,
-        incident_ref: str | int,
-        actor: str,
-        surface: str,
-        fingerprint: str,
-        playbook_id: str | None = None,
-        idempotency_key: str | None = None,
-        groups: Iterable[str] = (),
-    ) -> RunView: ...
-
-    async def approve(
-        self, run_id: int, actor: str, surface: str, groups: Iterable[str] = ()
-    ) -> RunView: ...
-
-    async def cancel(self, run_id: int, actor: str, surface: str, reason: str = "") -> RunView: ...
-
+from playbooks.service import Remediation
 
 log = logging.getLogger(__name__)
 

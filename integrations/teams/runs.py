@@ -10,47 +10,19 @@ card names. Nothing here runs a playbook.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from bot.errors import BotError, NotFound, PermanentError
 from bot.operations import Operations
 from bot.textcommands import Switch, Verb
 from integrations.teams.plans import confirm_card, kill_switch_text, run_changed, run_started
 from integrations.teams.render import render_card, render_notice
-from playbooks.model import RunPreview, RunView
+from playbooks.service import Remediation
 
 SURFACE = "teams"
 NOT_SET_UP = "auto-resolve is not set up on this bot: no playbooks are loaded"
 
 Json = dict[str, Any]
-
-
-class Remediation(Protocol):  # playbooks.service.Remediation, as far as Teams uses it
-    async def preview(
-        self,
-        incident_ref: str | int,
-        actor: str,
-        playbook_id: str | None = None,
-        groups: Iterable[str] = (),
-    ) -> RunPreview: ...
-
-    async def start(
-        self,
-        incident_ref: str | int,
-        actor: str,
-        surface: str,
-        fingerprint: str,
-        playbook_id: str | None = None,
-        idempotency_key: str | None = None,
-        groups: Iterable[str] = (),
-    ) -> RunView: ...
-
-    async def approve(
-        self, run_id: int, actor: str, surface: str, groups: Iterable[str] = ()
-    ) -> RunView: ...
-
-    async def cancel(self, run_id: int, actor: str, surface: str, reason: str = "") -> RunView: ...
 
 
 class TeamsRuns:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
@@ -168,3 +170,61 @@ def test_the_circuit_breaker_state(engine: Engine, clock: FakeClock) -> None:
     assert not enable_playbook(engine, "restart-web", "again", clock.now())
     assert disabled_playbooks(engine) == {}
     assert [e["action"] for e in _audit(engine)] == ["playbook_disabled", "playbook_enabled"]
+
+
+def _cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str, *argv: str
+) -> tuple[int, str]:
+    from bot.cli import main
+
+    monkeypatch.setenv("BOT_DATABASE_URL", url)
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_the_cli_switches_configures_and_verifies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("BOT_"):
+            monkeypatch.delenv(name)
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    code, out = _cli(monkeypatch, capsys, url, "killswitch", "on", "--actor", "cli:ann")
+    assert code == 1 and "activating the kill switch needs a reason" in out
+    code, out = _cli(
+        monkeypatch, capsys, url, "killswitch", "on", "--reason", "freeze", "--actor", "cli:ann"
+    )
+    assert code == 0 and out.startswith("kill switch on since ") and "by cli:ann: freeze" in out
+    code, out = _cli(monkeypatch, capsys, url, "killswitch", "on", "--reason", "again")
+    assert "kill switch already on since" in out and "by cli:ann: freeze" in out
+    code, out = _cli(monkeypatch, capsys, url, "killswitch", "status")
+    assert code == 0 and "on since" in out
+    code, out = _cli(
+        monkeypatch,
+        capsys,
+        url,
+        "config",
+        "set-category",
+        "database",
+        "threshold=0.95",
+        "auto=true",
+        "allowed_playbooks=restart-db,scale-out",
+    )
+    assert code == 0 and "database.threshold: 0.9 -> 0.95" in out
+    assert "database.allowed_playbooks: (all) -> restart-db, scale-out" in out
+    code, out = _cli(monkeypatch, capsys, url, "config", "set-category", "database", "threshold=2")
+    assert code == 1 and "threshold: Input should be less than or equal to 1" in out
+    code, out = _cli(monkeypatch, capsys, url, "config", "set-category", "storage", "auto=true")
+    assert code == 1 and "the categories are network, database" in out
+    code, out = _cli(monkeypatch, capsys, url, "config", "show")
+    assert "kill switch on since" in out and "max_concurrent_resolutions 10" in out
+    assert "database        yes     yes        0.95       2 yes    restart-db, scale-out" in out
+    code, out = _cli(monkeypatch, capsys, url, "audit", "verify")
+    assert (code, out.strip()) == (0, "audit chain intact: 3 entries")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(audit.AUDIT.update().where(audit.AUDIT.c.id == 2).values(reason="nothing"))
+    engine.dispose()
+    code, out = _cli(monkeypatch, capsys, url, "audit", "verify")
+    assert code == 1 and "audit entry 2 was altered after it was written" in out
