@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.api import incident_detail, incident_number, rules_json
 from bot.auth import Caller, Unauthenticated
+from bot.console.remediation import chrome, make_remediation_console
 from bot.store.cards import load_card
 from bot.store.repo import INCIDENTS, IncidentFilter, audit_rows, list_incidents
 from bot.wiring import Runtime
@@ -47,6 +48,7 @@ def make_console(runtime: Runtime, caller: Callable[[Request], Caller]) -> APIRo
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         signed = runtime.settings.console_token is not None or runtime.settings.auth_mode != "token"
         context.update(user=user.identity, auth=signed)
+        context.update(chrome=chrome(runtime.engine, runtime.roles, user.identity))
         return templates.TemplateResponse(request, name, context)
 
     @router.get("/", response_class=HTMLResponse)
@@ -126,6 +128,7 @@ def make_console(runtime: Runtime, caller: Callable[[Request], Caller]) -> APIRo
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
+    router.include_router(make_remediation_console(runtime, caller))
     return router
 
 
