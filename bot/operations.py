@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -33,6 +34,9 @@ from bot.store.runtime_config import (
     change_kill_switch,
     read_kill_switch,
 )
+
+if TYPE_CHECKING:
+    from playbooks.service import Remediation
 
 ACTIVE = (State.OPEN.value, State.ACKNOWLEDGED.value, State.SUPPRESSED.value)
 MAX_SILENCE = timedelta(days=30)
@@ -77,6 +81,8 @@ class Operations:
         self._clock = clock
         self._console_url = console_url
         self._rules = list(rules)  # (id, title, enabled)
+        #: playbook runs (preview, start, approve, cancel); None when playbooks are not set up
+        self.remediation: Remediation | None = None
 
     # commands ---------------------------------------------------------------------------------
 

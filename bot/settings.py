@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     shipped_rules: bool = True
     playbooks_path: str = ""  # BOT_PLAYBOOKS_PATH: folders or files, os.pathsep-separated
     shipped_playbooks: bool = True
+    # remediation limits (docs/playbooks.md); admins may lower the concurrency at run time
+    max_concurrent_resolutions: int = Field(default=10, ge=1, le=1000)
+    approval_window: Duration = timedelta(minutes=15)
+    breaker_failures: int = Field(default=3, ge=1, le=100)
+    breaker_window: Duration = timedelta(hours=1)
     roles_file: Path | None = None
     redaction_mode: Literal["strict", "balanced", "off"] = "balanced"
     console_token: SecretStr | None = None

@@ -9,7 +9,7 @@ import os
 import socket
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from bot.pipeline.notify import Router, RouteRule, Target
 from bot.ports import (
     ChatSurface,
     Clock,
+    DirectSurface,
     Health,
     HealthStatus,
     Pager,
@@ -52,6 +53,7 @@ from detectors.model import Rule
 from detectors.rules import load_rules
 from integrations.bedrock import BedrockRcaEngine, load_bedrock_settings
 from integrations.console import ConsoleChatSurface
+from integrations.executors import build_executors, load_executor_settings
 from integrations.heuristic import HeuristicRcaEngine
 from integrations.local import EventStore, LocalSearchBackend
 from integrations.local.generator import Generator
@@ -66,6 +68,8 @@ from integrations.slack import SlackIntegration, SlackSettings, build_slack, loa
 from integrations.splunk import SplunkSearchBackend, load_splunk_settings
 from integrations.teams import TeamsIntegration, TeamsSettings, build_teams, load_teams_settings
 from integrations.teams.package import build_package
+from playbooks.wiring import RemediationParts, load_registry
+from playbooks.wiring import from_settings as remediation_from_settings
 
 log = logging.getLogger(__name__)
 SCHEDULER_LEASE = "scheduler"
@@ -200,6 +204,8 @@ class Runtime:
         self.backend = backend
         # the generator answers `simulate` even when its background scenarios are off
         self.generator = Generator(self.event_store) if self.event_store is not None else None
+        self.embedded = self.event_store is not None  # the embedded default (local logs)
+        self.registry = load_registry(settings, self.rules, self.embedded)
         self.pagers: dict[str, Pager] = (
             {"pagerduty": PagerDutyPager(self.pagerduty)} if self.pagerduty else {}
         )
@@ -217,6 +223,29 @@ class Runtime:
             escalation=self.escalation,
             on_reanalyse=lambda incident_id: self.enricher.submit([incident_id], force=True),
         )
+        self.playbooks: RemediationParts = remediation_from_settings(
+            settings,
+            engine=self.engine,
+            registry=self.registry,
+            executors=build_executors(load_executor_settings(), self.generator, self.embedded),
+            rules=self.rules,
+            backend=self.backend,
+            interactions=self.interactions,
+            router=self.router,
+            clock=self.clock,
+            redactor=self.redactor,
+            roles=self.roles,
+            holder=self.holder,
+            direct_surfaces=("console",),
+            paging=self.escalation is not None,
+            embedded=self.embedded,
+            on_commit=self._changed,
+            on_outcome=lambda p, c, o: self.metrics.remediation_runs.labels(p, c, o).inc(),
+            on_refusal=lambda reason: self.metrics.remediation_refusals.labels(reason).inc(),
+        )
+        self.card_options = replace(
+            self.card_options, remediation=self.playbooks.remediation.card_part
+        )
         self.operations = Operations(
             self.engine,
             self.interactions,
@@ -226,6 +255,7 @@ class Runtime:
             [(r.id, r.title, r.enabled) for r in self.rules],
             on_silence=lambda: self.runner.silences_changed(),
         )
+        self.operations.remediation = self.playbooks.remediation
         self.teams: TeamsIntegration | None = None
         if self.teams_settings.enabled:
             self.teams = build_teams(
@@ -241,6 +271,9 @@ class Runtime:
         if self.slack_settings.enabled:
             self.slack = build_slack(self.slack_settings, self.operations, settings.console_url)
             self.surfaces["slack"] = self.slack.surface
+        self.playbooks.remediation.deps.direct_surfaces = tuple(
+            name for name, found in self.surfaces.items() if isinstance(found, DirectSurface)
+        )
         self.outbox = OutboxWorker(
             self.engine,
             self.surfaces,
@@ -263,11 +296,13 @@ class Runtime:
         if rca is None:
             if settings.rca == "bedrock":
                 bedrock = load_bedrock_settings()
-                rca = BedrockRcaEngine(bedrock, HeuristicRcaEngine(), self.redactor)
+                rca = BedrockRcaEngine(
+                    bedrock, self._heuristic(), self.redactor, playbooks=self.registry.ids()
+                )
                 # a late Bedrock answer still leaves time for the heuristic fallback
                 rca_timeout = max(rca_timeout, bedrock.timeout + timedelta(seconds=5))
             elif settings.rca == "heuristic":
-                rca = HeuristicRcaEngine()
+                rca = self._heuristic()
             else:
                 rca = _OffRca()
         self.rca = rca
@@ -281,6 +316,7 @@ class Runtime:
             on_commit=self._changed,
             rule_context=lambda rule_id: rule_context.get(rule_id, ("", "")),
             redact=self.redactor.redact,
+            on_analysed=self._analysed,
         )
         self.runner = RuleRunner(
             self.fenced_engine,
@@ -303,12 +339,14 @@ class Runtime:
                 ("retention", timedelta(days=1), self.retention),
                 ("rule-next-runs", timedelta(seconds=30), self._record_next_runs),
                 ("page-due", timedelta(seconds=10), self.page_due),
+                *self.playbooks.chores,
             ],
         )
         self.leader = False
         self._search_checked: tuple[datetime, Health] | None = None
         self._stop: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._background: set[asyncio.Task[Any]] = set()
 
     # life ------------------------------------------------------------------------------------
 
@@ -328,6 +366,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.playbooks.stop()  # runs cut short here become interrupted on the next leader
         if self.db.ready:
             with contextlib.suppress(Exception):  # the next holder takes over at once
                 if self.leader:
@@ -453,6 +492,7 @@ class Runtime:
 
     def _lead(self) -> None:
         assert self._stop is not None
+        self._spawn(self.playbooks.on_lead(), "interrupted-runs")
         if self.scheduler.running:
             self.scheduler.resume()
             return
@@ -461,6 +501,19 @@ class Runtime:
             self._spawn(self.generator.run(self.clock, self._stop), "generator")
 
     # hooks -----------------------------------------------------------------------------------
+
+    def _heuristic(self) -> HeuristicRcaEngine:
+        return HeuristicRcaEngine(
+            playbooks=self.registry.ids(), suggestions=self.registry.suggestions()
+        )
+
+    def _analysed(self, incident_id: int) -> None:
+        """After an incident's analysis: an automatic run, when its rule or playbook allows."""
+        task = asyncio.get_running_loop().create_task(
+            self.playbooks.after_analysis(incident_id), name=f"auto-{incident_id}"
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _policy_for(self, rule: Rule) -> IngestPolicy:
         return IngestPolicy(

@@ -50,7 +50,9 @@ class Enricher:
         workers: int = 4,
         rule_context: Callable[[str], tuple[str, str]] = lambda rule_id: ("", ""),
         redact: Callable[[str], str] = lambda text: text,
+        on_analysed: Callable[[int], None] = lambda incident_id: None,
     ) -> None:
+        self._on_analysed = on_analysed  # after the report is stored (automatic remediation)
         self._redact = redact
         self._rule_context = rule_context  # rule id -> (query, window)
         self._engine = engine
@@ -120,6 +122,7 @@ class Enricher:
         await asyncio.to_thread(self._store, incident, report, elapsed)
         self.done += 1
         self._on_commit()
+        self._on_analysed(incident.id)
         return report
 
     def _pending(self) -> list[int]:

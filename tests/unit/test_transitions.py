@@ -126,6 +126,14 @@ MATRIX: list[tuple[CommandKind, State, State | str]] = [
     (K.CLEAR, S.ACKNOWLEDGED, S.RESOLVED),
     (K.CLEAR, S.SUPPRESSED, S.RESOLVED),
     (K.CLEAR, S.RESOLVED, "is already resolved by bob"),
+    (K.AUTO_RESOLVE, S.OPEN, S.RESOLVED),
+    (K.AUTO_RESOLVE, S.ACKNOWLEDGED, S.RESOLVED),
+    (K.AUTO_RESOLVE, S.SUPPRESSED, S.RESOLVED),
+    (K.AUTO_RESOLVE, S.RESOLVED, "is already resolved by bob"),
+    (K.PAGE, S.OPEN, S.OPEN),
+    (K.PAGE, S.ACKNOWLEDGED, S.ACKNOWLEDGED),
+    (K.PAGE, S.SUPPRESSED, S.SUPPRESSED),
+    (K.PAGE, S.RESOLVED, "is resolved; nobody needs paging"),
 ]
 
 
@@ -354,8 +362,9 @@ def test_comment_refuses_empty_text(text: str) -> None:
 
 
 def test_people_commands_exclude_system_events() -> None:
-    assert {K.EXPIRE, K.REFIRE, K.CLEAR}.isdisjoint(PEOPLE_COMMANDS)
-    assert PEOPLE_COMMANDS | {K.EXPIRE, K.REFIRE, K.CLEAR} == set(K)
+    system = {K.EXPIRE, K.REFIRE, K.CLEAR, K.AUTO_RESOLVE, K.PAGE}
+    assert system.isdisjoint(PEOPLE_COMMANDS)
+    assert PEOPLE_COMMANDS | system == set(K)
 
 
 def test_a_refusal_names_the_incident_by_its_own_number() -> None:
