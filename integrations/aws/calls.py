@@ -151,8 +151,9 @@ class AwsExecutor:
     def poll_s(self) -> float:
         return self._clients.settings.poll_s
 
-    def client(self, service: str) -> Any:
-        return self._clients.get(service)
+    async def client(self, service: str) -> Any:
+        """The service's client; the first one is built in a worker thread (it reads files)."""
+        return await asyncio.to_thread(self._clients.get, service)
 
     async def plan(
         self, action: str, params: Mapping[str, ParamValue], timeout_s: float

@@ -53,7 +53,7 @@ class EcsExecutor(AwsExecutor):
     async def _carry_out(self, plan: ExecutionPlan) -> StepResult:
         read = Params.of(plan)
         cluster, service = read.text("cluster"), read.text("service")
-        ecs = self.client("ecs")
+        ecs = await self.client("ecs")
         where = f"ecs {cluster}/{service}"
         started = time.monotonic()
         if plan.action == "set-desired-count":

@@ -68,7 +68,7 @@ class ElbExecutor(AwsExecutor):
         target: dict[str, Any] = {"Id": read.text("target")}
         if read.has("port"):
             target["Port"] = read.integer("port")
-        elb = self.client("elbv2")
+        elb = await self.client("elbv2")
         started = time.monotonic()
         leaving = plan.action == "deregister-target"
         operation = elb.deregister_targets if leaving else elb.register_targets

@@ -56,7 +56,7 @@ class LambdaExecutor(AwsExecutor):
         }
         if read.has("qualifier"):
             request["Qualifier"] = read.text("qualifier")
-        client = self.client("lambda")
+        client = await self.client("lambda")
         status, error, body = await call(f"lambda invoke {plan.target}", _invoke, client, request)
         if error:
             return failed(f"function error ({error}) from {plan.target}: {body}", body)

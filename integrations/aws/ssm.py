@@ -84,7 +84,7 @@ class SsmExecutor(AwsExecutor):
 
     async def _carry_out(self, plan: ExecutionPlan) -> StepResult:
         read = Params.of(plan)
-        ssm = self.client("ssm")
+        ssm = await self.client("ssm")
         deadline = time.monotonic() + max(0.0, plan.timeout_s - 1.0)
         request = send_request(read, plan.timeout_s)
         sent = await call("ssm send_command", ssm.send_command, **request)

@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 from collections.abc import Mapping, Sequence
 
 from bot.errors import PermanentError
@@ -82,7 +83,7 @@ class ShellExecutor:
                 out, err = await process.communicate()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)  # its own session: children go too
             await process.wait()
             return StepResult(
                 ok=False,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -509,3 +511,23 @@ async def test_executors_reach_aws_through_aws_endpoint_url(moto_server: str) ->
     # what the server holds is what the executors did
     commands = boto3.client("ssm", region_name=REGION).list_commands()["Commands"]
     assert [c["InstanceIds"] for c in commands] == [[first]]
+
+
+async def test_an_aws_call_that_hangs_is_cut_at_the_step_timeout_as_transient(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a loopback endpoint that accepts connections and never answers
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    clients = AwsClients(AwsSettings(region=REGION, poll_s=0.01, read_timeout_s=1))
+    executor = EcsExecutor(clients)
+    plan = await executor.plan("force-new-deployment", {"cluster": "prod", "service": "web"}, 0.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientError, match=r"did not finish within 0\.5s"):
+            await executor.run(plan)
+    finally:
+        silent.close()
+    assert time.monotonic() - started < 2
