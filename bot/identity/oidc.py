@@ -58,7 +58,8 @@ class OidcClient:
         except OAuthError as exc:
             raise SignInFailed(f"the identity provider refused: {exc.description or exc}") from None
         except JoseError as exc:
-            raise SignInFailed(f"the ID token did not verify: {exc.error}") from None
+            why = f"{exc.error} ({exc.description})" if exc.description else exc.error
+            raise SignInFailed(f"the ID token did not verify: {why}") from None
         claims = token.get("userinfo")
         if not claims:
             raise SignInFailed("the provider sent no ID token (is 'openid' in BOT_OIDC_SCOPES?)")

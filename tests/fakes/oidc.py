@@ -16,6 +16,7 @@ padding on every segment.
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
 import json
 import secrets
@@ -126,6 +127,14 @@ class AlbKeyServer:
         self._httpd.server_close()
 
 
+@functools.cache
+def _rsa_keys() -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]:
+    """The provider's signing key and a stranger's (made once per test run: RSA is slow)."""
+    return tuple(  # type: ignore[return-value]
+        rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2)
+    )
+
+
 @dataclass
 class _Grant:
     redirect_uri: str
@@ -147,8 +156,7 @@ class FakeOidcProvider:
     port: int = 0
 
     def __post_init__(self) -> None:
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.key, self.other_key = _rsa_keys()
         self.kid = "fake-key-1"
         self._codes = itertools.count(1)
 
@@ -242,6 +250,6 @@ class FakeOidcProvider:
         if grant.nonce is not None:
             claims["nonce"] = "another-nonce" if fault == "wrong_nonce" else grant.nonce
         if fault == "unsigned":
-            return jwt.encode(claims, None, algorithm="none")
+            return jwt.encode(claims, "", algorithm="none")
         key = self.other_key if fault == "wrong_key" else self.key
         return jwt.encode(claims, key, algorithm="RS256", headers={"kid": self.kid})
