@@ -58,3 +58,22 @@ def test_retention_of_the_oldest_keeps_the_rest_verifiable(engine, clock: FakeCl
             audit.AUDIT.delete().where(audit.AUDIT.c.at < clock.now() - timedelta(seconds=2))
         )
     assert audit.verify(engine).ok
+
+
+def test_a_batch_appended_in_one_transaction_chains_in_order(engine, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    with engine.begin() as conn:
+        audit.append(
+            conn,
+            [
+                {
+                    "at": clock.advance(1),
+                    "actor": f"rule:r{i}",
+                    "action": "detect",
+                    "result": "applied",
+                }
+                for i in range(50)
+            ],
+        )
+    _entries(engine, clock, 2)
+    report = audit.verify(engine)
+    assert report.ok and report.checked == 52
