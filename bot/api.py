@@ -32,6 +32,9 @@ from bot.store.repo import (
 from bot.store.tables import AuditRow
 from bot.wiring import Runtime
 
+#: how long a simulated scenario keeps happening unless a playbook ends it (seconds)
+SIMULATED_SCENARIO_LASTS = 300.0
+
 COMMANDS = Literal[
     "acknowledge",
     "unacknowledge",
@@ -358,8 +361,9 @@ def make_router(runtime: Runtime, caller: Any) -> APIRouter:
             raise PermanentError(
                 "simulate needs the local search backend (BOT_SEARCH_BACKEND=local)"
             )
+        # the scenario goes on (a new minute every minute) until a fix ends it or it runs out
         count = await asyncio.to_thread(
-            runtime.generator.inject, body.scenario, runtime.clock.now()
+            runtime.generator.start, body.scenario, runtime.clock.now(), SIMULATED_SCENARIO_LASTS
         )
         return {"scenario": body.scenario, "events": count}
 

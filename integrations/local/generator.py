@@ -152,10 +152,12 @@ class Generator:
         scenario_every: float = 45.0,
         first_scenario_after: float = 10.0,
         scenario_lasts: float | None = 300.0,
+        background: bool = True,
     ) -> None:
         """Write noise every ``noise_every`` s and start a scenario every ``scenario_every`` s
         (the first after ``first_scenario_after`` s), cycling through all of them, until
-        ``stop``. Each keeps running ``scenario_lasts`` s (None: until ended) unless ended."""
+        ``stop``. Each keeps running ``scenario_lasts`` s (None: until ended) unless ended.
+        Without ``background`` only the scenarios started by hand (``simulate``) go on."""
         loop = asyncio.get_running_loop()
         names = list(SCENARIOS)
         turn = 0
@@ -163,10 +165,11 @@ class Generator:
         written_to = clock.now() - timedelta(seconds=noise_every)
         while not stop.is_set():
             now = clock.now()
-            await self._write(self.noise(now, (now - written_to).total_seconds()), "noise")
-            written_to = max(written_to, now)
+            if background:
+                await self._write(self.noise(now, (now - written_to).total_seconds()), "noise")
+                written_to = max(written_to, now)
             await self._guarded("running scenarios", partial(self.advance, now))
-            if loop.time() >= next_scenario:
+            if background and loop.time() >= next_scenario:
                 name = names[turn % len(names)]
                 turn += 1
                 start = partial(self.start, name, clock.now(), scenario_lasts)
