@@ -86,6 +86,8 @@ def move_sync(
     """Move ``row`` (None if another process moved it first); ``tell``: a direct message to
     the owner and the requester (when the run's category says notify)."""
     now = deps.clock.now()
+    if status is not None:
+        values.setdefault("detail", detail)
     with deps.engine.begin() as conn:
         moved = runs.move(conn, row, status, now, **values)
         if moved is None:
