@@ -4,7 +4,7 @@
   ``max_concurrent_resolutions`` at once.
 - ``GET /config/category/{category}``, ``PUT /config/category/{category}`` (admin): one
   category's policy; fields left out keep their value. Unknown category: 404 naming the six;
-  a bad body: 422 naming the field.
+  a bad body: 400 naming the field, like every other endpoint.
 - ``GET /config/kill-switch`` (any caller), ``POST /config/kill-switch/activate`` and
   ``/deactivate`` (admin, ``{"reason": ...}``).
 - ``GET /audit`` with filters, newest first, paged by ``cursor`` (or ``offset``), and
@@ -77,7 +77,7 @@ class BodyInvalid(Exception):
 
 
 async def _body(request: Request, model: type[Model]) -> Model:
-    """The JSON body validated by ``model``; a bad one answers 422 naming the field."""
+    """The JSON body validated by ``model``; a bad one answers 400 naming the field."""
     try:
         raw = await request.json()
     except ValueError:
@@ -232,7 +232,7 @@ def make_admin_router(runtime: Runtime, caller: Any) -> APIRouter:
         runtime.roles.require(who.identity, Role.ADMIN)
 
     def invalid(exc: BodyInvalid) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=422)
+        return JSONResponse({"error": exc.message}, status_code=400)
 
     # kill switch -----------------------------------------------------------------------------
 

@@ -76,7 +76,7 @@ async def test_only_admins_change_policy_and_reasons_are_required(
     refused = await client.post(url, json={"reason": "x"}, headers=BOB)
     assert refused.status_code == 403 and "admin role" in refused.json()["error"]
     no_reason = await client.post(url, json={}, headers=ALICE)
-    assert no_reason.status_code == 422 and "reason" in no_reason.json()["error"]
+    assert no_reason.status_code == 400 and "reason" in no_reason.json()["error"]
     blank = await client.post(url, json={"reason": "   "}, headers=ALICE)
     assert blank.status_code == 400 and "needs a reason" in blank.json()["error"]
     put = await client.put("/api/v1/config/category/network", json={"threshold": 0.95}, headers=VIC)
@@ -115,7 +115,7 @@ async def test_category_config_is_validated_stored_and_audited(
         ({"allowed_playbooks": "restart-web"}, "allowed_playbooks"),
     ):
         bad = await client.put(url, json=body, headers=ALICE)
-        assert bad.status_code == 422 and bad.json()["error"].startswith(field), body
+        assert bad.status_code == 400 and bad.json()["error"].startswith(field), body
     audit = (await client.get("/api/v1/audit", params={"action": "config_category"})).json()
     (entry,) = audit["items"]
     assert entry["actor"] == "console:alice"
@@ -147,5 +147,5 @@ async def test_the_whole_config_at_once(client: httpx.AsyncClient) -> None:
     worse = await client.put(
         "/api/v1/config", json={"max_concurrent_resolutions": 0}, headers=ALICE
     )
-    assert worse.status_code == 422
+    assert worse.status_code == 400
     assert worse.json()["error"].startswith("max_concurrent_resolutions")
