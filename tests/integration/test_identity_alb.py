@@ -32,6 +32,7 @@ from tests.integration.test_api import make_client
 KID = "a1b2c3d4-0000-4000-8000-0123456789ab"
 ALICE = {"sub": "u-1001", "email": "alice@example.com", "name": "Alice"}
 SHARED = "s3cr3t-console-token-0123456789"
+PUBLIC = "https://incidents.example.com"
 
 
 @pytest.fixture
@@ -48,7 +49,8 @@ async def alb_bot(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
     server, _ = keys
     settings = {"auth_mode": "alb", "alb_arn": ALB_ARN, "alb_key_url": server.url}
-    async for client, runtime in make_client(tmp_path, clock, console_token=SHARED, **settings):
+    public = {"public_url": PUBLIC, "console_token": SHARED}
+    async for client, runtime in make_client(tmp_path, clock, **public, **settings):
         yield client, runtime
 
 
@@ -74,7 +76,13 @@ async def test_a_signed_header_names_the_caller(
     server, key = keys
     token = alb_token(key, KID, ALICE)
     assert "=" in token  # padded the way the load balancer pads
-    headers = {**signed(token), "X-Bot-User": "root"}
+    headers = {**signed(token), "X-Bot-User": "root", "Origin": PUBLIC}
+    elsewhere = await client.post(
+        "/api/v1/incidents/INC-1/commands",
+        json={"command": "acknowledge"},
+        headers={**headers, "Origin": "https://evil.example"},
+    )
+    assert elsewhere.status_code == 403  # the load balancer's cookie rides along cross-site
     acked = await client.post(
         "/api/v1/incidents/INC-1/commands", json={"command": "acknowledge"}, headers=headers
     )
