@@ -304,6 +304,8 @@ def _step_data(step: PlannedStep) -> dict[str, object]:
         "action": step.plan.action,
         "target": step.plan.target,
         "params": [[k, list(v) if isinstance(v, tuple) else v] for k, v in step.plan.params],
+        "timeout_s": step.plan.timeout_s,
+        "retries": step.retries,
     }
 
 

@@ -54,6 +54,16 @@ class Env:
         (incident,) = summary.result.created
         return incident
 
+    async def fire_again(self, scenario: str, rule: str | None = None) -> int:
+        """Start a scenario again: the incident it reopens (or opens)."""
+        generator = self.runtime.generator
+        assert generator is not None
+        generator.start(scenario, self.clock.now())
+        self.clock.advance(1)
+        summary = await self.runtime.runner.run(rule or scenario)
+        (incident,) = summary.result.new_or_reopened
+        return incident
+
     async def press(self, incident: int, actor: str = "console:ann", **kw: Any) -> Any:
         """Preview, then confirm the plan shown (what every surface does)."""
         preview = await self.remediation.preview(incident, actor, kw.pop("playbook_id", None))
@@ -75,7 +85,9 @@ class Env:
         return await expire_approvals(self.remediation.engine)
 
     async def interrupt(self) -> int:
-        return await interrupt_stranded(self.remediation.engine, self.runtime.settings.lease_heartbeat * 3)
+        return await interrupt_stranded(
+            self.remediation.engine, self.runtime.settings.lease_heartbeat * 3
+        )
 
     def state(self, incident: int) -> str:
         with self.runtime.engine.connect() as conn:
@@ -101,6 +113,9 @@ class Env:
 
     def timeline(self, incident: int) -> list[str]:
         return [r.text for r in self.rows(TIMELINE, incident_id=incident)]
+
+    def runs(self) -> list[Any]:
+        return self.rows(RUNS)
 
     def run_row(self, run_id: int) -> Any:
         return self.rows(RUNS, id=run_id)[0]
@@ -150,7 +165,9 @@ async def embedded(
         **settings,
     )
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
-    runtime = Runtime(config, clock=clock, rules=rules if rules is not None else shipped_rules(owner))
+    runtime = Runtime(
+        config, clock=clock, rules=rules if rules is not None else shipped_rules(owner)
+    )
     try:
         await runtime.connect(attempts=1)
         assert runtime.lease.renew(clock.now())  # this process runs the rules
