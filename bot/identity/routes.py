@@ -75,6 +75,8 @@ def mount_identity(app: FastAPI, auth: Authenticator) -> None:
         mode only) signs in whatever name is given."""
         if auth.mode == "token" and settings.console_token is None:
             return RedirectResponse(safe_next(next), status_code=303)
+        if auth.mode == "alb":  # the load balancer's header is the only console sign-in
+            return failed(next, "Sign in through the load balancer")
         if tokens.looks_like_token(token.strip()):
             try:
                 found = await asyncio.to_thread(auth.personal_token, token.strip())
