@@ -6,6 +6,9 @@ import argparse
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -206,3 +209,29 @@ def test_cli_registers_the_token_commands() -> None:
     assert isinstance(args, argparse.Namespace) and (args.action, args.role) == ("create", "viewer")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["tokens", "create", "alice", "--role", "owner"])
+
+
+def test_run_bot_tokens_as_a_person_types_it(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "BOT_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+    }
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, str(root / "run_bot.py"), "tokens", *argv]
+        return subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
+
+    made = run("create", "alice")
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.splitlines()[0]
+    assert secret.startswith("icb_") and "acts as console:alice (role admin)" in made.stdout
+    listed = run("list")
+    assert secret[:12] in listed.stdout and secret not in listed.stdout
+    wrong = run("revoke", "alice")
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip() == (
+        "error: 'alice': name a token by its id (see 'tokens list') "
+        "or by at least the first 7 characters of its prefix"
+    )
