@@ -4,6 +4,7 @@ fires a scenario, runs its rule, presses, and runs the chores itself with a cloc
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -74,6 +75,12 @@ class Env:
     async def settle(self) -> None:
         await self.remediation.engine.idle()
 
+    async def analyse(self, incident: int) -> None:
+        """Root-cause analysis, then what follows it (an automatic run, if allowed)."""
+        await self.runtime.enricher.analyse(incident)
+        await asyncio.gather(*list(self.runtime._background))
+        await self.settle()
+
     async def verify(self, seconds: float = 120) -> int:
         """Let the verification wait pass (the generator keeps writing what still runs)."""
         self.clock.advance(seconds)
@@ -131,11 +138,25 @@ def write_playbooks(folder: Path, playbooks: Sequence[Mapping[str, Any]]) -> Pat
     return folder
 
 
-def shipped_rules(owner: str = "") -> list[Rule]:
+def shipped_rules(
+    owner: str = "", changes: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[Rule]:
+    """The shipped rules, with ``owner`` and ``changes`` (``{"web-5xx-burst": {"confidence":
+    0.7}}``) for a test."""
+    changes = changes or {}
     rules = load_rules([], include_shipped=True, local_spl=True)
     if owner:
         rules = [r.model_copy(update={"owner": owner}) for r in rules]
-    return rules
+    return [r.model_copy(update=dict(changes.get(r.id, {}))) for r in rules]
+
+
+def _files(folder: Path, playbooks: Sequence[Mapping[str, Any]], settings: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    roles = folder / "roles.yaml"
+    roles.write_text(json.dumps(ROLES))
+    if playbooks:
+        settings["playbooks_path"] = str(write_playbooks(folder / "playbooks", playbooks))
+    return roles
 
 
 @asynccontextmanager
@@ -153,10 +174,7 @@ async def embedded(
         if name.startswith(("BOT_", "SPLUNK_", "PAGERDUTY_", "SLACK_", "TEAMS_")):
             del os.environ[name]
     os.environ.update(env or {})
-    roles = tmp_path / "roles.yaml"
-    roles.write_text(json.dumps(ROLES))
-    if playbooks:
-        settings["playbooks_path"] = str(write_playbooks(tmp_path / "playbooks", playbooks))
+    roles = _files(tmp_path, playbooks, settings)
     config = load_settings(
         database_url=f"sqlite:///{tmp_path / 'bot.db'}",
         local_events_path=tmp_path / "events.db",
