@@ -106,7 +106,8 @@ class RunEngine:
                 return
             if not result.ok:
                 why = f"step {index + 1} of {total} ({stored.step.name}) failed: {result.error}"
-                await self.fail(row, plan, completed, why)
+                # a failed step may have changed something before it failed: undo it too
+                await self.fail(row, plan, [*completed, index], why)
                 return
             completed.append(index)
         wait = plan.verify_wait_s
@@ -233,6 +234,11 @@ class RunEngine:
                 result = StepResult(False, error=f"timed out after {step.plan.timeout_s:.0f}s")
             except BotError as exc:
                 result = StepResult(False, error=str(exc))
+            except Exception as exc:  # an executor's bug is this step's failure, not the run's
+                log.exception(
+                    "run %s: step %s: executor %s failed", row.id, step.name, executor.name
+                )
+                result = StepResult(False, error=f"{type(exc).__name__}: {exc}")
             if result.ok or not result.transient or attempt == tries:
                 break
             await asyncio.sleep(stored.retry_delay_s * 2 ** (attempt - 1))
