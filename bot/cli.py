@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.cli_admin import add_admin_commands, run_admin
+from bot.cli_runs import ACTIONS as RUN_ACTIONS
+from bot.cli_runs import add_run_commands, run_command
 from bot.errors import BotError, ConfigError, PermanentError
 from bot.identity.commands import add_token_commands, run_tokens
 from bot.settings import Settings, load_settings
@@ -86,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     com = isub.add_parser("comment", help="add a comment to the timeline")
     com.add_argument("id", help="INC-n")
     com.add_argument("text", nargs="+")
+    add_run_commands(isub)
     return parser
 
 
@@ -98,9 +101,23 @@ def _add_rule_tools(sub: Any) -> None:
             "--data",
             type=Path,
             metavar="EVENTS.JSONL",
-            help="JSON lines of events (default: BOT_LOCAL_EVENTS_PATH)",
+            help="JSON lines of events, or a log file with --sourcetype "
+            "(default: BOT_LOCAL_EVENTS_PATH)",
         )
         source.add_argument("--splunk", action="store_true", help="search Splunk (SPLUNK_*)")
+        p.add_argument(
+            "--sourcetype", help="--data is a plain log file of this sourcetype (linux_secure …)"
+        )
+        p.add_argument("--index", default="main", help="the log file's index (default: main)")
+        p.add_argument("--host", default="", help="the log file's host (default: from its lines)")
+        p.add_argument(
+            "--year", type=int, help="year of syslog times (default: the file's modified date)"
+        )
+        p.add_argument(
+            "--strict",
+            action="store_true",
+            help="exit 1 when a group_by field is missing from result rows",
+        )
 
     test_rule = sub.add_parser(
         "test-rule", help="run a rule file once over a time range and show what would fire"
@@ -196,11 +213,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _rule_tool(settings: Settings, args: argparse.Namespace) -> int:
     from detectors.tools import commands as tools
+    from detectors.tools.commands import log_options
     from detectors.tools.sources import DataChoice
 
-    choice = DataChoice(args.data, args.splunk, settings.local_events_path)
+    choice = DataChoice(args.data, args.splunk, settings.local_events_path, log_options(args))
     if args.command == "test-rule":
-        return tools.run_test_rule(settings, args.file, choice, args.start, args.end, sys.stdout)
+        return tools.run_test_rule(
+            settings, args.file, choice, args.start, args.end, sys.stdout, strict=args.strict
+        )
     return tools.run_backtest(
         settings,
         args.file,
@@ -211,6 +231,7 @@ def _rule_tool(settings: Settings, args: argparse.Namespace) -> int:
         args.resolve_quiet,
         sys.stdout,
         sys.stderr,
+        strict=args.strict,
     )
 
 
@@ -344,6 +365,8 @@ async def _incidents(settings: Settings, args: argparse.Namespace) -> int:
     from bot.store.repo import IncidentFilter, list_incidents
     from bot.wiring import build_router
 
+    if args.action in RUN_ACTIONS:
+        return await run_command(settings, args)
     engine = make_engine(settings.database_url)
     check_connection(engine)
     migrate(engine)

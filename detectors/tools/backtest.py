@@ -37,6 +37,7 @@ from bot.scheduler import RuleRunner
 from bot.store.db import make_engine, migrate
 from bot.store.repo import INCIDENTS, SILENCES, state_columns, to_incident
 from detectors.model import Rule
+from detectors.tools.gaps import FieldGap, GapCounter
 
 MAX_RUNS = 250_000
 TOP_KEYS = 10
@@ -72,6 +73,7 @@ class RuleOutcome:
     rule: Rule
     tally: Tally
     error: str = ""
+    gaps: tuple[FieldGap, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,11 @@ class Report:
     @property
     def failed(self) -> bool:
         return any(outcome.error for outcome in self.rules)
+
+    @property
+    def gaps(self) -> bool:
+        """Whether some rule's result rows lacked one of its ``group_by`` fields."""
+        return any(outcome.gaps for outcome in self.rules)
 
     def text(self) -> str:
         o = self.options
@@ -111,6 +118,7 @@ class Report:
             lines.append(_row(outcome.rule.id, outcome.tally) + note)
             if outcome.error:
                 lines.append(f"  stopped: {outcome.error}")
+            lines += [f"  WARNING {gap.text()}" for gap in outcome.gaps]
         lines += ["", _row("day (UTC)", Tally(), header=True)]
         lines += [_row(day.isoformat(), tally) for day, tally in self.days]
         lines.append(_row("total", self.total))
@@ -235,9 +243,10 @@ async def _replay(
             realert=rule.realert,
         )
 
+    counter = GapCounter(backend, rules)
     runner = RuleRunner(
         engine=engine,
-        backend=backend,
+        backend=counter,
         rules=rules,
         clock=clock,
         redact=redact,
@@ -280,7 +289,10 @@ async def _replay(
         source=source,
         options=options,
         rules=tuple(
-            RuleOutcome(rule, accounts.per_rule[rule.id], errors.get(rule.id, "")) for rule in rules
+            RuleOutcome(
+                rule, accounts.per_rule[rule.id], errors.get(rule.id, ""), counter.gaps(rule)
+            )
+            for rule in rules
         ),
         days=tuple(sorted(accounts.per_day.items())),
         by_incidents=_ranked(accounts.incidents, keys),

@@ -19,6 +19,7 @@ from detectors.model import Rule
 from detectors.rules import load_rules
 from detectors.tools import backtest as replay
 from detectors.tools.import_splunk import import_savedsearches
+from detectors.tools.logfiles import LogOptions
 from detectors.tools.sources import DataChoice, open_source, parse_time
 from detectors.tools.test_rule import TryReport, try_rules
 
@@ -34,8 +35,10 @@ def run_test_rule(
     start: str | None,
     end: str | None,
     out: TextIO,
+    strict: bool = False,
 ) -> int:
-    """``test-rule``: print what the rules of ``path`` would fire over the range."""
+    """``test-rule``: print what the rules of ``path`` would fire over the range. ``strict``:
+    fail when a ``group_by`` field is missing from result rows."""
     now = SystemClock().now()
     until = parse_time(end or "now", now, "--to")
     since = parse_time(start, now, "--from") if start else None
@@ -51,7 +54,7 @@ def run_test_rule(
 
     report = asyncio.run(go())
     print(report.text(), file=out)
-    return EXIT_FAILED if report.failed else EXIT_OK
+    return EXIT_FAILED if report.failed or (strict and report.gaps) else EXIT_OK
 
 
 def run_backtest(
@@ -64,8 +67,10 @@ def run_backtest(
     resolve_quiet: str,
     out: TextIO,
     err: TextIO,
+    strict: bool = False,
 ) -> int:
-    """``backtest``: replay the rules of ``path`` over the range and print how noisy they are."""
+    """``backtest``: replay the rules of ``path`` over the range and print how noisy they are.
+    ``strict``: fail when a ``group_by`` field is missing from result rows."""
     now = SystemClock().now()
     until = parse_time(end, now, "--to")
     options = replay.Options(
@@ -87,7 +92,22 @@ def run_backtest(
 
     report = asyncio.run(go())
     print(report.text(), file=out)
-    return EXIT_FAILED if report.failed else EXIT_OK
+    return EXIT_FAILED if report.failed or (strict and report.gaps) else EXIT_OK
+
+
+def log_options(args: object) -> LogOptions | None:
+    """The plain-log options of parsed arguments (``--sourcetype`` …); None without one."""
+    sourcetype = getattr(args, "sourcetype", None)
+    index, host, year = (getattr(args, name, None) for name in ("index", "host", "year"))
+    if not sourcetype:
+        if host or year is not None or index not in (None, "main"):
+            raise ConfigError("--index, --host and --year describe a log file: add --sourcetype")
+        return None
+    if getattr(args, "data", None) is None:
+        raise ConfigError("--sourcetype describes a log file: name it with --data")
+    if year is not None and not 1970 <= year <= 9999:
+        raise ConfigError(f"--year: {year} is not a year")
+    return LogOptions(str(sourcetype), str(index or "main"), str(host or ""), year)
 
 
 def run_import_splunk(conf: Path, folder: Path, category: str, out: TextIO) -> int:

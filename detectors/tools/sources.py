@@ -1,4 +1,4 @@
-"""Where the rule tools search: events from a JSON-lines file, the local event file, or Splunk.
+"""Where the rule tools search: events from a file, the local event file, or Splunk.
 
 A JSON-lines file holds one event per line::
 
@@ -6,7 +6,9 @@ A JSON-lines file holds one event per line::
      "host": "web-1", "fields": {"status": "503"}}
 
 ``time`` is ISO 8601 (UTC when it names no zone) or epoch seconds; only ``time`` and ``raw`` are
-required. The events go into a throw-away in-memory store searched by the local engine.
+required. With ``--sourcetype`` the file is a plain log instead (see
+:mod:`detectors.tools.logfiles`). The events go into a throw-away in-memory store searched by the
+local engine.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from bot.errors import ConfigError
 from bot.ports import SearchBackend
+from detectors.tools.logfiles import LogOptions, is_plain_log, read_log
 from integrations.local import Event, EventStore, LocalSearchBackend
 from integrations.local.spl_time import resolve_time
 
@@ -121,11 +124,13 @@ def read_events(path: Path) -> list[Event]:
 
 @dataclass(frozen=True, slots=True)
 class DataChoice:
-    """What to search: ``data`` (a JSON-lines file), ``splunk``, or else the local event file."""
+    """What to search: ``data`` (a JSON-lines file, or a plain log file read as ``log`` says),
+    ``splunk``, or else the local event file."""
 
     data: Path | None = None
     splunk: bool = False
     local_events: Path = Path("./data/events.db")
+    log: LogOptions | None = None
 
     @property
     def local_spl(self) -> bool:
@@ -150,7 +155,7 @@ async def open_source(choice: DataChoice) -> AsyncIterator[Source]:
             await _close(backend)
         return
     if choice.data is not None:
-        events = read_events(choice.data)
+        events = _data_events(choice.data, choice.log)
         with EventStore(":memory:") as store:
             store.add(events)
             yield Source(LocalSearchBackend(store), f"{len(events)} events from {choice.data}")
@@ -162,6 +167,17 @@ async def open_source(choice: DataChoice) -> AsyncIterator[Source]:
         )
     with EventStore(choice.local_events) as store:
         yield Source(LocalSearchBackend(store), f"the local event file {choice.local_events}")
+
+
+def _data_events(path: Path, log: LogOptions | None) -> list[Event]:
+    if log is not None:
+        return read_log(path, log)
+    if path.is_file() and is_plain_log(path):
+        raise ConfigError(
+            f"{path}: not JSON lines of events; for a plain log file name its sourcetype, e.g. "
+            "--sourcetype linux_secure --index os (and --host, --year when syslog omits them)"
+        )
+    return read_events(path)
 
 
 def _splunk_backend() -> SearchBackend:

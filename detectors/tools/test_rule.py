@@ -20,6 +20,7 @@ from bot.ports import SearchBackend
 from detectors.model import Rule
 from detectors.runner import run_rule
 from detectors.tools.card_text import card_text
+from detectors.tools.gaps import FieldGap, GapCounter
 from detectors.window import Window
 
 SHOWN_GROUPS = 10
@@ -45,6 +46,7 @@ class RuleTry:
     hits: int = 0
     firings: tuple[Firing, ...] = ()
     error: str = ""
+    gaps: tuple[FieldGap, ...] = ()
 
     def lines(self) -> list[str]:
         rule = self.rule
@@ -58,6 +60,7 @@ class RuleTry:
         fired = len(self.firings)
         verdict = f"{fired} group{'s' if fired != 1 else ''} would fire" if fired else "no alert"
         out.append(f"  {self.hits} result row{'s' if self.hits != 1 else ''}; {verdict}")
+        out += [f"  WARNING {gap.text()}" for gap in self.gaps]
         for firing in self.firings[:SHOWN_GROUPS]:
             alert = firing.alert
             out.append(
@@ -82,6 +85,11 @@ class TryReport:
     def failed(self) -> bool:
         return any(t.error for t in self.tries)
 
+    @property
+    def gaps(self) -> bool:
+        """Whether some rule's result rows lacked one of its ``group_by`` fields."""
+        return any(t.gaps for t in self.tries)
+
     def text(self) -> str:
         firing = sum(1 for t in self.tries if t.firings)
         lines = [f"{len(self.tries)} rule(s) against {self.source}", ""]
@@ -89,6 +97,9 @@ class TryReport:
             lines += [*attempt.lines(), ""]
         groups = sum(len(t.firings) for t in self.tries)
         lines.append(f"{firing} of {len(self.tries)} rule(s) would fire ({groups} group(s))")
+        gapped = [t.rule.id for t in self.tries if t.gaps]
+        if gapped:
+            lines.append(f"group_by fields missing from result rows: {', '.join(gapped)}")
         return "\n".join(lines)
 
 
@@ -107,13 +118,14 @@ async def try_rules(
             if start is not None
             else Window.sliding(end, rule.window, None)
         )
+        counter = GapCounter(backend, [rule])
         try:
-            result = await run_rule(rule, backend, window, redact)
+            result = await run_rule(rule, counter, window, redact)
         except BotError as exc:
             tries.append(RuleTry(rule, window, error=str(exc)))
             continue
         firings = tuple(Firing(alert, _card(alert, end)) for alert in result.alerts)
-        tries.append(RuleTry(rule, window, result.hits, firings))
+        tries.append(RuleTry(rule, window, result.hits, firings, gaps=counter.gaps(rule)))
     return tries
 
 
