@@ -239,15 +239,29 @@ class OutboxWorker:
             if not any(r.next_attempt_at <= now for r in rows):
                 return []
             ids = [r.id for r in rows]
+            got: set[int] = set()
             for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                # only rows still free: without row locks (SQLite) a racing worker may have
+                # claimed some since the select
                 conn.execute(
                     update(OUTBOX)
-                    .where(OUTBOX.c.id.in_(ids[start : start + 500]))
+                    .where(OUTBOX.c.id.in_(chunk), self._claimable(now))
                     .values(claimed_by=self._holder, claimed_until=now + self._claim_timeout)
                 )
+                got.update(
+                    conn.execute(
+                        select(OUTBOX.c.id).where(
+                            OUTBOX.c.id.in_(chunk), OUTBOX.c.claimed_by == self._holder
+                        )
+                    ).scalars()
+                )
         self._claimed = ids
-        self.claims += len(ids)
-        self._on_claimed(len(ids))
+        if len(got) < len(ids):  # a card keeps its order: nothing after a row we did not get
+            lost = {r.order_key for r in rows if r.id not in got}
+            rows = [r for r in rows if r.order_key not in lost]
+        self.claims += len(got)
+        self._on_claimed(len(got))
         return rows
 
     def _release(self) -> None:
