@@ -152,22 +152,33 @@ def fill_title(
     labels: Mapping[str, str] | None = None,
 ) -> str:
     """Fill ``{name}`` placeholders: from the group's values, then the alert's labels, then
-    values all of the group's hits share (``(various)`` when they differ, ``(none)`` if absent)."""
+    values all of the group's hits share (``(various)`` when they differ). A value that is
+    missing reads as missing: ``src unknown`` (see :func:`missing_value`)."""
     extra = labels or {}
 
     def fill(match: re.Match[str]) -> str:
         name = match.group(1)
         if name in values:
-            return values[name] or "(none)"
+            return values[name] or missing_value(name)
         if name in extra:
-            return extra[name] or "(none)"
+            return extra[name] or missing_value(name)
         seen = {hit.fields.get(name, "") for hit in members}
         if len(seen) > 1:
             return "(various)"
         found = seen.pop() if seen else ""
-        return found or "(none)"
+        return found or missing_value(name)
 
     return _PLACEHOLDER.sub(fill, template)
+
+
+def missing_value(name: str) -> str:
+    """How a title shows a field the events lacked: ``src unknown``, never an empty slot."""
+    return f"{name} unknown"
+
+
+def missing_group_fields(group: Sequence[tuple[str, str]]) -> tuple[str, ...]:
+    """The ``group_by`` fields an alert's group has no value for (its events lacked them)."""
+    return tuple(name for name, value in group if not value)
 
 
 def has_placeholder(template: str, *names: str) -> bool:

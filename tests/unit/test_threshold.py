@@ -174,7 +174,7 @@ def test_missing_group_field_groups_under_empty_value() -> None:
     (alert,) = evaluate(rule(), hits, WINDOW)
 
     assert alert.group == (("service", ""),)
-    assert alert.title == "5xx on (none)"
+    assert alert.title == "5xx on service unknown"
     assert alert.service == ""
 
 
@@ -184,7 +184,7 @@ def test_title_placeholders_use_group_values_then_shared_hit_values() -> None:
 
     (alert,) = evaluate(titled, hits, WINDOW)
 
-    assert alert.title == "checkout failing behind web-1 on (various) ((none))"
+    assert alert.title == "checkout failing behind web-1 on (various) (nothing unknown)"
 
 
 def test_evidence_keeps_the_latest_lines_newest_first() -> None:

@@ -123,7 +123,7 @@ def test_hits_without_a_field_are_skipped_unless_nulls_count() -> None:
     assert evaluate(rule(), anonymous, window(end), memory) == []
     nulls = rule(new_term={"fields": ["user", "src"], "learn_for": "1d", "ignore_null": False})
     (alert,) = evaluate(nulls, anonymous, window(end), memory)
-    assert alert.title == "First login of (none) from 10.0.0.1"
+    assert alert.title == "First login of user unknown from 10.0.0.1"
 
 
 def test_group_by_fields_beyond_the_term_split_alerts() -> None:
