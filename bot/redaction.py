@@ -7,9 +7,11 @@ URLs and headers only the value goes, the key stays.
 
 Modes:
 
-* ``balanced``: credentials (cloud keys, tokens, JWTs, passwords, private keys, URL credentials)
-  and the configured secret values;
-* ``strict``: the same plus email addresses, IPv4/IPv6 addresses and host names;
+* ``balanced``: credentials (cloud keys, tokens, JWTs, passwords, private keys, URL credentials),
+  payment card numbers (Luhn-checked, with spaces or dashes too) and the configured secret
+  values;
+* ``strict``: the same plus email addresses, IPv4/IPv6 addresses, host names, IBANs
+  (checksum-checked) and national ids (US SSN, UK NINO); see :mod:`bot.redaction_numbers`;
 * ``off``: text passes through unchanged.
 
 :class:`RedactingFilter` applies a redactor to log records, so configured secrets never reach a
@@ -25,6 +27,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.errors import ConfigError
+from bot.redaction_numbers import (
+    CARD,
+    IBAN,
+    NATIONAL_ID,
+    redact_cards,
+    redact_ibans,
+    redact_national_ids,
+)
 
 MIN_SECRET_LENGTH = 4
 """Configured secrets shorter than this are ignored: redacting them would shred ordinary text."""
@@ -352,7 +362,10 @@ class Redactor:
             if any(word in folded for word in _KEY_VALUE_TRIGGERS):
                 text = _KEY_VALUE.sub(_key_value_replacement, text)
                 folded = text.lower()
+        text = redact_cards(text, marker(CARD))
         if self._strict:
+            text = redact_national_ids(redact_ibans(text, marker(IBAN)), marker(NATIONAL_ID))
+            folded = text.lower()
             for rule in _STRICT_RULES:
                 text, folded = _apply(rule, text, folded)
         return text

@@ -362,3 +362,70 @@ def test_filter_in_off_mode_changes_nothing(
 ) -> None:
     filtered_logger("off").info("password=%s", "hunter2")
     assert "password=hunter2" in caplog.text
+
+
+# --- payment cards, IBANs and national ids in real application lines -------------------------
+
+PAYMENT_LINES = [
+    # (line as an application logs it, the number that must go)
+    (
+        '{"level":"ERROR","service":"payments","message":"charge failed for card 4111 1111 1111 '
+        '1111: gateway timeout after 5000ms (acquirer=adyen, attempt 2)"}',
+        "4111 1111 1111 1111",
+    ),
+    (
+        "2026-11-22 09:12:31,512 WARN  [http-nio-8080-exec-7] c.s.p.CardValidator - card declined: "
+        "do_not_honor (card 5500-0000-0000-0004, amount 42.10 EUR)",
+        "5500-0000-0000-0004",
+    ),
+    ('{"pan":"4012888888881881","exp":"12/28","status":"declined"}', "4012888888881881"),
+    ("refund issued to AMEX 3782 822463 10005 for order 88213", "3782 822463 10005"),
+    ("Nov 22 09:14:02 pos-3 pos[811]: swipe card=6011000990139424 amt=12", "6011000990139424"),
+]
+
+
+@pytest.mark.parametrize("mode", ["balanced", "strict"])
+@pytest.mark.parametrize(("line", "number"), PAYMENT_LINES)
+def test_payment_card_numbers_go_in_balanced_and_strict(mode: str, line: str, number: str) -> None:
+    out = Redactor(mode).redact(line)
+
+    assert number not in out
+    assert number.replace(" ", "").replace("-", "") not in out.replace(" ", "").replace("-", "")
+    assert "[REDACTED:card]" in out
+
+
+NOT_CARDS = [
+    "order 1234567890123456 shipped",  # no card scheme starts with 1
+    "I/O error, dev sdc, sector 1953525160 op 0x0:(READ) flags 0x80700",
+    '{"ts": 1795338665123, "trace_id": "0e034ecc8321aa143311b0351634dd0d"}',
+    "card 4111 1111 1111 1112 rejected as invalid",  # fails the Luhn check
+    "ids 4111 11 11 1111 1111",  # not grouped as cards are
+    "EventRecordID 4801234567890123 (not Luhn-valid)",
+]
+
+
+@pytest.mark.parametrize("line", NOT_CARDS)
+def test_numbers_that_are_not_cards_stay(line: str) -> None:
+    assert Redactor("balanced").redact(line) == line
+
+
+def test_iban_and_national_ids_go_in_strict_only() -> None:
+    line = (
+        "payout to IBAN DE89 3704 0044 0532 0130 00 (GB82WEST12345698765432) for "
+        "ssn 078-05-1120, nino AB 12 34 56 C"
+    )
+
+    strict = Redactor("strict").redact(line)
+    balanced = Redactor("balanced").redact(line)
+
+    assert strict == (
+        "payout to IBAN [REDACTED:iban] ([REDACTED:iban]) for ssn [REDACTED:national-id], "
+        "nino [REDACTED:national-id]"
+    )
+    assert balanced == line
+
+
+def test_iban_with_a_wrong_checksum_and_dates_stay_in_strict() -> None:
+    line = "ref DE89 3704 0044 0532 0130 01 on 2026-11-22 at build 000-12-3456"
+
+    assert Redactor("strict").redact(line) == line
