@@ -265,7 +265,7 @@ def _run(settings: Settings) -> int:
 
 
 def _validate(paths: Sequence[Path]) -> int:
-    from detectors.rules import read_rules
+    from detectors.rules import read_rules, rule_warnings
     from playbooks.loader import read_playbooks, split_paths
 
     problems: list[str] = []
@@ -284,6 +284,7 @@ def _validate(paths: Sequence[Path]) -> int:
     existing = [p for p in rule_paths if p.exists()]
     rules, rule_problems = read_rules(existing, shipped, local_spl=local_spl)
     problems.extend(str(p) for p in rule_problems)
+    warnings = rule_warnings(rules)
     _, playbook_problems = read_playbooks(
         [p for p in playbook_paths if p.exists()],
         settings.shipped_playbooks if settings else True,
@@ -297,12 +298,12 @@ def _validate(paths: Sequence[Path]) -> int:
             Roles.load(settings.roles_file)
         except ConfigError as exc:
             problems.append(str(exc))
-    for line in problems:
+    for line in [*problems, *warnings]:
         print(line)
     if problems:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return EXIT_FAILED
-    print("all files are valid")
+    print("all files are valid" + (f" ({len(warnings)} warning(s))" if warnings else ""))
     return EXIT_OK
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bot.errors import ConfigError
+from detectors.field_check import field_warnings
+from detectors.fields import FieldExtractor
 from detectors.model import SOURCE_FIELDS, Rule
 from detectors.rule_source import (
     YAML_SUFFIXES,
@@ -161,4 +163,22 @@ def _validate(file: str, doc: RuleDoc, local_spl: bool) -> tuple[Rule | None, li
     return (rule if not problems else None), problems
 
 
-__all__ = ["Problem", "Rule", "RuleFileError", "load_rules", "read_rules", "validate_paths"]
+def rule_warnings(rules: Sequence[Rule], extractor: FieldExtractor | None = None) -> list[str]:
+    """``file:line: warning: …`` for each rule field nothing can produce (see
+    :mod:`detectors.field_check`): worth a look, not an error."""
+    return [
+        f"{rule.source_file}:{rule.source_line}: warning: rule {rule.id}: {message}"
+        for rule in rules
+        for message in field_warnings(rule, extractor)
+    ]
+
+
+__all__ = [
+    "Problem",
+    "Rule",
+    "RuleFileError",
+    "load_rules",
+    "read_rules",
+    "rule_warnings",
+    "validate_paths",
+]
