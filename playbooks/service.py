@@ -28,7 +28,7 @@ from bot.store.runs import NewRun
 from playbooks import notify
 from playbooks.cardline import card_part, short
 from playbooks.engine import RunEngine
-from playbooks.facts import load_subject
+from playbooks.facts import Subject, load_subject
 from playbooks.model import (
     Decision,
     RunMode,
@@ -391,18 +391,30 @@ class Remediation:
         """After an incident's analysis: start a run without a press when the rule or the
         playbook says ``auto`` and every check of the gate passes. Answers the run, if any."""
         deps = self.deps
+
+        def subject() -> Subject:
+            with deps.engine.connect() as conn:
+                return load_subject(conn, incident_id)
+
+        try:
+            found = await asyncio.to_thread(subject)
+        except NotFound:
+            return None
+        incident = found.incident
+        rule = deps.rules.get(incident.rule_id)
+        rule_auto = rule is not None and rule.auto_resolve
+        # the first match that may run by itself (a rule saying auto lets its best match run)
+        candidates = deps.registry.matching(incident.rule_id, incident.category.value, found.labels)
+        chosen = next((p for p in candidates if rule_auto or p.auto), None)
+        if chosen is None or not incident.is_active:
+            return None
         try:
             who = Who(RunMode.AUTO, "bot", True, "bot")
-            prepared = await prepare(self.deps, incident_id, who, None)
+            prepared = await prepare(self.deps, incident_id, who, chosen.id)
         except (NotFound, PermanentError) as exc:
             log.info("INC-%s: no automatic remediation: %s", incident_id, exc)
             return None
         plan, verdict = prepared.plan, prepared.verdict
-        rule = deps.rules.get(prepared.subject.incident.rule_id)
-        if not (plan.playbook.auto or (rule is not None and rule.auto_resolve)):
-            return None
-        if not prepared.subject.incident.is_active:
-            return None
         key = f"auto:{incident_id}:{plan.fingerprint[:16]}"
         if await asyncio.to_thread(self._by_key, key) is not None:
             return None  # analysed again: this plan already ran (or runs) once

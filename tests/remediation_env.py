@@ -84,8 +84,8 @@ class Env:
     async def verify(self, seconds: float = 120) -> int:
         """Let the verification wait pass (the generator keeps writing what still runs)."""
         self.clock.advance(seconds)
-        assert self.runtime.generator is not None
-        self.runtime.generator.advance(self.clock.now())
+        if self.runtime.generator is not None:
+            self.runtime.generator.advance(self.clock.now())
         return await verify_due(self.remediation.engine)
 
     async def expire(self) -> int:
