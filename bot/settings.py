@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     rules_path: str = ""
     shipped_rules: bool = True
     playbooks_path: str = ""  # BOT_PLAYBOOKS_PATH: folders or files, os.pathsep-separated
+    # BOT_FIELD_EXTRACTIONS_PATH: a user's field extractions (docs/field-extraction.md)
+    field_extractions_path: str = ""
     shipped_playbooks: bool = True
     # remediation limits (docs/playbooks.md); admins may lower the concurrency at run time
     max_concurrent_resolutions: int = Field(default=10, ge=1, le=1000)
@@ -172,6 +174,10 @@ class Settings(BaseSettings):
     @property
     def playbook_paths(self) -> list[Path]:
         return [Path(p) for p in self.playbooks_path.split(os.pathsep) if p.strip()]
+
+    @property
+    def field_extraction_paths(self) -> list[Path]:
+        return [Path(p) for p in self.field_extractions_path.split(os.pathsep) if p.strip()]
 
     @property
     def console_url(self) -> str:

@@ -49,6 +49,7 @@ from bot.settings import Settings
 from bot.store import leases, replicas
 from bot.store.db import SchemaTooNew, check_connection, make_engine, migrate
 from bot.store.repo import INCIDENTS
+from detectors.fields import load_extractor
 from detectors.model import Rule
 from detectors.rules import load_rules
 from integrations.bedrock import BedrockRcaEngine, load_bedrock_settings
@@ -200,7 +201,8 @@ class Runtime:
             backend = SplunkSearchBackend(self.splunk, clock=self.clock)
         if backend is None:
             self.event_store = EventStore(settings.local_events_path)
-            backend = LocalSearchBackend(self.event_store)
+            extractor = load_extractor(settings.field_extraction_paths)  # ConfigError: file:line
+            backend = LocalSearchBackend(self.event_store, extractor)
         self.backend = backend
         # the generator answers `simulate` even when its background scenarios are off
         self.generator = Generator(self.event_store) if self.event_store is not None else None

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from bot.errors import ConfigError
 from detectors.fields.model import Fields, Pattern, SourcetypeExtraction, python_regex
 from detectors.rule_source import Problem, suggestion, yaml_files
 
@@ -28,7 +29,7 @@ ENTRY_KEYS = ("regex", "description")
 _FIELD_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class ExtractionFileError(ValueError):
+class ExtractionFileError(ConfigError):
     """The extraction files have problems; ``problems`` lists each as ``file:line: message``."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:

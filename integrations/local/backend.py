@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from bot.domain.hits import Hit, SearchQuery
 from bot.errors import PermanentError, TransientError
 from bot.ports import Health, HealthStatus
+from detectors.fields import DEFAULT as DEFAULT_EXTRACTOR
+from detectors.fields import FieldExtractor
 from integrations.local.events import EventStore
 from integrations.local.spl import parse, run
 from integrations.local.spl_values import format_value, to_number
@@ -38,12 +40,15 @@ def render_row(fields: dict[str, str]) -> str:
 class LocalSearchBackend:
     """Implements bot.ports.SearchBackend over an :class:`EventStore`.
 
-    Searches run in a worker thread. Events come newest first (as Splunk returns them), capped
+    Fields are extracted per sourcetype by ``extractor`` (the shipped extractions unless
+    given one with a user's own; see docs/field-extraction.md). Searches run in a worker thread.
+    Events come newest first (as Splunk returns them), capped
     at ``query.max_results``; aggregated rows (stats) come in the order the pipeline makes.
     """
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, extractor: FieldExtractor | None = None) -> None:
         self._store = store
+        self._extractor = extractor or DEFAULT_EXTRACTOR
 
     async def search(self, query: SearchQuery) -> list[Hit]:
         return await asyncio.to_thread(self.search_sync, query)
@@ -73,6 +78,7 @@ class LocalSearchBackend:
                     query.latest,
                     now=query.latest,
                     limit=query.max_results,
+                    extractor=self._extractor,
                 )
         except sqlite3.OperationalError as exc:
             raise TransientError(f"event store {self._store.path}: {exc}") from exc

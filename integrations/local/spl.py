@@ -14,25 +14,32 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import islice
 
+from detectors.fields.extractor import DEFAULT as DEFAULT_EXTRACTOR
+from detectors.fields.extractor import FieldExtractor
 from integrations.local.spl_ast import (
     And,
     BinCommand,
     Command,
     EvalCommand,
+    EventstatsCommand,
     FieldMatch,
     FieldsCommand,
     Or,
     RenameCommand,
+    RexCommand,
     SearchCommand,
     SearchNode,
+    SpathCommand,
     SplError,
     StatsCommand,
+    StreamstatsCommand,
     TableCommand,
     Term,
+    TopCommand,
 )
 from integrations.local.spl_commands import Plan, compile_plan
-from integrations.local.spl_fields import match_fields, materialize
-from integrations.local.spl_functions import NOW
+from integrations.local.spl_fields import EventRow, match_fields, materialize
+from integrations.local.spl_functions import NOW, compile_regex
 from integrations.local.spl_parser import SUPPORTED_COMMANDS, parse_commands
 from integrations.local.spl_search import term_needle
 from integrations.local.spl_time import resolve_time
@@ -72,8 +79,8 @@ class Pipeline:
 
     @property
     def is_transforming(self) -> bool:
-        """True when results are aggregated rows (stats) rather than events."""
-        return any(isinstance(c, StatsCommand) for c in self.commands)
+        """True when results are aggregated rows (stats, top) rather than events."""
+        return any(isinstance(c, StatsCommand | TopCommand) for c in self.commands)
 
     def output_fields(self) -> set[str] | None:
         """The fields results can have, when the pipeline fixes them; None when unknowable."""
@@ -107,6 +114,9 @@ class Pipeline:
 def _output_after(command: Command, known: set[str] | None) -> set[str] | None:
     if isinstance(command, StatsCommand):
         return set(command.by) | {a.name for a in command.aggregations}
+    if isinstance(command, TopCommand):
+        extra = {f for f in (command.countfield, command.percentfield) if f is not None}
+        return set(command.by) | set(command.fields) | extra
     if isinstance(command, TableCommand):
         if known is not None:
             return set(match_fields(command.fields, sorted(known)))
@@ -124,6 +134,13 @@ def _output_after(command: Command, known: set[str] | None) -> set[str] | None:
         return None
     if isinstance(command, EvalCommand):
         return known | {name for name, _ in command.assignments}
+    if isinstance(command, RexCommand):
+        return known | set(compile_regex(command.regex).groupindex)
+    if isinstance(command, SpathCommand):
+        target = command.output or command.path
+        return None if target is None else known | {target}
+    if isinstance(command, EventstatsCommand | StreamstatsCommand):
+        return known | {a.name for a in command.stats.aggregations}
     if isinstance(command, BinCommand) and command.alias:
         return known | {command.alias}
     if isinstance(command, RenameCommand):
@@ -199,13 +216,15 @@ def run(
     *,
     now: datetime | None = None,
     limit: int | None = None,
+    extractor: FieldExtractor | None = DEFAULT_EXTRACTOR,
 ) -> list[dict]:
     """Run ``pipeline`` over ``rows`` and return at most ``limit`` results.
 
     Rows outside the window (narrowed by inline ``earliest``/``latest``) are skipped; rows are
     processed in the order given (Splunk gives events newest first, so ``head`` keeps the
     newest). Input rows are not modified. Result values are str, int, float or bool;
-    ``_time`` is float epoch seconds; nulls are left out.
+    ``_time`` is float epoch seconds; nulls are left out. ``extractor`` supplies the fields
+    of each sourcetype (see docs/field-extraction.md); None extracts only ``key=value`` pairs.
     """
     start, end = pipeline.window(earliest, latest, now)
     low, high = start.timestamp(), end.timestamp()
@@ -221,7 +240,7 @@ def run(
                 number = to_number(t)
             if number is not None and not low <= number < high:
                 continue
-            copy = dict(row)
+            copy = EventRow(row, extractor)
             if number is not None:
                 copy["_time"] = number
             yield copy

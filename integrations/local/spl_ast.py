@@ -202,6 +202,67 @@ class DedupCommand:
     position: int
 
 
+@dataclass(frozen=True, slots=True)
+class RexCommand:
+    """``rex [field=<f>] [max_match=<n>] "<regex>"``: named groups become fields."""
+
+    field: str
+    regex: str  # Python syntax: PCRE's (?<name>...) already rewritten
+    max_match: int  # 0: every match
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class RegexCommand:
+    """``regex [<field>=|<field>!=]"<regex>"``: keep events whose field matches (or not)."""
+
+    field: str
+    negate: bool
+    regex: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpathCommand:
+    """``spath [input=<f>] [output=<f>] [path=]<path>``; no path: extract every key."""
+
+    input: str
+    output: str | None
+    path: str | None
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventstatsCommand:
+    """``eventstats``: stats aggregations added to every event of their group."""
+
+    stats: StatsCommand
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamstatsCommand:
+    """``streamstats``: running aggregations over the events seen so far (per group)."""
+
+    stats: StatsCommand
+    current: bool  # include the event itself
+    window: int  # 0: every event so far
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopCommand:
+    """``top``/``rare``: the most (least) common value combinations, with count and percent."""
+
+    fields: tuple[str, ...]
+    by: tuple[str, ...]
+    limit: int  # 0: all
+    countfield: str | None  # None: showcount=false
+    percentfield: str | None  # None: showperc=false
+    rare: bool
+    position: int
+
+
 Command = (
     SearchCommand
     | WhereCommand
@@ -214,4 +275,10 @@ Command = (
     | RenameCommand
     | FieldsCommand
     | DedupCommand
+    | RexCommand
+    | RegexCommand
+    | SpathCommand
+    | EventstatsCommand
+    | StreamstatsCommand
+    | TopCommand
 )

@@ -19,18 +19,32 @@ from integrations.local.spl_ast import (
     Command,
     DedupCommand,
     EvalCommand,
+    EventstatsCommand,
     FieldsCommand,
     HeadCommand,
+    RegexCommand,
     RenameCommand,
+    RexCommand,
     SearchCommand,
     SortCommand,
     SortKey,
+    SpathCommand,
     StatsCommand,
+    StreamstatsCommand,
     TableCommand,
+    TopCommand,
     WhereCommand,
 )
 from integrations.local.spl_eval import Getter, compile_expr
 from integrations.local.spl_fields import lazy_get, match_fields, materialize, plain_get
+from integrations.local.spl_more import (
+    eventstats_stage,
+    regex_stage,
+    rex_stage,
+    spath_stage,
+    streamstats_stage,
+    top_stage,
+)
 from integrations.local.spl_search import compile_search
 from integrations.local.spl_stats import run_stats
 from integrations.local.spl_values import format_value, sort_key, to_number, truthy
@@ -77,6 +91,19 @@ def compile_plan(commands: Iterable[Command]) -> Plan:
             stages.append(_bin(command, get))
         elif isinstance(command, DedupCommand):
             stages.append(_dedup(command, get))
+        elif isinstance(command, RexCommand):
+            stages.append(rex_stage(command, get))
+        elif isinstance(command, RegexCommand):
+            stages.append(regex_stage(command, get))
+        elif isinstance(command, SpathCommand):
+            stages.append(spath_stage(command, get))
+        elif isinstance(command, EventstatsCommand):
+            stages.append(eventstats_stage(command, get))
+        elif isinstance(command, StreamstatsCommand):
+            stages.append(streamstats_stage(command, get))
+        elif isinstance(command, TopCommand):
+            stages.append(top_stage(command, get))
+            events = False
         else:  # pragma: no cover - the parser makes only the commands above
             raise TypeError(f"no stage for {command!r}")
     return Plan(tuple(stages), events)

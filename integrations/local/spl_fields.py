@@ -1,8 +1,12 @@
-"""Fields of event rows: automatic ``key=value`` extraction from ``_raw`` and field patterns.
+"""Fields of event rows: extraction from ``_raw`` on first use, and field patterns.
 
-Extraction follows Splunk's KV_MODE=auto: ``key=value`` and ``key="quoted value"`` where the
-key starts at a word boundary; the first occurrence of a key wins, and fields already on the
-row (explicit fields, built-ins, eval results) win over extracted ones.
+An event row (:class:`EventRow`) carries the field extractor of its search. The first time a
+command asks a row for a field it does not hold, the extractions for the row's sourcetype run
+once (see detectors/fields) and their fields join the row; a field still missing is then
+looked for as a ``key=value`` pair, following Splunk's KV_MODE=auto: ``key=value`` and
+``key="quoted value"`` where the key starts at a word boundary, the first occurrence winning.
+Fields already on the row (explicit fields, built-ins, eval or rex results) win over extracted
+ones, and sourcetype extractions win over ``key=value`` pairs.
 """
 
 from __future__ import annotations
@@ -11,7 +15,31 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+from detectors.fields.extractor import FieldExtractor
 from integrations.local.spl_values import wildcard
+
+
+class EventRow(dict):
+    """An event in a search: its fields, and the extractor that has not run on it yet."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self, fields: dict, extractor: FieldExtractor | None) -> None:
+        super().__init__(fields)
+        self.pending = extractor
+
+
+def _extract(row: EventRow, raw: str) -> None:
+    extractor = row.pending
+    row.pending = None
+    if extractor is None:
+        return
+    sourcetype = row.get("sourcetype")
+    found = extractor.extract(sourcetype if isinstance(sourcetype, str) else "", raw)
+    for key, value in found.items():
+        if key not in row:
+            row[key] = value
+
 
 _BOUNDARY = r"(?<![^\s,;\[(])"
 _VALUE = r'=(?:"([^"\\]*(?:\\.[^"\\]*)*)"|([^\s,;"]+))'
@@ -56,6 +84,10 @@ def lazy_get(row: dict, name: str) -> object:
     raw = row.get("_raw")
     if raw is None or not isinstance(raw, str):
         return None
+    if type(row) is EventRow and row.pending is not None:
+        _extract(row, raw)
+        if name in row:
+            return row[name]
     value = extract_field(raw, name)
     if value is not None:
         row[name] = value
@@ -70,6 +102,8 @@ def plain_get(row: dict, name: str) -> object:
 def materialize(row: dict) -> dict:
     """Add every extracted field of ``_raw`` that the row does not have yet."""
     raw = row.get("_raw")
+    if type(row) is EventRow and row.pending is not None and isinstance(raw, str):
+        _extract(row, raw)
     if isinstance(raw, str) and "=" in raw:
         for key, value in extract_kv(raw).items():
             if key not in row:

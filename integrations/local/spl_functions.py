@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
+from detectors.fields.model import python_regex
 from integrations.local.spl_time import resolve_time
 from integrations.local.spl_values import Value, format_value, like_pattern, sort_key, to_number
 
@@ -76,7 +77,8 @@ def _substr(x: object, start: object, length: object = None) -> Value:
 
 @lru_cache(maxsize=1024)
 def compile_regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+    """A regex as SPL writes it: PCRE's ``(?<name>...)`` named groups are accepted."""
+    return re.compile(python_regex(pattern))
 
 
 def _replace(x: object, pattern: object, repl: object) -> Value:

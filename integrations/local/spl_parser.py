@@ -16,6 +16,15 @@ from integrations.local.spl_args import (
     parse_stats,
     parse_table,
 )
+from integrations.local.spl_args_more import (
+    parse_eventstats,
+    parse_rare,
+    parse_regex,
+    parse_rex,
+    parse_spath,
+    parse_streamstats,
+    parse_top,
+)
 from integrations.local.spl_ast import (
     And,
     Command,
@@ -57,6 +66,13 @@ SUPPORTED_COMMANDS = (
     "rename",
     "fields",
     "dedup",
+    "rex",
+    "regex",
+    "spath",
+    "eventstats",
+    "streamstats",
+    "top",
+    "rare",
 )
 TIME_MODIFIERS = ("earliest", "latest")
 
@@ -214,4 +230,11 @@ _PARSERS: dict[str, Callable[[Segment, int], Command]] = {
     "rename": parse_rename,
     "fields": parse_fields,
     "dedup": parse_dedup,
+    "rex": parse_rex,
+    "regex": parse_regex,
+    "spath": parse_spath,
+    "eventstats": parse_eventstats,
+    "streamstats": parse_streamstats,
+    "top": parse_top,
+    "rare": parse_rare,
 }

@@ -227,3 +227,8 @@ def run_stats(command: StatsCommand, rows: Iterable[dict], get: Getter) -> Itera
         for agg, state in zip(aggs, states, strict=True):
             out[agg.name] = state.result()
         yield out
+
+
+def new_state(agg: Aggregation) -> _State:
+    """A fresh accumulator for ``agg`` (``add(value, time)``, then ``result()``)."""
+    return _new_state(agg)

@@ -175,7 +175,7 @@ def test_refuses_what_it_cannot_use_with_clear_messages(
 
 
 def test_a_query_only_splunk_can_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    splunk_only = RULES.replace("level=FATAL", 'level=FATAL | rex field=_raw "user=(?<u>\\\\w+)"')
+    splunk_only = RULES.replace("level=FATAL", "level=FATAL | transaction host maxspan=5m")
     path = tmp_path / "splunk.yaml"
     path.write_text(splunk_only)
     data = jsonl(tmp_path / "events.jsonl", errors(NOW, 1))
@@ -183,7 +183,7 @@ def test_a_query_only_splunk_can_run(tmp_path: Path, capsys: pytest.CaptureFixtu
     code, _, err = run(capsys, path, "--data", data)
 
     assert code == 2
-    assert f"{path}:15: query: unsupported command 'rex'" in err
+    assert f"{path}:15: query: unsupported command 'transaction'" in err
 
 
 def test_as_a_subprocess(tmp_path: Path, rules: Path) -> None:

@@ -331,20 +331,21 @@ def test_spl_the_local_engine_cannot_parse_points_at_the_query(tmp_path: Path) -
     assert problems(path, other) == [
         f"{path}:3: query: expected a field name after 'by', found end of query at position 26",
         f"{other}:3: query: unsupported command 'foo' at position 12; supported: search, where,"
-        " eval, stats, sort, head, table, bin, bucket, rename, fields, dedup",
+        " eval, stats, sort, head, table, bin, bucket, rename, fields, dedup, rex, regex, spath,"
+        " eventstats, streamstats, top, rare",
     ]
 
 
 def test_full_spl_for_splunk_loads_when_local_spl_is_off(tmp_path: Path) -> None:
     splunk = GOOD.format(id="splunk").replace(
         "query: index=app level=ERROR",
-        'query: index=app level=ERROR | rex field=_raw "user=(?<user>\\\\w+)" | top user',
+        'query: index=app level=ERROR | transaction user maxspan=5m | top user',
     )
     path = write(tmp_path, "splunk.yaml", splunk)
 
     assert len(problems(path)) == 1
     (rule,) = load_rules([path], include_shipped=False, local_spl=False)
-    assert rule.query.endswith("| top user")
+    assert rule.query.endswith("| top user")  # transaction: Splunk only
     assert validate_paths([path], include_shipped=False, local_spl=False) == []
 
 
