@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean image-test
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; set PYTHON=python3.x (3.11 or newer)"; exit 1; }
@@ -24,6 +24,11 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# Build the container image with podman on a local Debian base and run its entry point as the
+# task definition does (needs podman, buildah and mmdebstrap; .ci/run installs them). Bounded.
+image-test: $(STAMP)
+	IMAGE_TEST=1 timeout 480 $(BIN)/python -m pytest -q -p no:cacheprovider tests/image
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
