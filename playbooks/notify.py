@@ -109,7 +109,11 @@ def record(
     reason: str = "",
     correlation_id: str = "",
 ) -> None:
-    """One audit entry of a run (``action`` like ``playbook_step_started``)."""
+    """One audit entry of a run (``action`` like ``playbook_step_started``). ``before`` and
+    ``after`` are the run's statuses (kept in ``data``: the state columns are the incident's)."""
+    extra = dict(data)
+    if before or after:
+        extra.update(run_status_before=before, run_status_after=after)
     audit.append(
         conn,
         [
@@ -119,13 +123,11 @@ def record(
                 "surface": surface,
                 "action": action,
                 "incident_id": incident_id,
-                "before_state": before,
-                "after_state": after,
                 "reason": reason,
                 "result": result,
                 "detail": detail[:TEXT_CAP],
                 "correlation_id": correlation_id,
-                "data": json.loads(json.dumps(dict(data), default=str)),
+                "data": json.loads(json.dumps(extra, default=str)),
             }
         ],
     )

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.authz import Role, Roles
 from bot.domain.card import RemediationPart
 from bot.domain.incident import parse_human_id
-from bot.errors import Conflict, NotFound, PermanentError, PolicyViolation
+from bot.errors import BotError, Conflict, NotFound, PermanentError, PolicyViolation
 from bot.store import runs
 from bot.store.runs import NewRun
 from playbooks import notify
@@ -256,24 +256,23 @@ class Remediation:
                 )
                 notify.timeline(conn, new.incident_id, now, actor, "remediation", detail)
                 notify.card_updates(conn, subject.incident, deps.router, f"{run_id}:1", now)
-        except IntegrityError:
-            if new.idempotency_key:
+        except (IntegrityError, runs.TooManyRuns) as exc:
+            refusal: BotError = exc if isinstance(exc, runs.TooManyRuns) else runs.busy(new.target)
+            if isinstance(exc, IntegrityError) and new.idempotency_key:
                 seen = self._by_key(new.idempotency_key)
                 if seen is not None:
-                    return seen
-            raise
-        except (runs.TargetBusy, runs.TooManyRuns) as exc:
-            code = "target_busy" if isinstance(exc, runs.TargetBusy) else "concurrency"
+                    return seen  # a twin of this press won the race: the same run
+            code = "target_busy" if isinstance(refusal, runs.TargetBusy) else "concurrency"
             deps.on_refusal(code)
             self._refused(
                 new.incident_id,
                 actor,
                 surface,
                 "playbook_refused",
-                str(exc),
+                str(refusal),
                 {"playbook": new.playbook_id, "check": code},
             )
-            raise
+            raise refusal from None
         deps.on_commit()
         return run_id
 

@@ -176,7 +176,7 @@ async def embedded(
     os.environ.update(env or {})
     roles = _files(tmp_path, playbooks, settings)
     config = load_settings(
-        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        database_url=settings.pop("database_url", f"sqlite:///{tmp_path / 'bot.db'}"),
         local_events_path=tmp_path / "events.db",
         generator=False,
         roles_file=roles,

@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select, text, update
-from sqlalchemy.exc import IntegrityError
 
 from bot.errors import Conflict, PolicyViolation
 from bot.store.tables import PlaybookRunRow, PlaybookStepRow, ReplicaRow
@@ -72,7 +71,8 @@ def live_count(conn: Connection) -> int:
 
 
 def create(conn: Connection, new: NewRun, now: datetime, max_concurrent: int) -> int:
-    """Insert a run in the caller's transaction; raise TargetBusy or TooManyRuns.
+    """Insert a run in the caller's transaction; raise TooManyRuns, or IntegrityError when its
+    target has a live run or its idempotency key was used (roll back, then tell them apart).
 
     The row goes in first (on SQLite that takes the write lock, so the count that follows sees
     every other writer's committed runs), then the live runs are counted with it.
@@ -103,22 +103,20 @@ def create(conn: Connection, new: NewRun, now: datetime, max_concurrent: int) ->
         "finished_at": None if live else now,
         "version": 1,
     }
-    try:
-        with conn.begin_nested():
-            inserted = conn.execute(RUNS.insert().values(**values)).inserted_primary_key
-            run_id = int(inserted[0])  # type: ignore[index]
-    except IntegrityError:
-        if new.idempotency_key and by_key(conn, new.idempotency_key) is not None:
-            raise
-        raise TargetBusy(
-            f"another run is already live on {new.target}; wait for it or cancel it"
-        ) from None
+    # a duplicate active target or idempotency key raises IntegrityError: the caller's
+    # transaction is then void (see :func:`busy`)
+    inserted = conn.execute(RUNS.insert().values(**values)).inserted_primary_key
+    run_id = int(inserted[0])  # type: ignore[index]
     if live and live_count(conn) > max_concurrent:
         raise TooManyRuns(
             f"{max_concurrent} remediation runs are live already "
             "(max_concurrent_resolutions); try again when one finishes"
         )
     return run_id
+
+
+def busy(target: str) -> TargetBusy:
+    return TargetBusy(f"another run is already live on {target}; wait for it or cancel it")
 
 
 def get(conn: Connection, run_id: int) -> Any:

@@ -28,9 +28,9 @@ def kill(env: Env, on: bool, reason: str = "change freeze for the release") -> N
 
 
 async def test_a_press_runs_the_playbook_verifies_it_and_resolves_the_incident(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str
 ) -> None:
-    async with embedded(tmp_path, owner="console:olivia") as env:
+    async with embedded(tmp_path, owner="console:olivia", database_url=database_url) as env:
         incident = await env.fire()
         preview = await env.remediation.preview(incident, "console:ann")
         assert preview.playbook_id == "demo-restart-upstream"
@@ -104,9 +104,9 @@ async def test_the_kill_switch_refuses_a_press_and_says_why_on_the_card(tmp_path
 
 
 async def test_low_confidence_waits_for_a_second_responder_who_is_not_the_presser(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str
 ) -> None:
-    async with embedded(tmp_path, owner="console:olivia") as env:
+    async with embedded(tmp_path, owner="console:olivia", database_url=database_url) as env:
         save_category(
             env.runtime.engine,
             CategoryPolicy("application", threshold=0.99),
@@ -189,8 +189,10 @@ async def test_an_unanswered_approval_expires(tmp_path: Path) -> None:
             await env.remediation.approve(run.id, "console:bob", "console")
 
 
-async def test_cooldown_concurrency_and_an_open_breaker_refuse(tmp_path: Path) -> None:
-    async with embedded(tmp_path) as env:
+async def test_cooldown_concurrency_and_an_open_breaker_refuse(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with embedded(tmp_path, database_url=database_url) as env:
         incident = await env.fire()
         await env.press(incident)
         await env.settle()
