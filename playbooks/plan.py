@@ -185,7 +185,8 @@ def _coerce(name: str, param: Parameter, value: ParamValue) -> ParamValue:
             items = value if isinstance(value, tuple) else str(value).split(",")
             out = tuple(item.strip() for item in items if item.strip())
     except ValueError:
-        raise PermanentError(f"{where}: {value!r} is not a {kind.value}") from None
+        article = "an" if kind.value[0] in "aeiou" else "a"
+        raise PermanentError(f"{where}: {value!r} is not {article} {kind.value}") from None
     if param.pattern is not None:
         for item in out if isinstance(out, tuple) else (out,):
             if not re.fullmatch(param.pattern, str(item)):
