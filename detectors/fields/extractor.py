@@ -53,13 +53,18 @@ class FieldExtractor:
 
         Any event whose text is a JSON object also gets its keys, whatever its sourcetype.
         """
-        found: Fields = {}
-        json_done = False
-        for spec in self.specs(sourcetype):
-            for key, value in spec.extract(raw).items():
-                if key not in found:
-                    found[key] = value
-            json_done = json_done or spec.open_ended
+        specs = self.specs(sourcetype)
+        if len(specs) == 1:
+            found = specs[0].extract(raw)  # a fresh dict
+            json_done = specs[0].open_ended
+        else:
+            found = {}
+            json_done = False
+            for spec in specs:
+                for key, value in spec.extract(raw).items():
+                    if key not in found:
+                        found[key] = value
+                json_done = json_done or spec.open_ended
         if not json_done and raw[:1] in ("{", " ", "\t", "\n", "[") and raw.lstrip()[:1] == "{":
             for key, value in extract_json(raw).items():
                 if key not in found:

@@ -86,28 +86,56 @@ AUTH: tuple[Pattern, ...] = (
     pattern(r"Disconnected from (?:user (?P<user>\S+) )?" + _HOST + _PORT, "Disconnected from "),
     pattern(r"Received disconnect from " + _HOST + _PORT, "Received disconnect"),
     pattern(r"Did not receive identification string from " + _HOST, "identification string"),
-    pattern(r"sudo:\s+(?P<user>[^\s:]+) : ", "sudo:"),
 )
+SUDO = pattern(r"sudo:\s+(?P<user>[^\s:]+) : ", "sudo:")
 
 AUTH_FIELDS = frozenset({"dest", "process", "pid", "app", "src_ip"}).union(
-    *(p.fields for p in AUTH)
+    *(p.fields for p in (*AUTH, SUDO))
 )
 
 
-def header(raw: str, found: Fields) -> None:
-    """``dest`` (the host in the line), ``process`` and ``pid`` of a syslog header."""
+def header(raw: str, found: Fields) -> int:
+    """``dest`` (the host in the line), ``process`` and ``pid`` of a syslog header; returns
+    where the message starts (-1 without a header)."""
     m = _HEADER_RE.match(raw)
     if m is None:
-        return
+        return -1
     for name, value in m.groupdict().items():
         if value and name not in found:
             found[name] = value
+    return m.end()
+
+
+def _by_first_word() -> dict[str, tuple[Pattern, ...]]:
+    """The patterns worth trying, by the first word of the message (a fast dispatch)."""
+    table: dict[str, list[Pattern]] = {}
+    for p in AUTH:
+        word = (p.needle or "").split(" ")[0].split("(")[0]
+        table.setdefault(word, []).append(p)
+    table.setdefault("pam_unix", []).extend(table.pop("authentication", []))
+    table["error:"] = table.pop("maximum", [])
+    table["Did"] = table.pop("identification", [])
+    table["Received"] = table.pop("Received", [])
+    table["PAM"] = table.pop("more", [])
+    return {word: tuple(patterns) for word, patterns in table.items()}
 
 
 def extract_auth(raw: str) -> Fields:
     found: Fields = {}
-    apply_first(AUTH, raw, found)
-    header(raw, found)
+    start = header(raw, found)
+    if start < 0:
+        apply_first(AUTH, raw, found)
+    elif found.get("process") == "sudo":
+        SUDO.apply(raw, found)
+    else:
+        end = raw.find(" ", start)
+        word = raw[start:end].split("(", 1)[0]
+        if word == "message":  # "message repeated 3 times: [ Failed password ... ]"
+            apply_first(AUTH, raw, found)
+        else:
+            for p in _AUTH_BY_WORD.get(word, ()):
+                if p.apply(raw, found):
+                    break
     process = found.get("process")
     if process and "action" in found:
         found.setdefault("app", process)
@@ -230,6 +258,9 @@ HARDWARE: tuple[Pattern, ...] = (
 )
 
 HARDWARE_FIELDS = frozenset({"dest", "process", "pid"}).union(*(p.fields for p in HARDWARE))
+
+
+_AUTH_BY_WORD = _by_first_word()
 
 
 def extract_hardware(raw: str) -> Fields:

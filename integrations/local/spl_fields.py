@@ -36,9 +36,9 @@ def _extract(row: EventRow, raw: str) -> None:
         return
     sourcetype = row.get("sourcetype")
     found = extractor.extract(sourcetype if isinstance(sourcetype, str) else "", raw)
-    for key, value in found.items():
-        if key not in row:
-            row[key] = value
+    if found:  # fields on the row win: merge them over the extracted ones, then back
+        found.update(row)
+        row.update(found)
 
 
 _BOUNDARY = r"(?<![^\s,;\[(])"
