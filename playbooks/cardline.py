@@ -83,7 +83,7 @@ def _card_part(deps: Deps, conn: Connection, incident_id: int) -> RemediationPar
                 f"{part.line} · kill switch on: {kill.reason}", part.actions, part.run_id
             )
         return part
-    subject = load_subject(conn, incident_id)
+    subject = load_subject(conn, incident_id, evidence=False)
     if subject.incident.state is State.RESOLVED:
         if latest is not None and latest.status == RunStatus.SUCCEEDED.value:
             return RemediationPart(latest.detail.split(": rule ")[0], (), latest.id)
@@ -102,6 +102,7 @@ def _card_part(deps: Deps, conn: Connection, incident_id: int) -> RemediationPar
         playbook, _ = choose(deps.registry, subject, None)
     except BotError:
         return RemediationPart(before.removesuffix(" · "))
+    subject = load_subject(conn, incident_id)  # with its evidence, for the confidence
     rule = deps.rules.get(subject.incident.rule_id)
     category = subject.incident.category.value
     policy = read_category(conn, category)

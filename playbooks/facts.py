@@ -48,13 +48,17 @@ class Subject:
     evidence_ids: frozenset[str]
 
 
-def load_subject(conn: Connection, incident_id: int) -> Subject:
+def load_subject(conn: Connection, incident_id: int, evidence: bool = True) -> Subject:
+    """The incident, its labels and analysis; ``evidence``: also its evidence ids (what an
+    analysis may cite for its confidence to count)."""
     row = conn.execute(select(INCIDENTS).where(INCIDENTS.c.id == incident_id)).first()
     if row is None:
         raise NotFound(f"no incident INC-{incident_id}; list the incidents to find its id")
     ids: set[str] = set()
-    for (text,) in conn.execute(
-        select(ALERTS.c.evidence_json).where(ALERTS.c.incident_id == incident_id)
+    for (text,) in (
+        conn.execute(select(ALERTS.c.evidence_json).where(ALERTS.c.incident_id == incident_id))
+        if evidence
+        else ()
     ):
         ids.update(str(e.get("id", "")) for e in json.loads(text or "[]") if isinstance(e, dict))
     return Subject(
