@@ -31,7 +31,7 @@ EXPECTED = {
     "failed-logon-burst": {"failed-logon-burst"},
     "unexpected-shutdown": {"unexpected-shutdown", "unexpected-shutdown-confirmed"},
     "disk-filling": {"disk-filling"},
-    "smart-reallocated": {"smart-reallocated", "smart-pending-sectors"},
+    "smart-reallocated": {"smart-reallocated", "smart-pending-sectors", "disk-io-errors"},
     "thermal-warning": {"thermal-warning"},
     "iowait-write-burst": {"iowait-write-burst"},
     "aws-access-denied": {"aws-cloudtrail-errors"},
