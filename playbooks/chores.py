@@ -8,7 +8,12 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
+
+from bot.pipeline.notify import MessageKind
 from bot.store import runs
+from bot.store.repo import CARD_REFS, INCIDENTS, OUTBOX, insert_ignore
+from bot.store.runtime_config import read_kill_switch
 from playbooks.engine import RunEngine
 from playbooks.model import RunStatus
 from playbooks.outcome import move
@@ -120,3 +125,59 @@ async def interrupt_stranded(engine: RunEngine, alive_within: timedelta) -> int:
     if count:
         log.warning("%d remediation run(s) were interrupted by a stopped process", count)
     return count
+
+
+class KillSwitchCards:
+    """When the kill switch flips, every active incident's cards are updated, so their buttons
+    say why nothing runs (or that runs may start again). Keys name the switch's change, so a
+    new lease holder looking again enqueues nothing twice."""
+
+    def __init__(self, engine: RunEngine) -> None:
+        self._engine = engine
+        self._seen: tuple[bool, str] | None = None
+
+    async def __call__(self) -> int:
+        deps = self._engine.deps
+        switch = await asyncio.to_thread(read_kill_switch, deps.engine)
+        state = (switch.on, switch.at.isoformat() if switch.at else "")
+        if state == self._seen:
+            return 0
+        self._seen = state
+        if not switch.at:
+            return 0  # never switched: the cards are as they were drawn
+        return await asyncio.to_thread(self._refresh, f"kill:{int(switch.on)}:{state[1]}")
+
+    def _refresh(self, key: str) -> int:
+        deps = self._engine.deps
+        now = deps.clock.now()
+        with deps.engine.begin() as conn:
+            refs = conn.execute(
+                select(CARD_REFS.c.surface, CARD_REFS.c.channel, CARD_REFS.c.incident_id)
+                .join(INCIDENTS, INCIDENTS.c.id == CARD_REFS.c.incident_id)
+                .where(INCIDENTS.c.active_key.is_not(None))
+            ).all()
+            rows = []
+            for surface, channel, incident_id in refs:
+                base = f"{surface}:{channel}:{incident_id}"
+                rows.append(
+                    {
+                        "idempotency_key": f"{key}:{base}"[:255],
+                        "surface": surface,
+                        "channel": channel,
+                        "kind": MessageKind.UPDATE.value,
+                        "incident_id": incident_id,
+                        "order_key": base,
+                        "payload_json": "{}",
+                        "severity_rank": 3,
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                        "sent_at": None,
+                        "last_error": "",
+                    }
+                )
+            insert_ignore(conn, OUTBOX, rows, "idempotency_key")
+        if rows:
+            deps.on_commit()
+        return len(rows)

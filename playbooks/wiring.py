@@ -24,7 +24,7 @@ from bot.ports import Clock, Executor, SearchBackend
 from bot.redaction import Redactor
 from bot.settings import Settings
 from detectors.model import Rule
-from playbooks.chores import expire_approvals, interrupt_stranded, verify_due
+from playbooks.chores import KillSwitchCards, expire_approvals, interrupt_stranded, verify_due
 from playbooks.loader import load_playbooks
 from playbooks.outcome import Deps, Limits
 from playbooks.registry import Registry
@@ -33,6 +33,7 @@ from playbooks.service import Remediation
 log = logging.getLogger(__name__)
 VERIFY_EVERY = timedelta(seconds=5)
 EXPIRE_EVERY = timedelta(seconds=15)
+KILL_SWITCH_EVERY = timedelta(seconds=1)
 
 
 @dataclass(slots=True)
@@ -117,6 +118,7 @@ def from_settings(
         chores=[
             ("verify-runs", VERIFY_EVERY, lambda: verify_due(run_engine)),
             ("expire-approvals", EXPIRE_EVERY, lambda: expire_approvals(run_engine)),
+            ("kill-switch-cards", KILL_SWITCH_EVERY, KillSwitchCards(run_engine)),
         ],
         alive_within=settings.lease_heartbeat * 3,
     )

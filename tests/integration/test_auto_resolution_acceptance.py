@@ -13,6 +13,7 @@ import pytest
 from bot.errors import PolicyViolation
 from bot.store import audit
 from bot.store.runtime_config import CategoryPolicy, save_category, set_kill_switch
+from playbooks.chores import KillSwitchCards
 from playbooks.model import Decision, RunMode, RunStatus
 from tests.remediation_env import Env, embedded, shipped_rules
 
@@ -185,6 +186,9 @@ async def test_the_kill_switch_stops_every_remediation(tmp_path: Path) -> None:
         cpu = await env.fire("high-cpu")
         waiting = await env.press(cpu)
         assert waiting.status is RunStatus.AWAITING_APPROVAL
+        for _ in range(3):
+            await env.runtime.outbox.deliver_due()  # the cards are out
+        cards = KillSwitchCards(env.remediation.engine)
 
         set_kill_switch(
             env.runtime.engine, True, "console:root", "console", "incident review", env.clock.now()
@@ -198,6 +202,8 @@ async def test_the_kill_switch_stops_every_remediation(tmp_path: Path) -> None:
         assert [r.status for r in env.runs()] == ["awaiting_approval"]
         card = await env.runtime.operations.card(web)
         assert "kill switch on: incident review" in card.remediation_line
+        assert await cards() == 2  # both cards are updated in place to say why
+        assert await cards() == 0
 
         set_kill_switch(
             env.runtime.engine, False, "console:root", "console", "review done", env.clock.now()
