@@ -279,22 +279,32 @@ class Cluster:
             )
 
     def cards_posted(self) -> dict[str, int]:
-        """Slack cards posted per incident title."""
-        counts: dict[str, int] = {}
+        """Slack cards posted per service."""
+        return {service: len(times) for service, times in self.card_posts().items()}
+
+    def card_posts(self) -> dict[str, list[float]]:
+        """When (the Slack fake's monotonic clock) each service's card was posted."""
+        posts: dict[str, list[float]] = {}
         for call in self.slack.calls_to("chat.postMessage"):
-            if call.error:
+            if call.error or "thread_ts" in call.args:  # replies go in the card's thread
                 continue
-            text = json.dumps(call.args)
+            text = str(call.args.get("text", ""))  # a storm digest's blocks list titles too
             for service in self.bursts:
                 if f"5xx burst on {service}" in text:
-                    counts[service] = counts.get(service, 0) + 1
-        return counts
+                    posts.setdefault(service, []).append(call.at)
+        return posts
 
     def pages(self) -> dict[str, int]:
+        """PagerDuty incidents (what pages people) per dedup key. A trigger sent again with the
+        same key (its sender died between PagerDuty's accept and our commit) is folded into
+        the open incident by PagerDuty, as the real service does."""
         counts: dict[str, int] = {}
-        for event in self.pagerduty.accepted("trigger"):
-            counts[event.dedup_key] = counts.get(event.dedup_key, 0) + 1
+        for incident in list(self.pagerduty.incidents):
+            counts[incident.incident_key] = counts.get(incident.incident_key, 0) + 1
         return counts
+
+    def triggers_sent(self) -> int:
+        return len(self.pagerduty.accepted("trigger"))
 
     def searches(self) -> list[tuple[float, float]]:
         """(earliest, latest) of every search the replicas ran, in the order they came."""
