@@ -159,6 +159,7 @@ write_secret() {
   elif [[ -n "$SECRET_ARN" ]]; then
     say "update secret $name"
     quiet aws_ secretsmanager put-secret-value --secret-id "$name" --secret-string "file://$file"
+    SECRETS_UPDATED=1
   else
     say "create secret $name"
     SECRET_ARN="$(aws_ secretsmanager create-secret --name "$name" --secret-string "file://$file" \
@@ -277,6 +278,12 @@ CLUSTER="$STACK"  # the stack names its cluster and service after itself
 SERVICE="$STACK"
 
 # --- the service ---------------------------------------------------------------------------
+# Tasks read their secrets when they start: new values with an unchanged stack need new tasks.
+if [[ -n "${NO_CHANGES:-}" && -n "${SECRETS_UPDATED:-}" ]]; then
+  say "restarting the tasks of service $SERVICE so they read the new secrets"
+  quiet aws_ ecs update-service --cluster "$CLUSTER" --service "$SERVICE" --force-new-deployment
+  NO_CHANGES=""
+fi
 if [[ -z "${NO_CHANGES:-}" ]]; then
   say "waiting for service $SERVICE to be stable (at most ${STABLE_TIMEOUT}s)"
   deadline=$((SECONDS + STABLE_TIMEOUT))

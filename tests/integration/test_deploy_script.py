@@ -13,7 +13,9 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +218,17 @@ def test_deploys_then_a_second_run_changes_nothing(
     assert (tmp_path / "builder.log").read_text().split() == [image]
     assert _state(moto_url) == before
 
+    # a new credential value: the secret is updated and the tasks restarted to read it
+    env_file.write_text(env_file.read_text().replace(SECRET_VALUES[0], "xoxb-rotated-789"))
+    third = _deploy(moto_url, tmp_path, *args, str(env_file), "--yes", DEPLOY_STABLE_TIMEOUT="0")
+    assert "update secret incident-bot/prod/app" in third.stdout
+    assert "restarting the tasks of service incident-bot-prod" in third.stdout
+    rotated = secrets.get_secret_value(SecretId="incident-bot/prod/app")["SecretString"]
+    assert "xoxb-rotated-789" in rotated and SECRET_VALUES[0] not in rotated
+    # the console token deploy.sh made on the first run is kept
+    assert json.loads(rotated)["BOT_CONSOLE_TOKEN"] == json.loads(app)["BOT_CONSOLE_TOKEN"]
+    assert "xoxb-rotated-789" not in third.stdout + third.stderr
+
 
 def test_dry_run_prints_every_action_and_changes_nothing(
     moto_url: str, tmp_path: Path, env_file: Path
@@ -249,6 +262,43 @@ def test_refuses_credentials_of_another_account(
     assert result.returncode == 1
     assert f"the credentials belong to account {ACCOUNT}, not 999999999999" in result.stderr
     assert _state(moto_url) == before
+
+
+class _ExpiredSts(BaseHTTPRequestHandler):
+    """STS answering every call as AWS does once the session token has expired."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = (
+            b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
+            b"<Type>Sender</Type><Code>ExpiredToken</Code>"
+            b"<Message>The security token included in the request is expired</Message>"
+            b"</Error><RequestId>4f1c</RequestId></ErrorResponse>"
+        )
+        self.send_response(400)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_says_when_the_credentials_have_expired(tmp_path: Path, env_file: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ExpiredSts)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = _deploy(
+            f"http://127.0.0.1:{server.server_port}", tmp_path, "-e", "prod", "-a", ACCOUNT,
+            "-r", REGION, "--env-file", str(env_file), AWS_SESSION_TOKEN="old",
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 1
+    assert "the AWS credentials have expired: sign in again" in result.stderr
 
 
 def test_says_when_the_aws_cli_is_missing(tmp_path: Path, env_file: Path) -> None:
