@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select, text, update
@@ -20,6 +21,7 @@ from bot.store import leases
 from bot.store.db import SchemaTooNew, make_engine, migrate, schema_head
 from bot.store.leases import FencedWrite, LeaseKeeper
 from bot.store.repo import OUTBOX, RULE_STATE, insert_ignore
+from tests.botprocess import bot_settings, clean_env, free_port, run_cli
 from tests.builders import console_policy
 from tests.conftest import FakeClock
 from tests.fakes.surface import RecordingSurface
@@ -189,3 +191,19 @@ def test_replicas_starting_together_migrate_one_after_the_other(postgres_url: st
             schema_head()
         )
     engine.dispose()
+
+
+@pytest.mark.e2e
+def test_run_refuses_a_database_migrated_by_a_newer_build(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'bot.db'}")
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0999'"))
+    engine.dispose()
+    env = clean_env(**bot_settings(tmp_path, free_port()))
+    done = run_cli("run", env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert (
+        f"configuration error: database schema 0999 is newer than this build's {schema_head()}: "
+        "deploy the newer image or roll the database back"
+    ) in done.stderr
