@@ -17,12 +17,10 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from bot.authz import Role, Roles
 from bot.domain.card import RemediationPart
 from bot.domain.incident import parse_human_id
-from bot.errors import BotError, Conflict, NotFound, PermanentError, PolicyViolation
+from bot.errors import Conflict, NotFound, PermanentError, PolicyViolation
 from bot.store import runs
 from bot.store.runs import NewRun
 from playbooks import notify
@@ -38,6 +36,7 @@ from playbooks.model import (
 )
 from playbooks.outcome import Deps, move
 from playbooks.prepare import Prepared, Who, prepare, preview_of
+from playbooks.starting import by_key_sync, create_sync, refused_sync
 
 log = logging.getLogger(__name__)
 
@@ -110,28 +109,6 @@ class Remediation:
 
     # start, approve, cancel ------------------------------------------------------------------
 
-    def _refused(
-        self,
-        incident_id: int | None,
-        actor: str,
-        surface: str,
-        action: str,
-        reason: str,
-        data: dict[str, Any],
-    ) -> None:
-        with self.deps.engine.begin() as conn:
-            notify.record(
-                conn,
-                self.deps.clock.now(),
-                actor,
-                surface,
-                action,
-                incident_id,
-                "refused",
-                reason,
-                data,
-            )
-
     async def start(
         self,
         incident_ref: str | int,
@@ -143,7 +120,7 @@ class Remediation:
         groups: Iterable[str] = (),
     ) -> RunView:
         if idempotency_key:
-            seen = await asyncio.to_thread(self._by_key, idempotency_key)
+            seen = await asyncio.to_thread(by_key_sync, self.deps, idempotency_key)
             if seen is not None:
                 return await self.run(seen)
         number = _number(incident_ref)
@@ -171,7 +148,8 @@ class Remediation:
             reason = verdict.reason
             deps.on_refusal(verdict.failed[0].code)
             await asyncio.to_thread(
-                self._refused,
+                refused_sync,
+                self.deps,
                 number,
                 actor,
                 surface,
@@ -217,64 +195,10 @@ class Remediation:
             "decision": verdict.decision.value,
             "plan": json.loads(plan.to_json()),
         }
-        run_id = await asyncio.to_thread(self._create, new, actor, surface, detail, data)
+        run_id = await asyncio.to_thread(create_sync, self.deps, new, actor, surface, detail, data)
         if not waiting:
             self.engine.launch(run_id)
         return await self.run(run_id)
-
-    def _by_key(self, key: str) -> int | None:
-        with self.deps.engine.connect() as conn:
-            row = runs.by_key(conn, key)
-            return None if row is None else int(row.id)
-
-    def _create(
-        self, new: NewRun, actor: str, surface: str, detail: str, data: dict[str, Any]
-    ) -> int:
-        deps = self.deps
-        now = deps.clock.now()
-        try:
-            with deps.engine.begin() as conn:
-                run_id = runs.create(conn, new, now, deps.limits.max_concurrent)
-                subject = load_subject(conn, new.incident_id)
-                action = (
-                    "playbook_requested"
-                    if new.status is RunStatus.AWAITING_APPROVAL
-                    else "playbook_started"
-                )
-                notify.record(
-                    conn,
-                    now,
-                    actor,
-                    surface,
-                    action,
-                    new.incident_id,
-                    "applied",
-                    detail,
-                    {"run": run_id, **data},
-                    after=new.status.value,
-                    correlation_id=f"run-{run_id}",
-                )
-                notify.timeline(conn, new.incident_id, now, actor, "remediation", detail)
-                notify.card_updates(conn, subject.incident, deps.router, f"{run_id}:1", now)
-        except (IntegrityError, runs.TooManyRuns) as exc:
-            refusal: BotError = exc if isinstance(exc, runs.TooManyRuns) else runs.busy(new.target)
-            if isinstance(exc, IntegrityError) and new.idempotency_key:
-                seen = self._by_key(new.idempotency_key)
-                if seen is not None:
-                    return seen  # a twin of this press won the race: the same run
-            code = "target_busy" if isinstance(refusal, runs.TargetBusy) else "concurrency"
-            deps.on_refusal(code)
-            self._refused(
-                new.incident_id,
-                actor,
-                surface,
-                "playbook_refused",
-                str(refusal),
-                {"playbook": new.playbook_id, "check": code},
-            )
-            raise refusal from None
-        deps.on_commit()
-        return run_id
 
     async def approve(
         self, run_id: int, actor: str, surface: str, groups: Iterable[str] = ()
@@ -322,7 +246,8 @@ class Remediation:
             reason = failed[0].text if failed else verdict.reason
             deps.on_refusal(failed[0].code if failed else "approval")
             await asyncio.to_thread(
-                self._refused,
+                refused_sync,
+                self.deps,
                 row.incident_id,
                 actor,
                 surface,
@@ -415,13 +340,14 @@ class Remediation:
             return None
         plan, verdict = prepared.plan, prepared.verdict
         key = f"auto:{incident_id}:{plan.fingerprint[:16]}"
-        if await asyncio.to_thread(self._by_key, key) is not None:
+        if await asyncio.to_thread(by_key_sync, self.deps, key) is not None:
             return None  # analysed again: this plan already ran (or runs) once
         if verdict.decision is not Decision.RUN:
             failed = verdict.failed
             deps.on_refusal(failed[0].code if failed else "approval")
             await asyncio.to_thread(
-                self._refused,
+                refused_sync,
+                self.deps,
                 incident_id,
                 "bot",
                 notify.SURFACE,
