@@ -169,3 +169,139 @@ def test_the_custom_duration_field_shows_only_when_custom_is_chosen(
     expect(custom).to_be_visible()
     duration.select_option("30m")
     expect(custom).to_be_hidden()
+
+
+PLAYBOOK = "demo-restart-upstream"
+#: the card's remediation line through a run, in order (a fast step may skip the middle ones)
+PROGRESS = (
+    re.compile(
+        rf"Auto-resolve with {PLAYBOOK} on service:checkout · confidence (\d\.\d\d) .* · ready"
+    ),
+    re.compile(rf"{PLAYBOOK} running: 0 of 1 steps done(; step 1 \(.+\) running)?"),
+    re.compile(rf"{PLAYBOOK} running: 1 of 1 steps done"),
+    re.compile(rf"{PLAYBOOK}: 1 of 1 steps done; verifying at \d\d:\d\d:\d\d UTC"),
+)
+VERIFIED = re.compile(rf"auto-resolved by {PLAYBOOK}, verified at \d\d:\d\d")
+
+#: collects every remediation line the incident's card shows as the page replaces the card
+WATCH_REMEDIATION = """(id) => {
+  window.remediationLines = [];
+  const seen = () => {
+    const line = document.querySelector('#card-' + id + ' .remediation');
+    const text = line ? line.textContent.trim() : '';
+    const lines = window.remediationLines;
+    if (text && lines[lines.length - 1] !== text) lines.push(text);
+  };
+  seen();
+  new MutationObserver(seen).observe(document.body, {childList: true, subtree: true});
+}"""
+
+
+def stage(line: str) -> int:
+    for index, pattern in enumerate(PROGRESS):
+        if pattern.fullmatch(line):
+            return index
+    raise AssertionError(f"the card showed an unexpected remediation line: {line!r}")
+
+
+def test_auto_resolve_fixes_a_simulated_scenario(
+    demo_bot: BotProcess, page: Page, tmp_path: Path
+) -> None:
+    """The embedded default's loop: a simulated scenario keeps happening, Auto-resolve on its
+    card ends it, and verification (its rule re-run over data newer than the run) resolves it."""
+    bot = demo_bot
+    page.goto(bot.url + "/")
+    expect(page.locator("#live")).to_have_class(re.compile(r"\bon\b"))
+    bot.simulate("web-5xx-burst")
+
+    card = page.locator("#incident-list article.card").first
+    expect(card).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    human, number = card.get_attribute("data-human"), card.get_attribute("data-incident")
+    assert human and number
+    card = page.locator(f"#card-{number}")
+    # confidence over the application threshold (0.90): the button runs without an approval
+    press = card.get_by_role("button", name="Auto-resolve", exact=True)
+    expect(press).to_be_enabled(timeout=LIVE_TIMEOUT_MS)
+    line = card.locator(".remediation")
+    expect(line).to_have_text(PROGRESS[0])
+    ready = PROGRESS[0].fullmatch(line.inner_text().strip())
+    assert ready and float(ready[1]) >= 0.90, line.inner_text()
+    expect(line).to_contain_text("rule confidence 0.85")
+    page.evaluate(WATCH_REMEDIATION, number)
+
+    press.click()
+    dialog = page.locator("#plan-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator(".dlg-id")).to_have_text(human)
+    plan = dialog.locator(".plan")
+    confirm = dialog.get_by_role("button", name="Confirm")
+    expect(confirm).to_be_visible()
+    expect(plan).to_contain_text(
+        f"Restart checkout's upstream (simulated) ({PLAYBOOK}) on service:checkout"
+    )
+    expect(plan).to_contain_text("Risk low · category application")
+    expect(plan.locator(".confidence")).to_have_text(re.compile(r"Confidence (9\d|100)%: rule"))
+    steps = plan.locator("ol.steps li")
+    expect(steps).to_have_count(1)
+    expect(steps).to_contain_text("end the web-5xx-burst scenario")
+    expect(steps).to_contain_text("generator.end-scenario on generator:web-5xx-burst")
+    expect(plan).to_contain_text("Then it waits 3s and runs the incident's rule again")
+    expect(plan.locator(".verdict")).to_have_text("Gate: allowed, every check passed.")
+    dialog.screenshot(path=str(tmp_path / "auto-resolve-dialog.png"))
+
+    confirm.click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#toast")).to_contain_text(f"{human}: RUN-1 ({PLAYBOOK}): running")
+    # resolved: it leaves the list of active incidents, and the presser is told the outcome
+    expect(card).to_have_count(0, timeout=LIVE_TIMEOUT_MS)
+    notices = page.locator("#notices")
+    expect(notices.locator(".count")).to_have_text("(1)")
+    expect(notices.locator("li")).to_contain_text(
+        re.compile(rf"{PLAYBOOK} ran on service:checkout for {human} .*Outcome: succeeded")
+    )
+    seen = page.evaluate("window.remediationLines")
+    stages = [stage(text) for text in seen]
+    assert stages == sorted(stages) and stages[0] == 0 and stages[-1] == 3, seen
+
+    page.locator("select[name=state]").select_option("all")
+    page.get_by_role("button", name="Filter").click()
+    card = page.locator(f"#card-{number}")
+    expect(card.locator(".state")).to_have_text("resolved")
+    expect(card.locator(".status")).to_contain_text(f"Resolved by playbook:{PLAYBOOK}")
+    expect(card.locator(".remediation")).to_have_text(VERIFIED)
+    expect(card.get_by_role("button", name="Reopen")).to_be_visible()
+    card.screenshot(path=str(tmp_path / "resolved-card.png"))
+
+    detail = bot.detail(human)
+    assert (detail["state"], detail["state_changed_by"]) == ("resolved", f"playbook:{PLAYBOOK}")
+    audit = bot.api.get(f"/api/v1/audit/incident/{human}")
+    assert audit.status_code == 200, audit.text
+    chain = audit.json()
+    assert chain["intact"] is True
+    entries = {e["action"]: e for e in chain["items"]}
+    order = [e["action"] for e in chain["items"]]
+    assert order[:2] == ["detect", "rca"] and order.index("auto_resolve") > order.index(
+        "playbook_verifying"
+    ), order
+    detect = entries["detect"]["data"]
+    assert detect["rule"] == "web-5xx-burst" and detect["query"] and detect["window"], detect
+    rca = entries["rca"]
+    assert (rca["reason"], rca["data"]["suggested_playbook"]) == ("ok", PLAYBOOK), rca
+    pressed = entries["playbook_started"]  # the click and the gate's decision, with each check
+    assert (pressed["actor"], pressed["surface"]) == ("console:local", "console"), pressed
+    assert pressed["data"]["decision"] == "run", pressed["data"]
+    checks = {code: passed for code, passed, _ in pressed["data"]["checks"]}
+    assert {"kill_switch", "role", "confidence", "reversible", "approval"} <= set(checks)
+    assert all(checks.values()), pressed["data"]["checks"]
+    before, after = entries["playbook_step_started"], entries["playbook_step_finished"]
+    assert before["data"]["params"] == {"scenario": "web-5xx-burst"}, before
+    # the fix ended a scenario that was still running: no line of it is written any more
+    assert after["data"]["ok"] is True, after
+    assert after["data"]["output"] == "ended scenario web-5xx-burst; its log lines stopped"
+    resolved = entries["auto_resolve"]
+    assert resolved["actor"] == f"playbook:{PLAYBOOK}", resolved
+    assert (resolved["before"], resolved["after"]) == ("open", "resolved"), resolved
+    assert VERIFIED.fullmatch(resolved["reason"]), resolved
+    verified = entries["playbook_verified"]
+    assert verified["data"]["hits"] == 0, verified
+    assert "rule web-5xx-burst no longer fires for this incident" in verified["detail"]

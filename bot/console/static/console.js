@@ -3,7 +3,6 @@
   "use strict";
 
   const list = document.getElementById("incident-list");
-  const page = document.querySelector("[data-incident-page]");
   const toast = document.getElementById("toast");
   const live = document.getElementById("live");
 
@@ -36,9 +35,19 @@
     return holder.firstElementChild;
   }
 
+  // Refreshes of one card may overlap (several changes arrive at once) and their answers may
+  // come back out of order: only the latest request's answer is shown, never an older state.
+  const asked = new Map();
+  function ticket(key) {
+    const n = (asked.get(key) || 0) + 1;
+    asked.set(key, n);
+    return () => asked.get(key) === n;
+  }
+
   async function refreshList(id) {
+    const latest = ticket(id);
     const card = await fetchCard(id);
-    if (!card) return;
+    if (!card || !latest()) return;
     const old = document.getElementById("card-" + id);
     if (old && wanted(card)) {
       old.replaceWith(card);
@@ -58,11 +67,15 @@
   }
 
   async function refreshPage() {
+    const latest = ticket("page");
     const response = await fetch(location.href, { credentials: "same-origin" });
     if (!response.ok) return;
-    const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+    const text = await response.text();
+    if (!latest()) return;
+    const doc = new DOMParser().parseFromString(text, "text/html");
     const fresh = doc.querySelector("[data-incident-page]");
-    if (fresh) page.replaceWith(fresh);
+    const shown = document.querySelector("[data-incident-page]"); // the one shown now
+    if (fresh && shown) shown.replaceWith(fresh);
   }
 
   function connect() {
