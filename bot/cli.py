@@ -284,7 +284,15 @@ def _validate(paths: Sequence[Path]) -> int:
     existing = [p for p in rule_paths if p.exists()]
     rules, rule_problems = read_rules(existing, shipped, local_spl=local_spl)
     problems.extend(str(p) for p in rule_problems)
-    warnings = rule_warnings(rules)
+    extractor = None
+    if settings is not None and settings.field_extraction_paths:
+        from detectors.fields import load_extractor
+
+        try:
+            extractor = load_extractor(settings.field_extraction_paths)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    warnings = rule_warnings(rules, extractor)
     _, playbook_problems = read_playbooks(
         [p for p in playbook_paths if p.exists()],
         settings.shipped_playbooks if settings else True,

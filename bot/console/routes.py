@@ -22,6 +22,7 @@ from bot.console.remediation import chrome, make_remediation_console
 from bot.store.cards import load_card
 from bot.store.repo import INCIDENTS, IncidentFilter, audit_rows, list_incidents
 from bot.wiring import Runtime
+from detectors.rule_flags import rule_flags
 
 HERE = Path(__file__).parent
 HEARTBEAT = 15.0
@@ -107,7 +108,8 @@ def make_console(runtime: Runtime, caller: Callable[[Request], Caller]) -> APIRo
     @router.get("/rules", response_class=HTMLResponse)
     async def rules(request: Request) -> Response:
         items = await asyncio.to_thread(rules_json, runtime)
-        return page(request, "rules.html", rules=items)
+        flags = await asyncio.to_thread(rule_flags, runtime.rules, runtime.engine)
+        return page(request, "rules.html", rules=items, flags=flags)
 
     @router.get("/audit", response_class=HTMLResponse)
     async def audit(request: Request) -> Response:

@@ -242,3 +242,24 @@ def test_a_plain_log_without_a_sourcetype_is_refused_with_the_fix(
 
     assert code == 2
     assert "--sourcetype linux_secure" in capsys.readouterr().err
+
+
+def test_validate_warns_about_a_group_field_nothing_makes_and_still_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rule.yaml"
+    path.write_text(GROUPS_BY_A_FIELD_NOBODY_MAKES)
+
+    code = main(["validate", str(path)])
+    out = capsys.readouterr().out
+
+    assert code == 0
+    assert f"{path}:2: warning: rule guessing-by-attacker: group_by: field 'attacker'" in out
+    assert out.rstrip().endswith("all files are valid (1 warning(s))")
+
+    extractions = tmp_path / "extractions.yaml"
+    extractions.write_text("linux_secure:\n  - 'from (?<attacker>\\S+) port'\n")
+    monkeypatch.setenv("BOT_FIELD_EXTRACTIONS_PATH", str(extractions))
+
+    assert main(["validate", str(path)]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("all files are valid")
