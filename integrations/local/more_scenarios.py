@@ -1,5 +1,6 @@
 """More staged incidents: cloud API errors, SSH password guessing, an application error storm,
-storage trouble (RAID, latency, a power supply, Windows disk errors) and an endpoint snapshot.
+storage trouble (RAID, latency, a power supply, Windows disk errors), a failing DIMM, an
+overheating CPU and an endpoint snapshot.
 
 Like the first set (:mod:`integrations.local.scenarios`), each writes its events over the minute
 before ``now``, on one host (or one service); :data:`SPECS` lists them as the arguments of a
@@ -229,6 +230,54 @@ def _windows_disk_errors(now: datetime, rng: random.Random) -> list[Event]:
     ]
 
 
+def _memory_errors(now: datetime, rng: random.Random) -> list[Event]:
+    """Corrected errors on one DIMM of db-1, then an uncorrected one with its machine check."""
+    dimm = "CPU_SrcID#0_Ha#0_Chan#1_DIMM#0"
+    detail = "(channel:1 slot:0 page:0x{:x} offset:0x0 grain:32 -  area:DRAM err_code:0001:0091)"
+    at = _spaced(now, 5)
+    events = [
+        fleet.syslog(
+            t,
+            "db-1",
+            "kernel",
+            f"EDAC MC0: 1 CE memory read error on {dimm} "
+            + detail.format(rng.randint(0x10000, 0xFFFFF)),
+        )
+        for t in at[:3]
+    ]
+    events.append(
+        fleet.syslog(at[3], "db-1", "kernel", "mce: [Hardware Error]: Machine check events logged")
+    )
+    events.append(
+        fleet.syslog(
+            at[4],
+            "db-1",
+            "kernel",
+            f"EDAC MC0: 1 UE memory read error on {dimm} " + detail.format(0x7E2A1),
+        )
+    )
+    return events
+
+
+def _cpu_throttling(now: datetime, rng: random.Random) -> list[Event]:
+    """app-1's CPUs run hot and the kernel throttles them again and again."""
+    events = []
+    total = 0
+    for t in _spaced(now, 8):
+        total += rng.randint(1, 3)
+        cpu = rng.choice((0, 2, 4, 6))
+        events.append(
+            fleet.syslog(
+                t,
+                "app-1",
+                "kernel",
+                f"CPU{cpu}: Core temperature above threshold, cpu clock throttled "
+                f"(total events = {total})",
+            )
+        )
+    return events
+
+
 def _endpoint_trouble(now: datetime, rng: random.Random) -> list[Event]:
     document = example_snapshot(
         "win-app-1",
@@ -283,6 +332,20 @@ SPECS: tuple[tuple[str, str, str, str, Build], ...] = (
         "win-app-1",
         "",
         _windows_disk_errors,
+    ),
+    (
+        "memory-errors",
+        "a DIMM of db-1 fails: corrected memory errors, then an uncorrected one (EDAC)",
+        "db-1",
+        "",
+        _memory_errors,
+    ),
+    (
+        "cpu-throttling",
+        "app-1's CPUs overheat and the kernel throttles them",
+        "app-1",
+        "",
+        _cpu_throttling,
     ),
     (
         "endpoint-trouble",

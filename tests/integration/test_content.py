@@ -41,6 +41,8 @@ EXPECTED = {
     "storage-latency": {"storage-latency"},
     "psu-failure": {"bmc-hardware-fault"},
     "windows-disk-errors": {"windows-storage-errors"},
+    "memory-errors": {"memory-errors"},
+    "cpu-throttling": {"cpu-thermal-throttling"},
     "endpoint-trouble": {
         "endpoint-disk-almost-full",
         "endpoint-service-stopped",
