@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
+from detectors.fields.jsonpath import lookup, parse_json
 from detectors.fields.model import python_regex
 from integrations.local.spl_time import resolve_time
 from integrations.local.spl_values import Value, format_value, like_pattern, sort_key, to_number
@@ -226,6 +227,19 @@ def _pow(x: object, y: object) -> Value:
     return result if isinstance(result, float) and math.isfinite(result) else None
 
 
+def _spath(x: object, path: object) -> Value:
+    """The value at a JSON path, as the spath command reads it (None when not there)."""
+    if x is None or path is None:
+        return None
+    document = parse_json(format_value(x))
+    if document is None:
+        return None
+    try:
+        return lookup(document, format_value(path))
+    except ValueError:
+        return None
+
+
 FUNCTIONS: dict[str, Function] = {
     "if": Function(3, 3, None),
     "case": Function(2, None, None),
@@ -269,6 +283,7 @@ FUNCTIONS: dict[str, Function] = {
     "strftime": Function(2, 2, _strftime),
     "strptime": Function(2, 2, _strptime),
     "relative_time": Function(2, 2, _relative_time),
+    "spath": Function(2, 2, _spath),
 }
 
 # Functions whose argument at this index must be a valid regular expression.

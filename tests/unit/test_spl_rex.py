@@ -218,3 +218,10 @@ def test_output_fields_know_what_rex_and_spath_add() -> None:
         "src",
         "count",
     }
+
+
+def test_the_spath_eval_function() -> None:
+    rows = [event(DOC)]
+    query = '* | eval first=spath(_raw, "commits{0}.author.name"), gone=spath(_raw, "x.y")'
+    assert spl(query + " | table first gone", rows) == [{"first": "a"}]
+    assert spl('* | eval v=spath("not json", "a") | table v', rows) == [{}]
