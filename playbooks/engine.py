@@ -180,21 +180,8 @@ class RunEngine:
         deps, step = self.deps, stored.step
         params = {k: list(v) if isinstance(v, tuple) else v for k, v in step.plan.params}
 
-        def begin() -> None:
-            with deps.engine.begin() as conn:
-                runs.start_step(
-                    conn,
-                    row.id,
-                    step.phase,
-                    step.index,
-                    step.name,
-                    step.plan.executor,
-                    deps.clock.now(),
-                )
-
-        await asyncio.to_thread(begin)
         label = "rollback step" if step.phase == "rollback" else "step"
-        return await move(
+        moved = await move(
             deps,
             row,
             None,
@@ -213,6 +200,23 @@ class RunEngine:
             step_index=index if step.phase == "step" else row.step_index,
             claimed_by=deps.holder,
         )
+        if moved is None:
+            return None  # cancelled meanwhile: the step does not begin
+
+        def begin() -> None:
+            with deps.engine.begin() as conn:
+                runs.start_step(
+                    conn,
+                    row.id,
+                    step.phase,
+                    step.index,
+                    step.name,
+                    step.plan.executor,
+                    deps.clock.now(),
+                )
+
+        await asyncio.to_thread(begin)
+        return moved
 
     async def _attempts(self, row: Any, stored: StoredStep) -> tuple[StepResult, int, float]:
         step = stored.step
@@ -281,24 +285,24 @@ class RunEngine:
             said += f" after {attempts} attempts"
         if error:
             said += f": {error}"
-        return await move(
-            deps,
-            row,
-            None,
-            "playbook_step_finished",
-            said,
-            data={
-                "phase": step.phase,
-                "step": step.index,
-                "name": step.name,
-                "ok": result.ok,
-                "attempts": attempts,
-                "duration_ms": round(ms, 1),
-                "output": output[:AUDIT_OUTPUT],
-                "error": error[:AUDIT_OUTPUT],
-            },
-            result="applied" if result.ok else "failed",
+        data = {
+            "phase": step.phase,
+            "step": step.index,
+            "name": step.name,
+            "ok": result.ok,
+            "attempts": attempts,
+            "duration_ms": round(ms, 1),
+            "output": output[:AUDIT_OUTPUT],
+            "error": error[:AUDIT_OUTPUT],
+        }
+        outcome = "applied" if result.ok else "failed"
+        moved = await move(
+            deps, row, None, "playbook_step_finished", said, data=data, result=outcome
         )
+        if moved is None:  # cancelled while the step ran: its end is on the record all the same
+            fresh = await asyncio.to_thread(self._row, row.id)
+            await move(deps, fresh, None, "playbook_step_finished", said, data=data, result=outcome)
+        return moved
 
     # failure and verification ----------------------------------------------------------------
 

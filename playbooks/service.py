@@ -292,6 +292,8 @@ class Remediation:
         row = await asyncio.to_thread(self._row, run_id)
         if not RunStatus(row.status).live:
             raise Conflict(f"run {run_id} is already {row.status.replace('_', ' ')}")
+        if row.status == RunStatus.ROLLING_BACK.value:
+            raise Conflict(f"run {run_id} is rolling back; a rollback is not stopped half-way")
         detail = f"cancelled by {actor}" + (f": {reason.strip()}" if reason.strip() else "")
         if row.status == RunStatus.RUNNING.value:
             detail += " (no further step begins)"

@@ -170,3 +170,21 @@ async def test_the_kill_switch_mid_run_stops_the_next_step_within_a_second(
         assert [s.name for s in env.steps(run.id)] == ["first"]  # no step began after it
         assert stopped_after < 1.5  # the step in flight (≤ 1 s) plus the switch's cache
         assert any("stopped by the kill switch" in d.payload_json for d in env.directs())
+
+
+async def test_a_cancel_lets_the_running_step_finish_and_no_other_begin(
+    tmp_path: Path, pagerduty: tuple[FakePagerDuty, dict[str, str]]
+) -> None:
+    _, env_vars = pagerduty
+    async with embedded(tmp_path, [SLOW], env=env_vars) as env:
+        incident = await env.fire()
+        run = await env.press(incident, playbook_id="slow")
+        await asyncio.sleep(0.2)  # step 1 (sleep 1) is running
+        cancelled = await env.remediation.cancel(run.id, "console:bob", "console", "wrong host")
+        assert cancelled.status.value == "cancelled"
+        assert cancelled.detail == "cancelled by console:bob: wrong host (no further step begins)"
+        await env.settle()
+        assert env.run_row(run.id).status == "cancelled"
+        assert [(s.name, s.status) for s in env.steps(run.id)] == [("first", "succeeded")]
+        finished = [r for r in env.audit(incident) if r.action == "playbook_step_finished"]
+        assert len(finished) == 1 and "step 1 of 3 (first) succeeded" in finished[0].detail
