@@ -263,8 +263,17 @@ HARDWARE_FIELDS = frozenset({"dest", "process", "pid"}).union(*(p.fields for p i
 _AUTH_BY_WORD = _by_first_word()
 
 
+# a line holds one of these when any HARDWARE pattern can match it: one scan rules most out
+_HARDWARE_HINT_RE = re.compile(
+    r"Device: |error|\(device |md/raid|md device|EDAC|Hardware Error|temperature|ata\d|"
+    r"megaraid_sas|megasas|mpt\dsas|aacraid|hpsa|smartpqi"
+)
+
+
 def extract_hardware(raw: str) -> Fields:
     found: Fields = {}
+    if _HARDWARE_HINT_RE.search(raw) is None:
+        return found
     if apply_first(HARDWARE, raw, found):
         header(raw, found)
     return found
