@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from bot.domain.durations import parse_duration
 from bot.errors import ConfigError
 from bot.identity.config import check_auth_settings
+from bot.push.config import PushSettings
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
@@ -117,8 +118,8 @@ class Settings(BaseSettings):
     escalation: list[Escalation] = DEFAULT_ESCALATION
     schedule_jitter: Duration = timedelta(seconds=2)
     # the scheduler lease is renewed every heartbeat and lasts 2 x heartbeat (docs/replicas.md)
-    lease_heartbeat: Duration = timedelta(seconds=5)
-    outbox_claim_timeout: Duration = timedelta(seconds=60)
+    lease_heartbeat: Duration = Field(default=timedelta(seconds=5), ge=timedelta(milliseconds=100))
+    outbox_claim_timeout: Duration = Field(default=timedelta(seconds=60), ge=timedelta(seconds=1))
     rca: Literal["bedrock", "heuristic", "off"] = "heuristic"
     rca_timeout: Duration = timedelta(seconds=30)
     # who is calling (docs/identity.md): token (shared BOT_CONSOLE_TOKEN), alb, oidc
@@ -133,6 +134,8 @@ class Settings(BaseSettings):
     oidc_scopes: str = "openid email profile"
     session_secret: SecretStr | None = None  # signs console session cookies
     session_ttl: Duration = timedelta(hours=12)
+    # push ingest (docs/push.md): senders, routes, Splunk push-only rules; off without senders
+    push: PushSettings = PushSettings()
 
     @model_validator(mode="before")
     @classmethod
