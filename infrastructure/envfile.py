@@ -26,6 +26,8 @@ from pathlib import Path
 
 CREDENTIALS = (
     "BOT_CONSOLE_TOKEN",
+    "BOT_SESSION_SECRET",
+    "BOT_OIDC_CLIENT_SECRET",
     "SLACK_BOT_TOKEN",
     "SLACK_SIGNING_SECRET",
     "SLACK_APP_TOKEN",
@@ -49,7 +51,13 @@ SETTINGS = {
     "TEAMS_APP_ID": "TeamsAppId",
     "TEAMS_TENANT_ID": "TeamsTenantId",
     "PAGERDUTY_FROM_EMAIL": "PagerDutyFromEmail",
+    "BOT_AUTH_MODE": "AuthMode",
+    "BOT_IDENTITY_CLAIM": "IdentityClaim",
+    "BOT_OIDC_ISSUER": "OidcIssuer",
+    "BOT_OIDC_CLIENT_ID": "OidcClientId",
 }
+#: made once when the env file does not give them, then kept
+GENERATED = ("BOT_CONSOLE_TOKEN", "BOT_SESSION_SECRET")
 DATABASE_URL = "BOT_DATABASE_URL"
 _LINE = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)")
 
@@ -99,14 +107,15 @@ def parameters(values: dict[str, str], fixed: list[str]) -> list[dict[str, str]]
 
 
 def secret(values: dict[str, str], current_text: str) -> dict[str, str]:
-    """Every credential (blank when not given); the console token is kept or made once."""
+    """Every credential (blank when not given); the GENERATED ones are kept or made once."""
     try:
         current = json.loads(current_text) if current_text.strip() else {}
     except json.JSONDecodeError:
         current = {}
     wanted = {key: values.get(key, "") for key in CREDENTIALS}
-    if not wanted["BOT_CONSOLE_TOKEN"]:
-        wanted["BOT_CONSOLE_TOKEN"] = current.get("BOT_CONSOLE_TOKEN") or secrets.token_urlsafe(32)
+    for key in GENERATED:
+        if not wanted[key]:
+            wanted[key] = current.get(key) or secrets.token_urlsafe(32)
     return wanted
 
 

@@ -8,7 +8,9 @@ stands in as ``bot.example.com``.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from cfnlint.decode import cfn_yaml
@@ -83,3 +85,18 @@ def container_secret_names(stack: Path) -> list[str]:
     template = cfn_yaml.loads(stack.read_text())
     definition = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
     return [item["Name"] for item in definition["Secrets"]]
+
+
+def envfile_module(root: Path) -> ModuleType:
+    """``infrastructure/envfile.py``, which decides what deploy.sh writes to the app secret."""
+    spec = importlib.util.spec_from_file_location("envfile", root / "infrastructure" / "envfile.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def deployed_secret(root: Path) -> dict[str, str]:
+    """The app secret deploy.sh writes for an env file that gives no credentials."""
+    values: dict[str, str] = envfile_module(root).secret({}, "")
+    return values

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.image.taskenv import container_environment, container_secret_names
+from tests.image.taskenv import container_environment, container_secret_names, deployed_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = ROOT / "infrastructure" / "ecs" / "stack.yaml"
@@ -152,13 +151,11 @@ def test_the_image_serves_health_and_ready_as_the_task_runs_it(
 
     port = _free_port()
     environment = container_environment(STACK)
-    # deploy.sh writes every credential of the app secret, blank when not configured
-    environment.update(dict.fromkeys(container_secret_names(STACK), ""))
-    environment.update(
-        BOT_HTTP_PORT=str(port),
-        BOT_DATABASE_URL=postgres_url,
-        BOT_CONSOLE_TOKEN=secrets.token_urlsafe(24),
-    )
+    # the app secret as deploy.sh writes it with no credentials given (blank, except the
+    # console token and session secret it makes), and a PostgreSQL database
+    secret = deployed_secret(ROOT)
+    assert set(container_secret_names(STACK)) == {*secret, "BOT_DATABASE_URL"}
+    environment.update(secret, BOT_HTTP_PORT=str(port), BOT_DATABASE_URL=postgres_url)
     settings = [arg for key, value in environment.items() for arg in ("--env", f"{key}={value}")]
     subprocess.run(["buildah", "config", *settings, container], check=True, timeout=30)
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.image.taskenv import container_secret_names, envfile_module
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SHELL_SCRIPTS = sorted(
@@ -41,3 +43,9 @@ def test_shell_scripts_are_shellcheck_clean(script: Path) -> None:
 def test_every_shell_script_is_checked() -> None:
     names = {p.relative_to(ROOT).as_posix() for p in SHELL_SCRIPTS}
     assert {".ci/run", "infrastructure/deploy.sh", "infrastructure/image.sh"} <= names
+
+
+def test_the_task_definition_takes_every_credential_deploy_sh_stores() -> None:
+    stack = ROOT / "infrastructure" / "ecs" / "stack.yaml"
+    credentials = set(envfile_module(ROOT).CREDENTIALS)
+    assert set(container_secret_names(stack)) == {*credentials, "BOT_DATABASE_URL"}
