@@ -30,63 +30,114 @@ _HEADER_RE = re.compile(
 _HOST = r"(?P<src>[0-9A-Za-z.:_-]+)"
 _PORT = r" port (?P<src_port>\d+)"
 
-AUTH: tuple[Pattern, ...] = (
-    pattern(
-        r"Failed (?P<authentication_method>\S+) for (?:invalid user )?(?P<user>\S*?) from "
-        + _HOST
-        + _PORT,
-        "Failed ",
-        action="failure",
+_PAM_TAIL = r"(?:.*?\brhost=(?P<src>[^\s=]+))?(?:.*?\buser=(?P<user>\S+))?"
+
+# (the first word of the message, a pattern for lines starting with it), in order of preference
+_AUTH_TABLE: tuple[tuple[str, Pattern], ...] = (
+    (
+        "Failed",
+        pattern(
+            r"Failed (?P<authentication_method>\S+) for (?:invalid user )?(?P<user>\S*?) from "
+            + _HOST
+            + _PORT,
+            "Failed ",
+            action="failure",
+        ),
     ),
-    pattern(
-        r"Accepted (?P<authentication_method>\S+) for (?P<user>\S+) from " + _HOST + _PORT,
-        "Accepted ",
-        action="success",
+    (
+        "Accepted",
+        pattern(
+            r"Accepted (?P<authentication_method>\S+) for (?P<user>\S+) from " + _HOST + _PORT,
+            "Accepted ",
+            action="success",
+        ),
     ),
-    pattern(
-        r"Invalid user (?P<user>\S*) from " + _HOST + r"(?:" + _PORT + ")?",
-        "Invalid user ",
-        action="failure",
+    (
+        "Invalid",
+        pattern(
+            r"Invalid user (?P<user>\S*) from " + _HOST + r"(?:" + _PORT + ")?",
+            "Invalid user ",
+            action="failure",
+        ),
     ),
-    pattern(
-        r"Connection closed by (?:authenticating|invalid) user (?P<user>\S*) " + _HOST + _PORT,
-        "Connection closed by ",
-        action="failure",
+    (
+        "Connection",
+        pattern(
+            r"Connection closed by (?:authenticating|invalid) user (?P<user>\S*) " + _HOST + _PORT,
+            "Connection closed by ",
+            action="failure",
+        ),
     ),
-    pattern(
-        r"Disconnected from (?:authenticating|invalid) user (?P<user>\S*) " + _HOST + _PORT,
-        "Disconnected from ",
-        action="failure",
+    (
+        "Disconnected",
+        pattern(
+            r"Disconnected from (?:authenticating|invalid) user (?P<user>\S*) " + _HOST + _PORT,
+            "Disconnected from ",
+            action="failure",
+        ),
     ),
-    pattern(
-        r"maximum authentication attempts exceeded for (?:invalid user )?(?P<user>\S+) from "
-        + _HOST
-        + _PORT,
-        "maximum authentication attempts",
-        action="failure",
+    (
+        "error:",
+        pattern(
+            r"maximum authentication attempts exceeded for (?:invalid user )?(?P<user>\S+) from "
+            + _HOST
+            + _PORT,
+            "maximum authentication attempts",
+            action="failure",
+        ),
     ),
-    pattern(
-        r"pam_unix\((?P<pam_service>[^:)]+):auth\): authentication failure;"
-        r"(?:.*?\brhost=(?P<src>[^\s=]+))?(?:.*?\buser=(?P<user>\S+))?",
-        "authentication failure",
-        action="failure",
-    ),
-    pattern(
-        r"PAM (?P<count>\d+) more authentication failures?;"
-        r"(?:.*?\brhost=(?P<src>[^\s=]+))?(?:.*?\buser=(?P<user>\S+))?",
-        "more authentication failure",
-        action="failure",
-    ),
-    pattern(
-        r"pam_unix\((?P<pam_service>[^:)]+):session\): session (?P<session_action>opened|closed)"
-        r" for user (?P<user>[^\s(]+)",
+    (
         "pam_unix",
+        pattern(
+            r"pam_unix\((?P<pam_service>[^:)]+):auth\): authentication failure;" + _PAM_TAIL,
+            "authentication failure",
+            action="failure",
+        ),
     ),
-    pattern(r"Connection closed by " + _HOST + _PORT, "Connection closed by "),
-    pattern(r"Disconnected from (?:user (?P<user>\S+) )?" + _HOST + _PORT, "Disconnected from "),
-    pattern(r"Received disconnect from " + _HOST + _PORT, "Received disconnect"),
-    pattern(r"Did not receive identification string from " + _HOST, "identification string"),
+    (
+        # the older layout: "sshd(pam_unix)[pid]: authentication failure; ... rhost=..."
+        "authentication",
+        pattern(
+            r"\]: authentication failure;" + _PAM_TAIL, "authentication failure", action="failure"
+        ),
+    ),
+    (
+        "PAM",
+        pattern(
+            r"PAM (?P<count>\d+) more authentication failures?;" + _PAM_TAIL,
+            "more authentication failure",
+            action="failure",
+        ),
+    ),
+    (
+        "pam_unix",
+        pattern(
+            r"pam_unix\((?P<pam_service>[^:)]+):session\): session (?P<session_action>opened"
+            r"|closed) for user (?P<user>[^\s(]+)",
+            "pam_unix",
+        ),
+    ),
+    (
+        "session",
+        pattern(
+            r"\]: session (?P<session_action>opened|closed) for user (?P<user>[^\s(]+)",
+            "session ",
+        ),
+    ),
+    ("Connection", pattern(r"Connection closed by " + _HOST + _PORT, "Connection closed by ")),
+    (
+        "Disconnected",
+        pattern(
+            r"Disconnected from (?:user (?P<user>\S+) )?" + _HOST + _PORT, "Disconnected from "
+        ),
+    ),
+    ("Received", pattern(r"Received disconnect from " + _HOST + _PORT, "Received disconnect")),
+    (
+        "Did",
+        pattern(r"Did not receive identification string from " + _HOST, "identification string"),
+    ),
 )
+AUTH: tuple[Pattern, ...] = tuple(p for _, p in _AUTH_TABLE)
 SUDO = pattern(r"sudo:\s+(?P<user>[^\s:]+) : ", "sudo:")
 
 AUTH_FIELDS = frozenset({"dest", "process", "pid", "app", "src_ip"}).union(
@@ -109,14 +160,8 @@ def header(raw: str, found: Fields) -> int:
 def _by_first_word() -> dict[str, tuple[Pattern, ...]]:
     """The patterns worth trying, by the first word of the message (a fast dispatch)."""
     table: dict[str, list[Pattern]] = {}
-    for p in AUTH:
-        word = (p.needle or "").split(" ")[0].split("(")[0]
+    for word, p in _AUTH_TABLE:
         table.setdefault(word, []).append(p)
-    table.setdefault("pam_unix", []).extend(table.pop("authentication", []))
-    table["error:"] = table.pop("maximum", [])
-    table["Did"] = table.pop("identification", [])
-    table["Received"] = table.pop("Received", [])
-    table["PAM"] = table.pop("more", [])
     return {word: tuple(patterns) for word, patterns in table.items()}
 
 
@@ -138,7 +183,7 @@ def extract_auth(raw: str) -> Fields:
                     break
     process = found.get("process")
     if process and "action" in found:
-        found.setdefault("app", process)
+        found.setdefault("app", process.split("(", 1)[0])  # "sshd(pam_unix)": sshd
     add_src_ip(found)
     return found
 

@@ -508,3 +508,26 @@ def test_producible_fields() -> None:
     assert "*" in producible_fields("kube:container:api")
     assert producible_fields("my:own") == frozenset()
     assert "*" not in producible_fields("linux_secure")
+
+
+def test_the_older_pam_layout() -> None:
+    raw = (
+        "Jun 15 02:04:59 combo sshd(pam_unix)[20882]: authentication failure; logname= uid=0"
+        " euid=0 tty=NODEVssh ruser= rhost=220-135-151-1.hinet-ip.hinet.net  user=root"
+    )
+    found = fields("linux_secure", raw)
+    assert pick(found, "action", "src", "user", "app", "process", "dest") == {
+        "action": "failure",
+        "src": "220-135-151-1.hinet-ip.hinet.net",
+        "user": "root",
+        "app": "sshd",
+        "process": "sshd(pam_unix)",
+        "dest": "combo",
+    }
+    unknown = "Jun 14 15:16:02 combo sshd(pam_unix)[19937]: check pass; user unknown"
+    assert "action" not in fields("linux_secure", unknown)
+    session = "Jun 15 04:06:18 combo su(pam_unix)[21416]: session opened for user cyrus by (uid=0)"
+    assert pick(fields("linux_secure", session), "user", "session_action") == {
+        "user": "cyrus",
+        "session_action": "opened",
+    }
