@@ -84,7 +84,8 @@ def cloudtrail(
 
 
 def sshd_failure(t: datetime, host: str, user: str, address: str, known: bool) -> Event:
-    """An sshd ``Failed password`` line of the auth log, with the add-on's fields."""
+    """An sshd ``Failed password`` line of the auth log; the search extracts ``src``, ``user``,
+    ``action`` and ``app`` from it as the Unix add-on does (docs/field-extraction.md)."""
     t = fleet.to_millis(t)
     who = user if known else f"invalid user {user}"
     port = 40_000 + int(t.timestamp() * 1000) % 20_000
@@ -92,15 +93,8 @@ def sshd_failure(t: datetime, host: str, user: str, address: str, known: bool) -
         f"{fleet.stamp(t)} {host} sshd[{3000 + port % 900}]: Failed password for {who} "
         f"from {address} port {port} ssh2"
     )
-    fields = {"app": "sshd", "action": "failure", "src": address, "user": user}
     return Event(
-        t,
-        raw,
-        index="os",
-        sourcetype="linux_secure",
-        source="/var/log/auth.log",
-        host=host,
-        fields=fields,
+        t, raw, index="os", sourcetype="linux_secure", source="/var/log/auth.log", host=host
     )
 
 
