@@ -20,12 +20,12 @@ from playbooks.outcome import move
 from playbooks.plan import StoredPlan
 
 log = logging.getLogger(__name__)
-#: how long a claimed verification holds off other ticks before it may be picked up again
-VERIFY_CLAIM = timedelta(minutes=2)
 
 
 async def verify_due(engine: RunEngine) -> int:
-    """Verify every run whose wait is over; answers how many were looked at."""
+    """Verify every run whose wait is over; answers how many were looked at. A run whose
+    search failed stays due and is tried again at the next tick, until its verify timeout
+    (counted from its due time, which never moves)."""
     deps = engine.deps
     now = deps.clock.now()
 
@@ -33,46 +33,18 @@ async def verify_due(engine: RunEngine) -> int:
         claimed = []
         with deps.engine.begin() as conn:
             for row in runs.due_verifications(conn, now):
-                moved = runs.move(
-                    conn, row, None, now, claimed_by=deps.holder, verify_due_at=now + VERIFY_CLAIM
-                )
+                moved = runs.move(conn, row, None, now, claimed_by=deps.holder)
                 if moved is not None:
-                    # keep the original due time for the verification timeout
-                    claimed.append((moved, row.verify_due_at))
+                    claimed.append(moved)
         return claimed
 
     claimed = await asyncio.to_thread(claim)
-    for row, due in claimed:
+    for row in claimed:
         try:
-            await engine.verify(_with_due(row, due))
+            await engine.verify(row)
         except Exception:  # one run's trouble must not stop the others
             log.exception("run %s: verification failed unexpectedly", row.id)
-        await asyncio.to_thread(_release, engine, row.id, now)
     return len(claimed)
-
-
-class _Row:
-    """A run row with another ``verify_due_at`` (rows are read-only)."""
-
-    def __init__(self, row: Any, due: Any) -> None:
-        self._row = row
-        self.verify_due_at = due
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._row, name)
-
-
-def _with_due(row: Any, due: Any) -> Any:
-    return _Row(row, due)
-
-
-def _release(engine: RunEngine, run_id: int, now: Any) -> None:
-    """A verification that could not search yet: look again at the next tick."""
-    deps = engine.deps
-    with deps.engine.begin() as conn:
-        row = runs.get(conn, run_id)
-        if row is not None and row.status == RunStatus.VERIFYING.value:
-            runs.move(conn, row, None, deps.clock.now(), verify_due_at=deps.clock.now())
 
 
 async def expire_approvals(engine: RunEngine) -> int:

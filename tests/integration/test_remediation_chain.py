@@ -127,3 +127,32 @@ async def test_a_splunk_hit_ends_as_an_auto_resolved_verified_incident_on_the_re
             assert resolved["actor"] == "playbook:recycle-checkout"
             assert "auto-resolved by recycle-checkout, verified at" in resolved["detail"]
             assert [d.channel for d in env.directs()] == ["olivia"]
+
+
+async def test_a_verification_splunk_cannot_answer_is_tried_again_until_its_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws_test_env(monkeypatch, tmp_path)
+    with FakeSplunk(token=TOKEN) as splunk, mock_aws(config={"lambda": {"use_docker": False}}):
+        function()
+        splunk.add_events(SCENARIOS["web-5xx-burst"].events(datetime.now(UTC), random.Random(3)))
+        env_vars = {
+            "SPLUNK_HOST": splunk.host,
+            "SPLUNK_PORT": str(splunk.port),
+            "SPLUNK_SCHEME": "http",
+            "SPLUNK_TOKEN": TOKEN,
+        }
+        async with embedded(tmp_path, [RECYCLE], env=env_vars) as env:
+            summary = await env.runtime.runner.run("web-5xx-burst")
+            (incident,) = summary.result.created
+            run = await env.press(incident, playbook_id="recycle-checkout")
+            await env.settle()
+            splunk.fail_next(400, count=100)
+            assert await env.verify(70) == 1
+            assert env.run_row(run.id).status == "verifying"  # tried again at the next tick
+            assert await env.verify(5) == 1
+            assert env.run_row(run.id).status == "verifying"
+            await env.verify(600)  # past verify.timeout (10m after it was due)
+            row = env.run_row(run.id)
+            assert row.status == "failed" and "could not verify" in row.detail
+            assert env.state(incident) == "open"
