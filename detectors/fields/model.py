@@ -52,7 +52,7 @@ def pattern(regex: str, needle: str | None = None, **constants: str) -> Pattern:
     return Pattern(re.compile(python_regex(regex)), needle, dict(constants))
 
 
-_PCRE_GROUP_RE = re.compile(r"\(\?<(?=[A-Za-z_])")
+_PCRE_GROUP_RE = re.compile(r"(?<!\\)\(\?<(?=[A-Za-z_])")
 
 
 def python_regex(text: str) -> str:
