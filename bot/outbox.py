@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.domain.card import CardOptions
@@ -50,11 +50,11 @@ from bot.ports import (
 from bot.ratelimit import SharedBucket
 from bot.settings import RateLimit
 from bot.store.cards import load_card, rca_from_json
+from bot.store.claims import Claims
 from bot.store.repo import CARD_REFS, INCIDENTS, OUTBOX, insert_ignore, to_incident
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
 PAGE_KINDS = frozenset({MessageKind.TRIGGER, MessageKind.ACKNOWLEDGE, MessageKind.RESOLVE})
 MAX_BACKOFF = 300.0
 CLAIM_TIMEOUT = timedelta(seconds=60)
@@ -97,11 +97,7 @@ class OutboxWorker:
     ) -> None:
         """``monotonic`` is the rate budgets' clock in seconds (shared by every replica:
         wall time by default); ``holder`` names this worker in its claims."""
-        self._holder = holder or f"outbox-{id(self):x}"
-        self._claim_timeout = claim_timeout
-        self._claimed: list[int] = []
-        self.claims = 0  # rows claimed since start (a metric)
-        self._on_claimed = on_claimed
+        self._claims = Claims(engine, holder or f"outbox-{id(self):x}", claim_timeout, on_claimed)
         self.claims_lost = 0
         self._pagers = dict(pagers or {})
         self._digest_after = dict(digest_after or {})
@@ -123,6 +119,11 @@ class OutboxWorker:
         self._on_delivered = on_delivered
 
     # public ----------------------------------------------------------------------------------
+
+    @property
+    def claims(self) -> int:
+        """Rows this worker claimed since start."""
+        return self._claims.count
 
     def wake(self) -> None:
         """New rows were committed: deliver now rather than at the next poll."""
@@ -187,117 +188,14 @@ class OutboxWorker:
 
     # internals -------------------------------------------------------------------------------
 
-    def _claimable(self, now: datetime) -> Any:
-        return (OUTBOX.c.status == "pending") & or_(
-            OUTBOX.c.claimed_until.is_(None),
-            OUTBOX.c.claimed_until < now,
-            OUTBOX.c.claimed_by == self._holder,
-        )
-
     def _due(self) -> list[Any]:
-        """Claim pending rows, most severe first, when at least one of them is due.
-
-        Rows that are not due yet come along so that they keep blocking the later messages
-        of their card (an update never overtakes the post it updates). Of each card, only
-        rows from its first pending one on without a gap are claimed: a card whose first
-        message another worker holds stays with that worker.
-        """
-        now = self._clock.now()
-        with self._engine.begin() as conn:
-            query = (
-                select(OUTBOX)
-                .where(self._claimable(now))
-                .order_by(OUTBOX.c.severity_rank, OUTBOX.c.id)
-                .limit(BATCH)
-            )
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True, of=OUTBOX)
-            rows = list(conn.execute(query).all())
-            if not rows:
-                return []
-            mine = {r.id for r in rows}
-            keys = sorted({r.order_key for r in rows})
-            allowed: set[int] = set()
-            for start in range(0, len(keys), 500):
-                pending = conn.execute(
-                    select(OUTBOX.c.id, OUTBOX.c.order_key)
-                    .where(
-                        OUTBOX.c.status == "pending",
-                        OUTBOX.c.order_key.in_(keys[start : start + 500]),
-                    )
-                    .order_by(OUTBOX.c.id)
-                ).all()
-                gap: set[str] = set()
-                for row_id, key in pending:
-                    if key in gap:
-                        continue
-                    if row_id in mine:
-                        allowed.add(row_id)
-                    else:
-                        gap.add(key)
-            rows = [r for r in rows if r.id in allowed]
-            if not any(r.next_attempt_at <= now for r in rows):
-                return []
-            ids = [r.id for r in rows]
-            got: set[int] = set()
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                # only rows still free: without row locks (SQLite) a racing worker may have
-                # claimed some since the select
-                conn.execute(
-                    update(OUTBOX)
-                    .where(OUTBOX.c.id.in_(chunk), self._claimable(now))
-                    .values(claimed_by=self._holder, claimed_until=now + self._claim_timeout)
-                )
-                got.update(
-                    conn.execute(
-                        select(OUTBOX.c.id).where(
-                            OUTBOX.c.id.in_(chunk), OUTBOX.c.claimed_by == self._holder
-                        )
-                    ).scalars()
-                )
-        self._claimed = ids
-        if len(got) < len(ids):  # a card keeps its order: nothing after a row we did not get
-            lost = {r.order_key for r in rows if r.id not in got}
-            rows = [r for r in rows if r.order_key not in lost]
-        self.claims += len(got)
-        self._on_claimed(len(got))
-        return rows
+        return self._claims.claim(self._clock.now())
 
     def _release(self) -> None:
-        """The round is over: rows still pending go back for any worker to claim."""
-        ids, self._claimed = self._claimed, []
-        with self._engine.begin() as conn:
-            for start in range(0, len(ids), 500):
-                conn.execute(
-                    update(OUTBOX)
-                    .where(
-                        OUTBOX.c.id.in_(ids[start : start + 500]),
-                        OUTBOX.c.claimed_by == self._holder,
-                        OUTBOX.c.status == "pending",
-                    )
-                    .values(claimed_by="", claimed_until=None)
-                )
+        self._claims.release()
 
     def _next_due_in(self) -> float | None:
-        """Seconds until a row this worker may claim is due (rows claimed by another worker
-        count from the moment their claim lapses)."""
-        now = self._clock.now()
-        with self._engine.connect() as conn:
-            nxt = conn.execute(
-                select(func.min(OUTBOX.c.next_attempt_at)).where(self._claimable(now))
-            ).scalar_one()
-            lapse = conn.execute(
-                select(func.min(OUTBOX.c.claimed_until)).where(
-                    OUTBOX.c.status == "pending",
-                    OUTBOX.c.claimed_by != self._holder,
-                    OUTBOX.c.claimed_until >= now,
-                )
-            ).scalar_one()
-        due = [t for t in (nxt, lapse) if t is not None]
-        if not due:
-            return None
-        return max(0.0, (min(due) - now).total_seconds())
+        return self._claims.next_due_in(self._clock.now())
 
     def _bucket(self, surface: str, channel: str, kind: str) -> SharedBucket | None:
         """The bucket a message spends: posts and replies per channel (``<surface>`` or
@@ -610,20 +508,12 @@ class OutboxWorker:
             return None
         return MessageRef(row.surface, found.ref_channel or row.channel, found.message_id)
 
-    def _mine(self, row: Any) -> Any:
-        """The row, while it is pending and claimed by this worker."""
-        return (
-            (OUTBOX.c.id == row.id)
-            & (OUTBOX.c.status == "pending")
-            & (OUTBOX.c.claimed_by == self._holder)
-        )
-
     def _save_ref(self, row: Any, ref: MessageRef) -> None:
         now = self._clock.now()
         with self._engine.begin() as conn:
             done = conn.execute(
                 update(OUTBOX)
-                .where(self._mine(row))
+                .where(self._claims.mine(row.id))
                 .values(status="sent", sent_at=now, attempts=row.attempts + 1)
             )
             if done.rowcount == 0:  # rolls back: the worker that has the row records its card
@@ -653,7 +543,7 @@ class OutboxWorker:
         with self._engine.begin() as conn:
             conn.execute(
                 update(OUTBOX)
-                .where(self._mine(row))
+                .where(self._claims.mine(row.id))
                 .values(
                     status=status,
                     sent_at=self._clock.now() if status == "sent" else None,
@@ -679,7 +569,7 @@ class OutboxWorker:
         with self._engine.begin() as conn:
             conn.execute(
                 update(OUTBOX)
-                .where(self._mine(row))
+                .where(self._claims.mine(row.id))
                 .values(
                     attempts=attempts,
                     last_error=error,

@@ -1,0 +1,154 @@
+"""The outbox's claims: which worker (replica) is delivering which rows, until when.
+
+A worker claims rows with ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL (a plain select on
+SQLite, one process), sets ``claimed_by``/``claimed_until``, and gives back at the end of its
+round what is still pending. A claim that lapses (its worker died) lets another worker deliver
+the row; rows are recorded as sent only while claimed by the worker recording them (:meth:`mine`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, func, or_, select, update
+
+from bot.store.repo import OUTBOX
+
+BATCH = 500
+
+
+class Claims:
+    def __init__(
+        self,
+        engine: Engine,
+        holder: str,
+        timeout: timedelta,
+        on_claimed: Callable[[int], None] = lambda count: None,
+    ) -> None:
+        self._engine = engine
+        self._holder = holder
+        self._timeout = timeout
+        self._on_claimed = on_claimed
+        self._claimed: list[int] = []
+        self.count = 0  # rows claimed since start (a metric)
+
+    def mine(self, row_id: int) -> Any:
+        """The row, while it is pending and claimed by this worker."""
+        return (
+            (OUTBOX.c.id == row_id)
+            & (OUTBOX.c.status == "pending")
+            & (OUTBOX.c.claimed_by == self._holder)
+        )
+
+    def claimable(self, now: datetime) -> Any:
+        """Pending rows no other live worker holds."""
+        return (OUTBOX.c.status == "pending") & or_(
+            OUTBOX.c.claimed_until.is_(None),
+            OUTBOX.c.claimed_until < now,
+            OUTBOX.c.claimed_by == self._holder,
+        )
+
+    def claim(self, now: datetime) -> list[Any]:
+        """Claim pending rows, most severe first, when at least one of them is due.
+
+        Rows that are not due yet come along so that they keep blocking the later messages
+        of their card (an update never overtakes the post it updates). Of each card, only
+        rows from its first pending one on without a gap are claimed: a card whose first
+        message another worker holds stays with that worker.
+        """
+        with self._engine.begin() as conn:
+            query = (
+                select(OUTBOX)
+                .where(self.claimable(now))
+                .order_by(OUTBOX.c.severity_rank, OUTBOX.c.id)
+                .limit(BATCH)
+            )
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True, of=OUTBOX)
+            rows = list(conn.execute(query).all())
+            if not rows:
+                return []
+            mine = {r.id for r in rows}
+            keys = sorted({r.order_key for r in rows})
+            allowed: set[int] = set()
+            for start in range(0, len(keys), 500):
+                pending = conn.execute(
+                    select(OUTBOX.c.id, OUTBOX.c.order_key)
+                    .where(
+                        OUTBOX.c.status == "pending",
+                        OUTBOX.c.order_key.in_(keys[start : start + 500]),
+                    )
+                    .order_by(OUTBOX.c.id)
+                ).all()
+                gap: set[str] = set()
+                for row_id, key in pending:
+                    if key in gap:
+                        continue
+                    if row_id in mine:
+                        allowed.add(row_id)
+                    else:
+                        gap.add(key)
+            rows = [r for r in rows if r.id in allowed]
+            if not any(r.next_attempt_at <= now for r in rows):
+                return []
+            ids = [r.id for r in rows]
+            got: set[int] = set()
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                # only rows still free: without row locks (SQLite) a racing worker may have
+                # claimed some since the select
+                conn.execute(
+                    update(OUTBOX)
+                    .where(OUTBOX.c.id.in_(chunk), self.claimable(now))
+                    .values(claimed_by=self._holder, claimed_until=now + self._timeout)
+                )
+                got.update(
+                    conn.execute(
+                        select(OUTBOX.c.id).where(
+                            OUTBOX.c.id.in_(chunk), OUTBOX.c.claimed_by == self._holder
+                        )
+                    ).scalars()
+                )
+        self._claimed = ids
+        if len(got) < len(ids):  # a card keeps its order: nothing after a row we did not get
+            lost = {r.order_key for r in rows if r.id not in got}
+            rows = [r for r in rows if r.order_key not in lost]
+        self.count += len(got)
+        self._on_claimed(len(got))
+        return rows
+
+    def release(self) -> None:
+        """The round is over: rows still pending go back for any worker to claim."""
+        ids, self._claimed = self._claimed, []
+        with self._engine.begin() as conn:
+            for start in range(0, len(ids), 500):
+                conn.execute(
+                    update(OUTBOX)
+                    .where(
+                        OUTBOX.c.id.in_(ids[start : start + 500]),
+                        OUTBOX.c.claimed_by == self._holder,
+                        OUTBOX.c.status == "pending",
+                    )
+                    .values(claimed_by="", claimed_until=None)
+                )
+
+    def next_due_in(self, now: datetime) -> float | None:
+        """Seconds until a row this worker may claim is due (rows claimed by another worker
+        count from the moment their claim lapses)."""
+        with self._engine.connect() as conn:
+            nxt = conn.execute(
+                select(func.min(OUTBOX.c.next_attempt_at)).where(self.claimable(now))
+            ).scalar_one()
+            lapse = conn.execute(
+                select(func.min(OUTBOX.c.claimed_until)).where(
+                    OUTBOX.c.status == "pending",
+                    OUTBOX.c.claimed_by != self._holder,
+                    OUTBOX.c.claimed_until >= now,
+                )
+            ).scalar_one()
+        due = [t for t in (nxt, lapse) if t is not None]
+        if not due:
+            return None
+        return max(0.0, (min(due) - now).total_seconds())
