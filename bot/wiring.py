@@ -52,6 +52,7 @@ from bot.store.repo import INCIDENTS
 from detectors.fields import load_extractor
 from detectors.model import Rule
 from detectors.rules import load_rules
+from integrations.alertmanager.wiring import from_settings as push_from_settings
 from integrations.bedrock import BedrockRcaEngine, load_bedrock_settings
 from integrations.console import ConsoleChatSurface
 from integrations.executors import build_executors, load_executor_settings
@@ -333,6 +334,19 @@ class Runtime:
                 incident_id, Command(CommandKind.CLEAR, actor="bot", surface="scheduler")
             ),
         )
+        self.push = push_from_settings(
+            settings.push,
+            engine=self.engine,
+            clock=self.clock,
+            policy=self._policy_for_push(),
+            clear=lambda incident_id: self.interactions.execute(
+                incident_id, Command(CommandKind.CLEAR, actor="bot", surface="push")
+            ),
+            on_ingested=self._ingested,
+            redact=self.redactor.redact,
+            registry=self.metrics.registry,
+            rules=self.rules,
+        )
         self.scheduler = Scheduler(
             self.runner,
             settings.schedule_jitter,
@@ -342,6 +356,7 @@ class Runtime:
                 ("rule-next-runs", timedelta(seconds=30), self._record_next_runs),
                 ("page-due", timedelta(seconds=10), self.page_due),
                 *self.playbooks.chores,
+                *self.push.chores,
             ],
         )
         self.leader = False
@@ -526,6 +541,14 @@ class Runtime:
             escalation=self.escalation,
         )
 
+    def _policy_for_push(self) -> IngestPolicy:
+        return IngestPolicy(
+            self.router,
+            self.settings.flap_window,
+            self.settings.card_refresh,
+            escalation=self.escalation,
+        )
+
     def _ingested(self, result: IngestResult) -> None:
         for incident_id in result.new_or_reopened:
             self.enricher.submit([incident_id], severity_rank=result.ranks.get(incident_id, 2))
@@ -574,6 +597,7 @@ class Runtime:
             routers.append(self.slack.router)
         if self.pagerduty is not None and self.pagerduty.webhook_secrets:
             routers.append(webhook_router(self.pagerduty, self.operations, self.engine, self.clock))
+        routers.extend(self.push.routers)
         return routers
 
     async def ingest_snapshot(self, payload: object) -> int:
