@@ -240,7 +240,8 @@ def run(
                 number = to_number(t)
             if number is not None and not low <= number < high:
                 continue
-            copy = EventRow(row, extractor)
+            copy = EventRow(row)
+            copy.pending = extractor
             if number is not None:
                 copy["_time"] = number
             yield copy
