@@ -117,6 +117,20 @@ def extract_json(raw: str) -> Fields:
     return {} if document is None else flatten(document)
 
 
+# containerd/CRI-O log lines: "<RFC 3339 time> stdout|stderr F|P <the container's line>"
+_CRI_RE = re.compile(r"^\d{4}-\d\d-\d\dT\S+ (?P<stream>stdout|stderr) [FP] ")
+
+
+def extract_json_lines(raw: str) -> Fields:
+    """A JSON event, also behind a container runtime's prefix (which gives ``stream``)."""
+    m = _CRI_RE.match(raw)
+    if m is None:
+        return extract_json(raw)
+    found = extract_json(raw[m.end() :])
+    found.setdefault("stream", m.group("stream"))
+    return found
+
+
 _CLOUDTRAIL_CIM = (
     ("src", "sourceIPAddress"),
     ("region", "awsRegion"),
@@ -167,7 +181,7 @@ CLOUDTRAIL = SourcetypeExtraction(
 JSON = SourcetypeExtraction(
     "json",
     ("_json", "json", "*:json", "kube:container:*", "kube:*", "docker:*", "aws:*", "app:json"),
-    extract_json,
-    frozenset(),
+    extract_json_lines,
+    frozenset({"stream"}),
     open_ended=True,
 )

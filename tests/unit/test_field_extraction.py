@@ -531,3 +531,9 @@ def test_the_older_pam_layout() -> None:
         "user": "cyrus",
         "session_action": "opened",
     }
+
+
+def test_json_behind_a_container_runtime_prefix() -> None:
+    raw = '2026-12-05T20:10:18.123456789Z stderr F {"level":"error","msg":"db down"}'
+    found = fields("kube:container:checkout", raw)
+    assert found == {"level": "error", "msg": "db down", "stream": "stderr"}
