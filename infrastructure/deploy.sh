@@ -12,7 +12,8 @@
 #
 # Environment:
 #   DEPLOY_IMAGE_BUILDER   command run as `$DEPLOY_IMAGE_BUILDER IMAGE_URI` to build and push
-#                          the image (default: infrastructure/image.sh build + docker push)
+#                          the image (default: infrastructure/image.sh build, then login and
+#                          push with the tool of CONTAINER_BUILD, "docker build" by default)
 #   DEPLOY_STABLE_TIMEOUT  seconds to wait for the service to be stable (default 900)
 #   DEPLOY_STACK_TIMEOUT   seconds to wait for the stack (default 2700; RDS takes a while)
 #   DEPLOY_POLL_SECONDS    seconds between polls (default 10)
@@ -105,18 +106,22 @@ REGISTRY="$ACCOUNT.dkr.ecr.$REGION.amazonaws.com"
 if [[ -z "$IMAGE_TAG" ]]; then
   IMAGE_TAG="$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null)" || die "no --image-tag and not a git checkout"
   if [[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
-    IMAGE_TAG="$IMAGE_TAG-dirty-$(date -u +%Y%m%d%H%M%S)"
+    # uncommitted changes: a tag from their content, so the same tree gives the same tag
+    IMAGE_TAG="$IMAGE_TAG-dirty-$(git -C "$ROOT" diff HEAD | sha256sum | cut -c1-8)"
   fi
 fi
 IMAGE_URI="$REGISTRY/$REPOSITORY:$IMAGE_TAG"
 
 # --- image ---------------------------------------------------------------------------------
+# The default image builder: image.sh builds with CONTAINER_BUILD (default "docker build"), and
+# the same tool (docker or podman) logs in to ECR and pushes.
 build_and_push() {
-  local uri="$1"
-  command -v docker >/dev/null 2>&1 || die "docker is not installed (or set DEPLOY_IMAGE_BUILDER)"
+  local uri="$1" tool
+  read -r tool _ <<<"${CONTAINER_BUILD:-docker build}"
+  command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (set CONTAINER_BUILD, or DEPLOY_IMAGE_BUILDER)"
   "$HERE/image.sh" build "$uri"
-  aws_ ecr get-login-password | docker login --username AWS --password-stdin "$REGISTRY"
-  docker push "$uri"
+  aws_ ecr get-login-password | "$tool" login --username AWS --password-stdin "$REGISTRY"
+  "$tool" push "$uri"
 }
 
 if ! aws_ ecr describe-repositories --repository-names "$REPOSITORY" >/dev/null 2>&1; then
@@ -124,7 +129,7 @@ if ! aws_ ecr describe-repositories --repository-names "$REPOSITORY" >/dev/null 
     quiet aws_ ecr create-repository --repository-name "$REPOSITORY" \
     --image-scanning-configuration scanOnPush=true --image-tag-mutability IMMUTABLE
 fi
-if ((!DRY_RUN)) && aws_ ecr describe-images --repository-name "$REPOSITORY" \
+if aws_ ecr describe-images --repository-name "$REPOSITORY" \
   --image-ids "imageTag=$IMAGE_TAG" >/dev/null 2>&1; then
   say "image $IMAGE_URI is already in ECR"
 else
