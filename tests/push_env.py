@@ -14,6 +14,7 @@ import httpx
 from bot.server import create_app
 from bot.settings import load_settings
 from bot.wiring import Runtime
+from detectors.model import Rule
 from tests.conftest import FakeClock
 
 FIXTURES = Path(__file__).parent / "fixtures" / "alertmanager"
@@ -66,7 +67,11 @@ def push_settings(**overrides: Any) -> dict[str, Any]:
 
 
 async def push_client(
-    database_url: str, tmp_path: Path, clock: FakeClock, **settings: Any
+    database_url: str,
+    tmp_path: Path,
+    clock: FakeClock,
+    rules: list[Rule] | None = None,
+    **settings: Any,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
     config = load_settings(
         database_url=database_url,
@@ -75,7 +80,7 @@ async def push_client(
         push=settings.pop("push", None) or push_settings(),
         **settings,
     )
-    runtime = Runtime(config, clock=clock)
+    runtime = Runtime(config, clock=clock, rules=rules)
     await runtime.connect(attempts=1)
     transport = httpx.ASGITransport(app=create_app(runtime))
     async with httpx.AsyncClient(transport=transport, base_url="http://bot.test") as client:
