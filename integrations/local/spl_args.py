@@ -128,7 +128,7 @@ _PERCENTILE_RE = re.compile(
 )
 
 
-def parse_stats(args: Segment, position: int) -> StatsCommand:
+def parse_stats(args: Segment, position: int, command: str = "stats") -> StatsCommand:
     stream = _words(args)
     aggregations: list[Aggregation] = []
     while not stream.at_end() and not stream.at_keyword("by"):
@@ -178,7 +178,7 @@ def parse_stats(args: Segment, position: int) -> StatsCommand:
     if stream.at_keyword("by"):
         stream.next()
         by = _field_list(stream, "by")
-    _end(stream, "stats")
+    _end(stream, command)
     return StatsCommand(tuple(aggregations), tuple(by), position)
 
 

@@ -180,7 +180,7 @@ def parse_spath(args: Segment, position: int) -> SpathCommand:
 
 
 def parse_eventstats(args: Segment, position: int) -> EventstatsCommand:
-    return EventstatsCommand(parse_stats(args, position), position)
+    return EventstatsCommand(parse_stats(args, position, "eventstats"), position)
 
 
 _STREAMSTATS_REFUSED = ("reset_on_change", "reset_before", "reset_after", "time_window", "allnum")
@@ -210,7 +210,7 @@ def parse_streamstats(args: Segment, position: int) -> StreamstatsCommand:
             )
     start = stream.peek().position - args.offset
     rest = Segment(args.text[start:], args.offset + start)
-    return StreamstatsCommand(parse_stats(rest, position), current, window, position)
+    return StreamstatsCommand(parse_stats(rest, position, "streamstats"), current, window, position)
 
 
 # --- top, rare ------------------------------------------------------------------------------

@@ -122,6 +122,7 @@ def test_rare_counts_least_common_first() -> None:
         ("x | streamstats current=maybe count", "current= takes true or false, not 'maybe'"),
         ("x | eventstats", "expected a stats function such as count"),
         ("x | eventstats foo(bytes)", "unsupported stats function 'foo'"),
+        ("x | eventstats count by host extra=1", "unexpected argument to 'eventstats'"),
     ],
 )
 def test_errors(query: str, message: str) -> None:
