@@ -514,8 +514,11 @@ class Runtime:
             self.scheduler.resume()
             return
         self.scheduler.start()
-        if self.generator is not None and self.settings.generator_enabled:
-            self._spawn(self.generator.run(self.clock, self._stop), "generator")
+        if self.generator is not None:  # without background scenarios: those simulated go on
+            background = self.settings.generator_enabled
+            self._spawn(
+                self.generator.run(self.clock, self._stop, background=background), "generator"
+            )
 
     # hooks -----------------------------------------------------------------------------------
 
