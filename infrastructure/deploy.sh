@@ -226,7 +226,7 @@ fi
 deadline=$((SECONDS + 300))
 while :; do
   read -r CS_STATUS CS_REASON < <(aws_ cloudformation describe-change-set --stack-name "$STACK" \
-    --change-set-name "$CHANGE_SET" --query '[Status, StatusReason]' | tr '\t' ' ')
+    --change-set-name "$CHANGE_SET" --query '[Status, StatusReason]' | tr '\t' ' ') || true
   case "$CS_STATUS" in
     CREATE_COMPLETE) break ;;
     FAILED)
@@ -260,7 +260,8 @@ if [[ -z "${NO_CHANGES:-}" ]]; then
   say "executing change set $CHANGE_SET; waiting for stack $STACK (at most ${STACK_TIMEOUT}s)"
   deadline=$((SECONDS + STACK_TIMEOUT))
   while :; do
-    STACK_STATUS="$(aws_ cloudformation describe-stacks --stack-name "$STACK" --query 'Stacks[0].StackStatus')"
+    STACK_STATUS="$(aws_ cloudformation describe-stacks --stack-name "$STACK" \
+      --query 'Stacks[0].StackStatus')" || STACK_STATUS=UNKNOWN
     case "$STACK_STATUS" in
       CREATE_COMPLETE | UPDATE_COMPLETE) break ;;
       *ROLLBACK* | *FAILED)
