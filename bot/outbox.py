@@ -360,6 +360,9 @@ class OutboxWorker:
                 self._finish, row, "dead", f"no surface named {row.surface!r} is configured"
             )
             return False
+        if not await asyncio.to_thread(self._claims.renew, row.id, self._clock.now()):
+            self.claims_lost += 1  # held up past the claim timeout: another worker has it
+            return False
         try:
             recorded = await self._send(surface, row)
         except ClaimLost:

@@ -2,8 +2,9 @@
 
 A worker claims rows with ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL (a plain select on
 SQLite, one process), sets ``claimed_by``/``claimed_until``, and gives back at the end of its
-round what is still pending. A claim that lapses (its worker died) lets another worker deliver
-the row; rows are recorded as sent only while claimed by the worker recording them (:meth:`mine`).
+round what is still pending; right before each send it renews the row's claim (:meth:`renew`).
+A claim that lapses (its worker died) lets another worker deliver the row; rows are recorded as
+sent only while claimed by the worker recording them (:meth:`mine`).
 """
 
 from __future__ import annotations
@@ -118,6 +119,16 @@ class Claims:
         self.count += len(got)
         self._on_claimed(len(got))
         return rows
+
+    def renew(self, row_id: int, now: datetime) -> bool:
+        """Right before a send: extend this worker's claim on the row from ``now``; False when
+        the claim lapsed meanwhile and the row is not this worker's any more (do not send).
+        A claim then lapses only if one send outlasts the claim timeout."""
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                update(OUTBOX).where(self.mine(row_id)).values(claimed_until=now + self._timeout)
+            )
+        return bool(done.rowcount == 1)
 
     def release(self) -> None:
         """The round is over: rows still pending go back for any worker to claim."""

@@ -184,3 +184,27 @@ def test_a_message_whose_claimer_dies_mid_send_is_delivered_once(bots: Cluster) 
             select(OUTBOX).where(OUTBOX.c.surface == "slack", OUTBOX.c.kind == "post")
         ).one()
     assert post.status == "sent" and post.claimed_by != claimer
+
+
+def test_a_replacement_for_a_killed_only_replica_works_within_the_bound(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The only bot is killed during a storm; its replacement on the same database leads and
+    posts within 2 x the heartbeat of the kill (its predecessor's lease is not waited out
+    longer), and a card never waits for the lease at all."""
+    heartbeat = 3.0
+    with cluster(tmp_path, postgres_url, heartbeat=heartbeat) as bots:
+        (first,) = bots.start(1)
+        bots.wait_holder()
+        services = [bots.burst()]
+        settle(bots, services)
+        first.kill()
+        killed = time.monotonic()
+        bots.start(1)
+        started = time.monotonic() - killed  # a new process needs a moment to start
+        services.append(bots.burst(ahead=0.5))
+        bots.wait_holder(timeout=3 * heartbeat)
+        assert time.monotonic() - killed <= max(2 * heartbeat, started) + 1.0
+        settle(bots, services)
+        assert bots.cards_posted() == {s: 1 for s in services}
+        assert bots.hit_counts() == {s: [HITS_PER_BURST] for s in services}
