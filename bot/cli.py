@@ -216,7 +216,13 @@ def _rule_tool(settings: Settings, args: argparse.Namespace) -> int:
     from detectors.tools.commands import log_options
     from detectors.tools.sources import DataChoice
 
-    choice = DataChoice(args.data, args.splunk, settings.local_events_path, log_options(args))
+    choice = DataChoice(
+        args.data,
+        args.splunk,
+        settings.local_events_path,
+        log_options(args),
+        tuple(settings.field_extraction_paths),
+    )
     if args.command == "test-rule":
         return tools.run_test_rule(
             settings, args.file, choice, args.start, args.end, sys.stdout, strict=args.strict

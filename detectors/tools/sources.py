@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from bot.errors import ConfigError
 from bot.ports import SearchBackend
+from detectors.fields import load_extractor
 from detectors.tools.logfiles import LogOptions, is_plain_log, read_log
 from integrations.local import Event, EventStore, LocalSearchBackend
 from integrations.local.spl_time import resolve_time
@@ -131,6 +132,7 @@ class DataChoice:
     splunk: bool = False
     local_events: Path = Path("./data/events.db")
     log: LogOptions | None = None
+    extractions: tuple[Path, ...] = ()  # a user's field extractions (BOT_FIELD_EXTRACTIONS_PATH)
 
     @property
     def local_spl(self) -> bool:
@@ -154,11 +156,14 @@ async def open_source(choice: DataChoice) -> AsyncIterator[Source]:
         finally:
             await _close(backend)
         return
+    extractor = load_extractor(choice.extractions)
     if choice.data is not None:
         events = _data_events(choice.data, choice.log)
         with EventStore(":memory:") as store:
             store.add(events)
-            yield Source(LocalSearchBackend(store), f"{len(events)} events from {choice.data}")
+            yield Source(
+                LocalSearchBackend(store, extractor), f"{len(events)} events from {choice.data}"
+            )
         return
     if not choice.local_events.is_file():
         raise ConfigError(
@@ -166,7 +171,9 @@ async def open_source(choice: DataChoice) -> AsyncIterator[Source]:
             "generate events, or pass --data events.jsonl or --splunk"
         )
     with EventStore(choice.local_events) as store:
-        yield Source(LocalSearchBackend(store), f"the local event file {choice.local_events}")
+        yield Source(
+            LocalSearchBackend(store, extractor), f"the local event file {choice.local_events}"
+        )
 
 
 def _data_events(path: Path, log: LogOptions | None) -> list[Event]:

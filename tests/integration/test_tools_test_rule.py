@@ -203,3 +203,38 @@ def test_as_a_subprocess(tmp_path: Path, rules: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "FIRES service=checkout: severity high, 3 events" in done.stdout
     assert textwrap.dedent(done.stderr) == ""
+
+
+def test_a_users_own_extractions_give_the_rule_its_group_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # orders.log has no key=value pairs: only the user's extraction yields `customer`
+    (tmp_path / "props.yaml").write_text(
+        "myapp:log:\n  - 'order (?<order_id>\\d+) for (?<customer>\\S+) failed'\n"
+    )
+    monkeypatch.setenv("BOT_FIELD_EXTRACTIONS_PATH", str(tmp_path / "props.yaml"))
+    events = [
+        Event(
+            NOW - timedelta(seconds=5 * i + 5),
+            f"order {i} for acme failed",
+            "app",
+            "myapp:log",
+            "a1",
+        )
+        for i in range(3)
+    ]
+    data = jsonl(tmp_path / "orders.jsonl", events)
+    rule = tmp_path / "orders.yaml"
+    rule.write_text(
+        "rules:\n  - id: failed-orders\n    title: Failed orders for {customer}\n"
+        "    type: threshold\n    query: index=app sourcetype=myapp:log failed\n"
+        "    group_by: [customer]\n    threshold: {op: '>=', value: 3}\n"
+        "    severity: high\n    category: application\n"
+    )
+
+    code, out, _ = run(
+        capsys, rule, "--data", data, "--from", "2026-11-22T09:00:00Z", "--to", NOW.isoformat()
+    )
+
+    assert code == 0
+    assert "FIRES customer=acme" in out
