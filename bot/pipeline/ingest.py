@@ -466,8 +466,10 @@ def _upsert_alerts(
         for alert in batch.alerts:
             wanted[(incident_id, alert.fingerprint)] = alert
     existing: dict[tuple[int, str], Any] = {}
-    ids = sorted({k[0] for k in wanted} - new_incidents)  # a new incident has no alerts yet
-    for chunk in _chunks(ids):
+    # a new incident has no alerts yet; the others are read by fingerprint (an incident with
+    # many alerts is not read whole for the few this run brings)
+    fps = sorted({fp for incident_id, fp in wanted if incident_id not in new_incidents})
+    for chunk in _chunks(fps):
         for found in conn.execute(
             select(
                 ALERTS.c.id,
@@ -475,9 +477,10 @@ def _upsert_alerts(
                 ALERTS.c.fingerprint,
                 ALERTS.c.evidence_json,
                 ALERTS.c.first_seen,
-            ).where(ALERTS.c.incident_id.in_(chunk))
+            ).where(ALERTS.c.fingerprint.in_(chunk))
         ):
-            existing[(found.incident_id, found.fingerprint)] = found
+            if (found.incident_id, found.fingerprint) in wanted:
+                existing[(found.incident_id, found.fingerprint)] = found
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     for (incident_id, fp), alert in wanted.items():
