@@ -156,6 +156,9 @@ def _ingest(
     if not batches:
         return run.result
     active, flapping = _find_incidents(conn, [b.key for b in batches], now, policy.flap_window)
+    batches = [b for b in batches if not _stale(b, active, flapping)]
+    if not batches:
+        return run.result
     fresh = _join_or_reopen(run, batches, active, flapping)
     _open_incidents(run, fresh)
     _upsert_alerts(conn, batches, run.incident_of, now, set(run.result.created))
@@ -192,6 +195,13 @@ def _find_incidents(
     for key in active:
         flapping.pop(key, None)
     return active, flapping
+
+
+def _stale(batch: GroupBatch, active: dict[str, Any], flapping: dict[str, Any]) -> bool:
+    """The group's incident was resolved and this run saw no new event: a sliding window still
+    holding the lines the incident was about (after a fix ended them, say) neither reopens it
+    nor opens another. Any new event does."""
+    return batch.new_events == 0 and batch.key in flapping and batch.key not in active
 
 
 def _join_or_reopen(

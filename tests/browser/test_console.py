@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.botprocess import FAST_RULE_ID as FAST_RULE
 from tests.botprocess import BotProcess
 
 # chromium first: without it nothing starts; the page closes before the bot stops
@@ -197,6 +198,12 @@ WATCH_REMEDIATION = """(id) => {
 }"""
 
 
+def rule_runs(bot: BotProcess) -> int:
+    rules = bot.api.get("/api/v1/rules").json()["items"]
+    state = next(r for r in rules if r["id"] == FAST_RULE)["state"]
+    return int(state["runs"]) if state else 0
+
+
 def stage(line: str) -> int:
     for index, pattern in enumerate(PROGRESS):
         if pattern.fullmatch(line):
@@ -248,6 +255,9 @@ def test_auto_resolve_fixes_a_simulated_scenario(
     expect(plan).to_contain_text("Then it waits 3s and runs the incident's rule again")
     expect(plan.locator(".verdict")).to_have_text("Gate: allowed, every check passed.")
     dialog.screenshot(path=str(tmp_path / "auto-resolve-dialog.png"))
+    watcher = page.context.new_page()  # someone else follows the run on the incident's page
+    watcher.goto(f"{bot.url}/incidents/{number}")
+    expect(watcher.locator("#live")).to_have_class(re.compile(r"\bon\b"))
 
     confirm.click()
     expect(dialog).to_be_hidden()
@@ -272,6 +282,18 @@ def test_auto_resolve_fixes_a_simulated_scenario(
     expect(card.get_by_role("button", name="Reopen")).to_be_visible()
     card.screenshot(path=str(tmp_path / "resolved-card.png"))
 
+    shown = watcher.locator("[data-incident-page]")  # refreshed live at every change
+    expect(shown.locator(".card .state")).to_have_text("resolved")
+    expect(shown.locator(".card .remediation")).to_have_text(VERIFIED)
+    expect(shown.locator("#timeline li").filter(has_text=VERIFIED)).to_have_count(2)
+    watcher.close()
+
+    # the rule keeps running every 2 s over a window that still holds the burst's lines: they
+    # are not news, so the incident stays resolved
+    runs = rule_runs(bot)
+    bot.wait_for(lambda: rule_runs(bot) >= runs + 2, "two more runs of web-5xx-burst", 10)
+    rule = next(r for r in bot.api.get("/api/v1/rules").json()["items"] if r["id"] == FAST_RULE)
+    assert rule["state"]["last_hits"] > 0, rule  # it still counts them
     detail = bot.detail(human)
     assert (detail["state"], detail["state_changed_by"]) == ("resolved", f"playbook:{PLAYBOOK}")
     audit = bot.api.get(f"/api/v1/audit/incident/{human}")

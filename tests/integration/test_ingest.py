@@ -100,6 +100,26 @@ def test_resolved_incident_reopens_within_flap_window(engine: Engine, clock: Fak
     assert [r.kind for r in _outbox(engine) if r.kind == "post"] == ["post", "post"]
 
 
+def test_a_window_still_holding_a_resolved_incidents_lines_does_not_reopen_it(
+    engine: Engine, clock: FakeClock
+) -> None:
+    """A sliding window keeps the lines of a burst a fix ended: the rule still counts them, but
+    they are not news. Only a new event reopens the incident."""
+    burst = clock.now()
+    first = run(engine, [alert(burst)], clock).created[0]
+    clock.advance(20)
+    _resolve(engine, clock, first)
+    for _ in range(3):  # the same lines, seen again: nothing new
+        clock.advance(2)
+        quiet = run(engine, [alert(burst, new_events=0)], clock)
+        assert (quiet.created, quiet.reopened, quiet.updated) == ([], [], [])
+    with engine.connect() as conn:
+        assert conn.execute(select(INCIDENTS.c.state)).scalar_one() == "resolved"
+    clock.advance(2)
+    again = run(engine, [alert(clock.now(), new_events=1)], clock)
+    assert again.reopened == [first] and again.created == []
+
+
 def test_resolved_incident_stays_resolved_after_flap_window(
     engine: Engine, clock: FakeClock
 ) -> None:
