@@ -1,8 +1,8 @@
 """From a pushed alert (a label set, annotations, a time range) to the pipeline's :class:`Alert`.
 
-A pushed alert's identity is its whole label set (as in Alertmanager); the incident it joins is
-chosen by its route's ``group_by`` labels. :class:`PushAlert` carries both: ``group`` is the
-label set (the fingerprint and the stored alert), ``grouping`` the group-by values (the key).
+A pushed alert's identity is its whole label set (as in Alertmanager; its record is the
+``push_alerts`` row); the incident it joins is chosen by its route's ``group_by`` labels. The
+pipeline gets one alert per group and push, so its cost follows the groups, not the alerts.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.domain.hits import Alert, Category, Evidence, Severity, fingerprint, group_key
+from bot.domain.hits import Alert, Category, Evidence, Severity, fingerprint
 from bot.push.config import ALL_LABELS, PushRoute
 from bot.push.matchers import LabelMatcher, matches_all
 
@@ -35,6 +35,8 @@ _SEVERITY = {
 _CATEGORY = {c.value: c for c in Category}
 
 Labels = tuple[tuple[str, str], ...]
+#: evidence lines one push brings to one group
+EVIDENCE_LINES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,17 +53,6 @@ class PushedAlert:
 
     def resolved(self, now: datetime) -> bool:
         return self.ends_at <= now
-
-
-@dataclass(frozen=True, slots=True)
-class PushAlert(Alert):
-    """An :class:`Alert` whose group key comes from ``grouping``, not from its label set."""
-
-    grouping: Labels = ()
-
-    @property
-    def group_key(self) -> str:
-        return group_key(self.rule_id, self.grouping)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,43 +92,55 @@ def severity_of(labels: Mapping[str, str], default: Severity) -> Severity:
 
 def to_alert(
     route: CompiledRoute,
-    pushed: PushedAlert,
-    labels: Labels,
+    grouping: Labels,
+    members: Sequence[tuple[PushedAlert, Labels, bool]],
     now: datetime,
-    new: bool,
     redact: Callable[[str], str],
-) -> PushAlert:
-    """The pipeline alert for one firing pushed alert; ``new`` when it (re)fires with this push
-    (it then counts one event and brings one evidence line), false when a push refreshes it."""
-    tags, notes = pushed.labels, pushed.annotations
-    grouping = route.grouping(tags)
+) -> Alert:
+    """One pipeline alert for one group's firing pushed alerts (``(alert, label set, new)``;
+    ``new`` when it (re)fires with this push). New ones count one event each and bring one
+    evidence line each (at most :data:`EVIDENCE_LINES`); a push that only refreshes counts none.
+    The most severe member names the incident; its labels are what silences match."""
+    rule = route.route
+    head, head_rank = members[0][0], 99
+    for pushed, _, _ in members:
+        rank = severity_of(pushed.labels, rule.severity).rank
+        if rank < head_rank:
+            head, head_rank = pushed, rank
+    tags, notes = head.labels, head.annotations
     name = tags.get("alertname", "alert")
     summary = notes.get("summary") or notes.get("message") or ""
     where = ", ".join(f"{k}={v}" for k, v in grouping if k != "alertname" and v)
     title = f"{name}: {summary}" if summary else (f"{name} ({where})" if where else name)
-    evidence: tuple[Evidence, ...] = ()
-    if new:
-        text = " ".join(f"{k}={v}" for k, v in labels)
-        detail = notes.get("description") or summary
-        line = redact(f"{text}: {detail}" if detail else text)
-        evidence = (Evidence(f"am-{alert_fingerprint(route, labels)}", pushed.starts_at, line),)
-    rule = route.route
-    return PushAlert(
+    evidence: list[Evidence] = []
+    new = 0
+    for pushed, labels, fresh in members:
+        if not fresh:
+            continue
+        new += 1
+        if len(evidence) < EVIDENCE_LINES:
+            text = " ".join(f"{k}={v}" for k, v in labels)
+            detail = pushed.annotations.get("description") or pushed.annotations.get("summary")
+            line = redact(f"{text}: {detail}" if detail else text)
+            evidence.append(
+                Evidence(f"am-{fingerprint(rule.rule_id, labels)}", pushed.starts_at, line)
+            )
+    return Alert(
         rule_id=rule.rule_id,
-        group=labels,
+        group=grouping,
         title=redact(title),
         severity=severity_of(tags, rule.severity),
         category=_CATEGORY.get(tags.get("category", "").lower(), rule.category),
         service=tags.get("service") or tags.get("job", ""),
         host=tags.get("instance") or tags.get("host", ""),
         owner=tags.get("team") or tags.get("owner", ""),
-        first_seen=min(pushed.starts_at, now),
+        first_seen=min(min(p.starts_at for p, _, _ in members), now),
         last_seen=now,
-        new_events=1 if new else 0,
-        value=1.0,
-        evidence=evidence,
+        new_events=new,
+        value=float(len(members)),
+        evidence=tuple(evidence),
         runbook=notes.get("runbook_url", ""),
-        events=1,
-        search_link=pushed.generator_url,
-        grouping=grouping,
+        events=new,
+        search_link=head.generator_url,
+        labels=dict(tags),
     )

@@ -29,7 +29,7 @@ from bot.push import store
 from bot.push.config import PushSettings
 from bot.push.mapping import (
     CompiledRoute,
-    PushAlert,
+    Labels,
     PushedAlert,
     alert_fingerprint,
     label_set,
@@ -145,18 +145,20 @@ class PushReceiver:
             routed = self._route(alerts)
             known = store.known_ends(conn, list(routed))
             rows: list[dict[str, Any]] = []
-            firing: dict[str, list[PushAlert]] = {}
+            firing: dict[tuple[str, str], list[tuple[PushedAlert, Labels, bool]]] = {}
+            grouped: dict[tuple[str, str], tuple[CompiledRoute, Labels]] = {}
             resolved_keys: set[str] = set()
             for fp, (route, pushed, labels) in routed.items():
-                key = group_key(route.route.rule_id, route.grouping(pushed.labels))
+                grouping = route.grouping(pushed.labels)
+                key = group_key(route.route.rule_id, grouping)
                 if pushed.resolved(now):
                     outcome.resolved += 1
                     resolved_keys.add(key)
                 else:
                     ends = known.get(fp)
                     fresh = ends is None or ends <= now  # new, or firing again after it ended
-                    alert = to_alert(route, pushed, labels, now, fresh, self._redact)
-                    firing.setdefault(route.route.name, []).append(alert)
+                    firing.setdefault((route.route.name, key), []).append((pushed, labels, fresh))
+                    grouped[(route.route.name, key)] = (route, grouping)
                     outcome.firing += 1
                 rows.append(
                     store.row(
@@ -174,8 +176,14 @@ class PushReceiver:
                         pushed.timeout,
                     )
                 )
+            per_route: dict[str, list[Alert]] = {}
+            for (name, key), members in firing.items():
+                route, grouping = grouped[(name, key)]
+                per_route.setdefault(name, []).append(
+                    to_alert(route, grouping, members, now, self._redact)
+                )
             store.write(conn, rows, set(known))
-            results = self._ingest(conn, firing, now)
+            results = self._ingest(conn, per_route, now)
             for result in results:
                 outcome.created.extend(result.created)
             ended = store.ended_incidents(conn, now, sorted(resolved_keys)) if resolved_keys else []
@@ -193,7 +201,7 @@ class PushReceiver:
         return routed
 
     def _ingest(
-        self, conn: Connection, firing: dict[str, list[PushAlert]], now: datetime
+        self, conn: Connection, firing: dict[str, list[Alert]], now: datetime
     ) -> list[IngestResult]:
         if not firing:
             return []
