@@ -7,6 +7,9 @@
   a bad body: 400 naming the field, like every other endpoint.
 - ``GET /config/kill-switch`` (any caller), ``POST /config/kill-switch/activate`` and
   ``/deactivate`` (admin, ``{"reason": ...}``).
+- ``GET /config/playbooks`` (any caller): playbooks turned off and why;
+  ``POST /config/playbooks/{id}/enable`` and ``/disable`` (admin, ``{"reason": ...}``): turn one
+  back on after the circuit breaker opened, or off by hand.
 - ``GET /audit`` with filters, newest first, paged by ``cursor`` (or ``offset``), and
   ``GET /audit/incident/{id}``: one incident's whole chain, oldest first.
 """
@@ -29,6 +32,7 @@ from bot.authz import Role
 from bot.domain.incident import parse_human_id
 from bot.errors import NotFound
 from bot.store import audit
+from bot.store.breakers import disable_playbook, disabled_playbooks, enable_playbook
 from bot.store.repo import INCIDENTS
 from bot.store.runtime_config import (
     DEFAULT_MAX_CONCURRENT,
@@ -111,11 +115,9 @@ def _default_limit(runtime: Runtime) -> int:
     return int(getattr(runtime.settings, "max_concurrent_resolutions", DEFAULT_MAX_CONCURRENT))
 
 
-def _known_playbooks(runtime: Runtime) -> Collection[str] | None:
-    """The loaded playbook ids (to check ``allowed_playbooks``), when playbooks are loaded."""
-    registry = getattr(runtime, "playbooks", None)
-    ids = getattr(registry, "ids", None)
-    return set(ids()) if callable(ids) else None
+def _known_playbooks(runtime: Runtime) -> Collection[str]:
+    """The loaded playbook ids (to check ``allowed_playbooks`` and playbook ids)."""
+    return set(runtime.registry.ids())
 
 
 def config_json(conn: Connection, default_limit: int) -> dict[str, Any]:
@@ -263,6 +265,42 @@ def make_admin_router(runtime: Runtime, caller: Any) -> APIRouter:
     @api.post("/config/kill-switch/deactivate", openapi_extra=_schema(ReasonBody))
     async def deactivate(request: Request, who: Caller = authenticated) -> Any:
         return await toggle(False, request, who)
+
+    # playbooks turned off (by the circuit breaker or an admin) ---------------------------------
+
+    @api.get("/config/playbooks")
+    async def playbooks_state(who: Caller = authenticated) -> dict[str, Any]:
+        disabled = await asyncio.to_thread(disabled_playbooks, engine)
+        return {"disabled": [{"playbook": k, "reason": v} for k, v in sorted(disabled.items())]}
+
+    async def switch_playbook(playbook_id: str, on: bool, request: Request, who: Caller) -> Any:
+        admin(who)
+        if playbook_id not in _known_playbooks(runtime):
+            raise NotFound(f"no playbook {playbook_id!r}; GET /api/v1/config lists them")
+        try:
+            body = await _body(request, ReasonBody)
+        except BodyInvalid as exc:
+            return invalid(exc)
+        now = runtime.clock.now()
+        if on:
+            changed = await asyncio.to_thread(
+                enable_playbook, engine, playbook_id, body.reason, now, who.identity, "api"
+            )
+            message = f"{playbook_id} is on" if changed else f"{playbook_id} was not turned off"
+        else:
+            await asyncio.to_thread(
+                disable_playbook, engine, playbook_id, body.reason, now, who.identity, "api"
+            )
+            changed, message = True, f"{playbook_id} is off: {body.reason}"
+        return {"playbook": playbook_id, "enabled": on, "changed": changed, "message": message}
+
+    @api.post("/config/playbooks/{playbook_id}/enable", openapi_extra=_schema(ReasonBody))
+    async def enable(playbook_id: str, request: Request, who: Caller = authenticated) -> Any:
+        return await switch_playbook(playbook_id, True, request, who)
+
+    @api.post("/config/playbooks/{playbook_id}/disable", openapi_extra=_schema(ReasonBody))
+    async def disable(playbook_id: str, request: Request, who: Caller = authenticated) -> Any:
+        return await switch_playbook(playbook_id, False, request, who)
 
     # configuration ---------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from bot.errors import PermanentError
+from bot.errors import NotFound, PermanentError
 from bot.settings import Settings
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -40,6 +40,11 @@ def add_admin_commands(sub: Any) -> None:
     setter.add_argument("category")
     setter.add_argument("changes", nargs="+", metavar="KEY=VALUE", help=", ".join(FIELDS))
     setter.add_argument("--actor", default="", help="who (default: cli:<login>)")
+    for verb, text in (("enable", "turn a playbook back on"), ("disable", "turn a playbook off")):
+        switch = csub.add_parser(f"{verb}-playbook", help=f"{text} (audited)")
+        switch.add_argument("playbook")
+        switch.add_argument("--reason", required=True, help="why")
+        switch.add_argument("--actor", default="", help="who (default: cli:<login>)")
 
 
 def run_admin(settings: Settings, args: argparse.Namespace) -> int:
@@ -55,6 +60,8 @@ def run_admin(settings: Settings, args: argparse.Namespace) -> int:
             return _verify(engine)
         if args.action == "show":
             return _show(settings, engine)
+        if args.action in ("enable-playbook", "disable-playbook"):
+            return _switch_playbook(settings, engine, args)
         return _set_category(settings, engine, args)
     finally:
         engine.dispose()
@@ -98,6 +105,7 @@ def _verify(engine: Engine) -> int:
 
 
 def _show(settings: Settings, engine: Engine) -> int:
+    from bot.store.breakers import disabled_playbooks
     from bot.store.runtime_config import (
         DEFAULT_MAX_CONCURRENT,
         read_categories,
@@ -115,6 +123,37 @@ def _show(settings: Settings, engine: Engine) -> int:
             f"{name:15} {_yes(p.enabled):7} {_yes(p.auto):5} {p.threshold:9.2f} "
             f"{p.max_retries:7} {_yes(p.notify_required):6} {allowed}"
         )
+    for playbook, reason in sorted(disabled_playbooks(engine).items()):
+        print(f"playbook {playbook} is off: {reason}")
+    return EXIT_OK
+
+
+def _known_playbooks(settings: Settings) -> frozenset[str]:
+    from detectors.rules import load_rules
+    from playbooks.wiring import load_registry
+
+    local = settings.search_backend == "local"
+    rules = load_rules(settings.rule_paths, include_shipped=settings.shipped_rules, local_spl=local)
+    return frozenset(load_registry(settings, rules, embedded=local).ids())
+
+
+def _switch_playbook(settings: Settings, engine: Engine, args: argparse.Namespace) -> int:
+    from bot.ports import SystemClock
+    from bot.store.breakers import disable_playbook, enable_playbook
+
+    if args.playbook not in _known_playbooks(settings):
+        raise NotFound(f"no playbook {args.playbook!r}; run_bot.py validate lists problems")
+    actor = _actor(args)
+    _require_admin(settings, actor)
+    now = SystemClock().now()
+    if args.action == "enable-playbook":
+        if enable_playbook(engine, args.playbook, args.reason, now, actor, "cli"):
+            print(f"{args.playbook} is on")
+        else:
+            print(f"{args.playbook} was not turned off")
+        return EXIT_OK
+    disable_playbook(engine, args.playbook, args.reason, now, actor, "cli")
+    print(f"{args.playbook} is off: {args.reason}")
     return EXIT_OK
 
 
@@ -170,7 +209,14 @@ def _set_category(settings: Settings, engine: Engine, args: argparse.Namespace) 
     _require_admin(settings, actor)
     with engine.begin() as conn:
         before = read_category(conn, args.category)
-        after = save_category_in(conn, update.apply(before), actor, "cli", SystemClock().now())
+        after = save_category_in(
+            conn,
+            update.apply(before),
+            actor,
+            "cli",
+            SystemClock().now(),
+            _known_playbooks(settings),
+        )
     for name in FIELDS:
         old, new = getattr(before, name), getattr(after, name)
         if old != new:

@@ -18,11 +18,11 @@ from bot.domain.rca import RcaReport
 from bot.errors import NotFound, PermanentError
 from bot.pipeline.ingest import labels_of_incident
 from bot.store import runs
+from bot.store.breakers import disabled_playbooks
 from bot.store.cards import rca_from_json
 from bot.store.repo import INCIDENTS, to_incident
 from bot.store.runtime_config import (
     KillSwitch,
-    disabled_playbooks,
     read_category,
     read_kill_switch,
     read_max_concurrent,

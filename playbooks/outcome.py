@@ -23,7 +23,8 @@ from bot.pipeline.notify import Router
 from bot.ports import Clock, Executor, SearchBackend
 from bot.redaction import Redactor
 from bot.store import runs
-from bot.store.runtime_config import disable_playbook, disabled_playbooks, read_category
+from bot.store.breakers import disable_playbook, disabled_playbooks
+from bot.store.runtime_config import read_category
 from detectors.model import Rule
 from playbooks import notify
 from playbooks.facts import load_subject

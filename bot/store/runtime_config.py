@@ -8,7 +8,8 @@ command, the CLI) holds on all of them:
   process, so every replica sees a change within a second.
 - ``category:<name>``: the :class:`CategoryPolicy` of each of the six rule categories.
 - ``max_concurrent_resolutions``: how many runs may be live at once across all replicas.
-- ``playbook_disabled:<id>``: playbooks the circuit breaker (or an admin) turned off, with why.
+- ``playbook_disabled:<id>``: playbooks the circuit breaker (or an admin) turned off, with why
+  (:mod:`bot.store.breakers`).
 
 Every change is written to the audit chain in the same transaction, with the state before and
 after in the entry's ``data``.
@@ -19,25 +20,21 @@ from __future__ import annotations
 import json
 import time
 import weakref
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, select
 
 from bot.domain.hits import Category
 from bot.errors import NotFound, PermanentError
-from bot.store import audit
-from bot.store.repo import insert_ignore
-from bot.store.tables import SettingRow
+from bot.store.settings_kv import SETTINGS, audit_entry, read_locked, read_value, write_value
 
-SETTINGS = SettingRow.__table__  # type: ignore[attr-defined]
 KILL_SWITCH_KEY = "kill_switch"
 MAX_CONCURRENT_KEY = "max_concurrent_resolutions"
 CATEGORY_PREFIX = "category:"
-DISABLED_PREFIX = "playbook_disabled:"
 KILL_SWITCH_TTL_S = 0.5
 DEFAULT_MAX_CONCURRENT = 10
 CATEGORIES = tuple(c.value for c in Category)
@@ -123,60 +120,6 @@ def check_category(category: str) -> str:
     return category
 
 
-# reading and writing rows --------------------------------------------------------------------
-
-
-def _read(conn: Connection, key: str) -> Any:
-    row = conn.execute(select(SETTINGS.c.value_json).where(SETTINGS.c.key == key)).first()
-    return None if row is None else json.loads(row.value_json)
-
-
-def _read_locked(conn: Connection, key: str, now: datetime) -> Any:
-    """The row's value under a row lock (PostgreSQL; SQLite serialises writers), created empty
-    first so that two replicas changing it at once queue up instead of both inserting."""
-    insert_ignore(conn, SETTINGS, [{"key": key, "value_json": "null", "updated_at": now}], "key")
-    row = conn.execute(
-        select(SETTINGS.c.value_json).where(SETTINGS.c.key == key).with_for_update()
-    ).one()
-    return json.loads(row.value_json)
-
-
-def _write(conn: Connection, key: str, value: Any, actor: str, now: datetime) -> None:
-    conn.execute(
-        update(SETTINGS)
-        .where(SETTINGS.c.key == key)
-        .values(value_json=json.dumps(value, sort_keys=True), updated_at=now, updated_by=actor)
-    )
-
-
-def _audit(
-    conn: Connection,
-    now: datetime,
-    actor: str,
-    surface: str,
-    action: str,
-    reason: str,
-    data: Mapping[str, Any],
-    result: str = "applied",
-    detail: str = "",
-) -> None:
-    audit.append(
-        conn,
-        [
-            {
-                "at": now,
-                "actor": actor,
-                "surface": surface,
-                "action": action,
-                "reason": reason,
-                "result": result,
-                "detail": detail,
-                "data": dict(data),
-            }
-        ],
-    )
-
-
 # the kill switch -----------------------------------------------------------------------------
 
 _kill_cache: weakref.WeakKeyDictionary[Engine, tuple[float, KillSwitch]] = (
@@ -200,13 +143,13 @@ def read_kill_switch(engine: Engine | Connection) -> KillSwitch:
     """The kill switch as stored; an engine's answer is cached for at most 0.5 s per process
     (a connection reads the row in its own transaction, uncached)."""
     if isinstance(engine, Connection):
-        return _kill_switch(_read(engine, KILL_SWITCH_KEY))
+        return _kill_switch(read_value(engine, KILL_SWITCH_KEY))
     cached = _kill_cache.get(engine)
     clock = time.monotonic()
     if cached is not None and clock - cached[0] < KILL_SWITCH_TTL_S:
         return cached[1]
     with engine.connect() as conn:
-        found = _kill_switch(_read(conn, KILL_SWITCH_KEY))
+        found = _kill_switch(read_value(conn, KILL_SWITCH_KEY))
     _kill_cache[engine] = (clock, found)
     return found
 
@@ -223,10 +166,10 @@ def change_kill_switch(
         word = "activating" if on else "deactivating"
         raise PermanentError(f"{word} the kill switch needs a reason")
     with engine.begin() as conn:
-        before = _kill_switch(_read_locked(conn, KILL_SWITCH_KEY, now))
+        before = _kill_switch(read_locked(conn, KILL_SWITCH_KEY, now))
         if before.on == on:
             message = f"kill switch already {before.describe()}"
-            _audit(
+            audit_entry(
                 conn,
                 now,
                 actor,
@@ -241,9 +184,9 @@ def change_kill_switch(
         else:
             switch = KillSwitch(on, actor, reason, now)
             stored = {"on": on, "by": actor, "reason": reason, "at": now.isoformat()}
-            _write(conn, KILL_SWITCH_KEY, stored, actor, now)
+            write_value(conn, KILL_SWITCH_KEY, stored, actor, now)
             message = f"kill switch {switch.describe()}"
-            _audit(
+            audit_entry(
                 conn,
                 now,
                 actor,
@@ -283,9 +226,9 @@ def _policy(category: str, value: Any) -> CategoryPolicy:
 def read_category(conn_or_engine: Engine | Connection, category: str) -> CategoryPolicy:
     check_category(category)
     if isinstance(conn_or_engine, Connection):
-        return _policy(category, _read(conn_or_engine, CATEGORY_PREFIX + category))
+        return _policy(category, read_value(conn_or_engine, CATEGORY_PREFIX + category))
     with conn_or_engine.connect() as conn:
-        return _policy(category, _read(conn, CATEGORY_PREFIX + category))
+        return _policy(category, read_value(conn, CATEGORY_PREFIX + category))
 
 
 def read_categories(conn_or_engine: Engine | Connection) -> dict[str, CategoryPolicy]:
@@ -330,8 +273,8 @@ def save_category_in(
     """Store ``policy`` in this transaction and audit it (before and after); answers it."""
     validate_policy(policy, known_playbooks)
     key = CATEGORY_PREFIX + policy.category
-    before = _policy(policy.category, _read_locked(conn, key, now))
-    _write(conn, key, policy.as_json(), actor, now)
+    before = _policy(policy.category, read_locked(conn, key, now))
+    write_value(conn, key, policy.as_json(), actor, now)
     changed = [
         f"{name} {getattr(before, name)!r} -> {getattr(policy, name)!r}"
         for name in ("enabled", "auto", "threshold", "max_retries", "notify_required")
@@ -340,7 +283,7 @@ def save_category_in(
     if before.allowed_playbooks != policy.allowed_playbooks:
         old, new = list(before.allowed_playbooks), list(policy.allowed_playbooks)
         changed.append(f"allowed_playbooks {old} -> {new}")
-    _audit(
+    audit_entry(
         conn,
         now,
         actor,
@@ -375,7 +318,7 @@ def read_max_concurrent(
     if not isinstance(conn_or_engine, Connection):
         with conn_or_engine.connect() as conn:
             return read_max_concurrent(conn, default)
-    value = _read(conn_or_engine, MAX_CONCURRENT_KEY)
+    value = read_value(conn_or_engine, MAX_CONCURRENT_KEY)
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
@@ -384,10 +327,10 @@ def save_max_concurrent_in(
 ) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
         raise PermanentError(f"max_concurrent_resolutions: must be 1..1000, not {value!r}")
-    stored = _read_locked(conn, MAX_CONCURRENT_KEY, now)
+    stored = read_locked(conn, MAX_CONCURRENT_KEY, now)
     before = stored if isinstance(stored, int) else default
-    _write(conn, MAX_CONCURRENT_KEY, value, actor, now)
-    _audit(
+    write_value(conn, MAX_CONCURRENT_KEY, value, actor, now)
+    audit_entry(
         conn,
         now,
         actor,
@@ -398,80 +341,3 @@ def save_max_concurrent_in(
         detail=f"max_concurrent_resolutions {before} -> {value}",
     )
     return value
-
-
-# the circuit breaker's state -----------------------------------------------------------------
-
-
-def disable_playbook(
-    engine: Engine,
-    playbook_id: str,
-    reason: str,
-    now: datetime,
-    actor: str = "bot:breaker",
-    surface: str = "engine",
-) -> None:
-    """Turn a playbook off (the circuit breaker opened, or an admin did it), with why."""
-    if not reason.strip():
-        raise PermanentError("disabling a playbook needs a reason")
-    key = DISABLED_PREFIX + playbook_id
-    with engine.begin() as conn:
-        before = _read_locked(conn, key, now)
-        value = {"reason": reason.strip(), "at": now.isoformat(), "by": actor}
-        _write(conn, key, value, actor, now)
-        _audit(
-            conn,
-            now,
-            actor,
-            surface,
-            "playbook_disabled",
-            reason.strip(),
-            {"playbook": playbook_id, "before": before, "after": value},
-            detail=f"playbook {playbook_id} disabled: {reason.strip()}",
-        )
-
-
-def enable_playbook(
-    engine: Engine,
-    playbook_id: str,
-    reason: str,
-    now: datetime,
-    actor: str = "bot:breaker",
-    surface: str = "engine",
-) -> bool:
-    """Turn a disabled playbook back on; False when it was not disabled."""
-    key = DISABLED_PREFIX + playbook_id
-    with engine.begin() as conn:
-        before = _read_locked(conn, key, now)
-        conn.execute(SETTINGS.delete().where(SETTINGS.c.key == key))
-        if before is None:
-            return False
-        _audit(
-            conn,
-            now,
-            actor,
-            surface,
-            "playbook_enabled",
-            reason.strip(),
-            {"playbook": playbook_id, "before": before, "after": None},
-            detail=f"playbook {playbook_id} enabled again",
-        )
-    return True
-
-
-def disabled_playbooks(conn_or_engine: Engine | Connection) -> dict[str, str]:
-    """Playbook id -> why it is disabled (the circuit breaker's state)."""
-    if not isinstance(conn_or_engine, Connection):
-        with conn_or_engine.connect() as conn:
-            return disabled_playbooks(conn)
-    rows = conn_or_engine.execute(
-        select(SETTINGS.c.key, SETTINGS.c.value_json).where(
-            SETTINGS.c.key.startswith(DISABLED_PREFIX, autoescape=True)
-        )
-    )
-    out: dict[str, str] = {}
-    for row in rows:
-        value = json.loads(row.value_json)
-        if isinstance(value, dict):
-            out[row.key[len(DISABLED_PREFIX) :]] = str(value.get("reason", "disabled"))
-    return out

@@ -149,3 +149,42 @@ async def test_the_whole_config_at_once(client: httpx.AsyncClient) -> None:
     )
     assert worse.status_code == 400
     assert worse.json()["error"].startswith("max_concurrent_resolutions")
+
+
+async def test_a_playbook_the_breaker_turned_off_is_turned_back_on_by_an_admin(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    url = "/api/v1/config/playbooks"
+    off = await client.post(
+        f"{url}/drain-host/disable", json={"reason": "3 failed runs"}, headers=ALICE
+    )
+    assert off.status_code == 200 and off.json()["message"] == "drain-host is off: 3 failed runs"
+    listed = (await client.get(url, headers=VIC)).json()
+    assert listed == {"disabled": [{"playbook": "drain-host", "reason": "3 failed runs"}]}
+    refused = await client.post(f"{url}/drain-host/enable", json={"reason": "fixed"}, headers=BOB)
+    assert refused.status_code == 403
+    unknown = await client.post(f"{url}/no-such/enable", json={"reason": "x"}, headers=ALICE)
+    assert unknown.status_code == 404 and "no-such" in unknown.json()["error"]
+    on = await client.post(
+        f"{url}/drain-host/enable", json={"reason": "target group fixed"}, headers=ALICE
+    )
+    assert on.json() == {
+        "playbook": "drain-host",
+        "enabled": True,
+        "changed": True,
+        "message": "drain-host is on",
+    }
+    assert (await client.get(url)).json() == {"disabled": []}
+    audit = (await client.get("/api/v1/audit", params={"actor": "console:alice"})).json()
+    assert [a["action"] for a in audit["items"]][:2] == ["playbook_enabled", "playbook_disabled"]
+
+
+async def test_a_category_cannot_allow_a_playbook_that_does_not_exist(
+    client: httpx.AsyncClient,
+) -> None:
+    bad = await client.put(
+        "/api/v1/config/category/network",
+        json={"allowed_playbooks": ["drain-host", "drian-host"]},
+        headers=ALICE,
+    )
+    assert bad.status_code == 400 and "drian-host" in bad.json()["error"]

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot.errors import Conflict, NotFound, PolicyViolation
+from bot.store.breakers import disable_playbook
 from bot.store.runtime_config import (
     CategoryPolicy,
-    disable_playbook,
     save_category,
     save_max_concurrent_in,
     set_kill_switch,

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from bot.errors import PolicyViolation
-from bot.store.runtime_config import disabled_playbooks, set_kill_switch
+from bot.store.breakers import disabled_playbooks
+from bot.store.runtime_config import set_kill_switch
 from tests.fakes.pagerduty import FakePagerDuty, make_tls
 from tests.remediation_env import Env, embedded
 

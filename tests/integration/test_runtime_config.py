@@ -13,14 +13,12 @@ from sqlalchemy import Engine, select
 
 from bot.errors import NotFound, PermanentError
 from bot.store import audit
+from bot.store.breakers import disable_playbook, disabled_playbooks, enable_playbook
 from bot.store.db import make_engine
 from bot.store.runtime_config import (
     CATEGORIES,
     CategoryPolicy,
     change_kill_switch,
-    disable_playbook,
-    disabled_playbooks,
-    enable_playbook,
     read_categories,
     read_category,
     read_kill_switch,
@@ -209,17 +207,23 @@ def test_the_cli_switches_configures_and_verifies(
         "database",
         "threshold=0.95",
         "auto=true",
-        "allowed_playbooks=restart-db,scale-out",
+        "allowed_playbooks=recycle-worker,drain-host",
     )
     assert code == 0 and "database.threshold: 0.9 -> 0.95" in out
-    assert "database.allowed_playbooks: (all) -> restart-db, scale-out" in out
+    assert "database.allowed_playbooks: (all) -> recycle-worker, drain-host" in out
     code, out = _cli(monkeypatch, capsys, url, "config", "set-category", "database", "threshold=2")
     assert code == 1 and "threshold: Input should be less than or equal to 1" in out
     code, out = _cli(monkeypatch, capsys, url, "config", "set-category", "storage", "auto=true")
     assert code == 1 and "the categories are network, database" in out
     code, out = _cli(monkeypatch, capsys, url, "config", "show")
     assert "kill switch on since" in out and "max_concurrent_resolutions 10" in out
-    assert "database        yes     yes        0.95       2 yes    restart-db, scale-out" in out
+    assert (
+        "database        yes     yes        0.95       2 yes    recycle-worker, drain-host" in out
+    )
+    code, out = _cli(
+        monkeypatch, capsys, url, "config", "set-category", "database", "allowed_playbooks=nope"
+    )
+    assert code == 1 and "nope" in out
     code, out = _cli(monkeypatch, capsys, url, "audit", "verify")
     assert (code, out.strip()) == (0, "audit chain intact: 3 entries")
     engine = make_engine(url)
@@ -228,3 +232,22 @@ def test_the_cli_switches_configures_and_verifies(
     engine.dispose()
     code, out = _cli(monkeypatch, capsys, url, "audit", "verify")
     assert code == 1 and "audit entry 2 was altered after it was written" in out
+
+
+def test_the_cli_turns_a_playbook_off_and_back_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("BOT_"):
+            monkeypatch.delenv(name)
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    off = ("config", "disable-playbook", "drain-host", "--reason", "flaky target group")
+    code, out = _cli(monkeypatch, capsys, url, *off)
+    assert (code, out.strip()) == (0, "drain-host is off: flaky target group")
+    code, out = _cli(monkeypatch, capsys, url, "config", "show")
+    assert "playbook drain-host is off: flaky target group" in out
+    on = ("config", "enable-playbook", "drain-host", "--reason", "fixed")
+    code, out = _cli(monkeypatch, capsys, url, *on)
+    assert (code, out.strip()) == (0, "drain-host is on")
+    code, out = _cli(monkeypatch, capsys, url, "config", "enable-playbook", "nope", "--reason", "x")
+    assert code == 1 and "no playbook 'nope'" in out
