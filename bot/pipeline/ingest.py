@@ -512,14 +512,17 @@ def _upsert_alerts(
             continue
         if not alert.new_events and not alert.evidence:
             continue
-        old = [_evidence(item) for item in json.loads(row.evidence_json)]
+        merged = row.evidence_json  # no new lines: the stored ones stay as they are
+        if alert.evidence:
+            old = [_evidence(item) for item in json.loads(row.evidence_json)]
+            merged = evidence_json(merge_evidence(old, alert.evidence))
         updates.append(
             {
                 "b_id": row.id,
                 "b_add": alert.new_events,
                 "b_value": alert.value,
                 "b_last": alert.last_seen,
-                "b_evidence": evidence_json(merge_evidence(old, alert.evidence)),
+                "b_evidence": merged,
             }
         )
     if inserts:

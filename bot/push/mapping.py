@@ -96,10 +96,11 @@ def to_alert(
     members: Sequence[tuple[PushedAlert, Labels, bool]],
     now: datetime,
     redact: Callable[[str], str],
+    lines: int = EVIDENCE_LINES,
 ) -> Alert:
     """One pipeline alert for one group's firing pushed alerts (``(alert, label set, new)``;
     ``new`` when it (re)fires with this push). New ones count one event each and bring one
-    evidence line each (at most :data:`EVIDENCE_LINES`); a push that only refreshes counts none.
+    evidence line each (at most ``lines``); a push that only refreshes counts none.
     The most severe member names the incident; its labels are what silences match."""
     rule = route.route
     head, head_rank = members[0][0], 99
@@ -118,7 +119,7 @@ def to_alert(
         if not fresh:
             continue
         new += 1
-        if len(evidence) < EVIDENCE_LINES:
+        if len(evidence) < lines:
             text = " ".join(f"{k}={v}" for k, v in labels)
             detail = pushed.annotations.get("description") or pushed.annotations.get("summary")
             line = redact(f"{text}: {detail}" if detail else text)

@@ -28,6 +28,7 @@ from bot.ports import Clock
 from bot.push import store
 from bot.push.config import PushSettings
 from bot.push.mapping import (
+    EVIDENCE_LINES,
     CompiledRoute,
     Labels,
     PushedAlert,
@@ -177,10 +178,13 @@ class PushReceiver:
                     )
                 )
             per_route: dict[str, list[Alert]] = {}
+            # evidence lines go to groups that open (or reopen) an incident with this push
+            live = store.active_groups(conn, [key for _, key in firing])
             for (name, key), members in firing.items():
                 route, grouping = grouped[(name, key)]
+                lines = 0 if key in live else EVIDENCE_LINES
                 per_route.setdefault(name, []).append(
-                    to_alert(route, grouping, members, now, self._redact)
+                    to_alert(route, grouping, members, now, self._redact, lines)
                 )
             store.write(conn, rows, set(known))
             results = self._ingest(conn, per_route, now)

@@ -74,7 +74,11 @@ def known_ends(conn: Connection, fingerprints: Sequence[str]) -> dict[str, datet
 
 def write(conn: Connection, rows: Sequence[dict[str, Any]], known: set[str]) -> None:
     """Insert the new fingerprints, update the known ones (keys as the table's columns)."""
-    inserts = [r for r in rows if r["fingerprint"] not in known]
+    inserts = [
+        {**r, "labels_json": _labels_json(r["labels_json"])}
+        for r in rows
+        if r["fingerprint"] not in known
+    ]
     updates = [
         {
             "b_fp": r["fingerprint"],
@@ -114,6 +118,10 @@ def write(conn: Connection, rows: Sequence[dict[str, Any]], known: set[str]) -> 
         )
 
 
+def _labels_json(labels: dict[str, str]) -> str:
+    return json.dumps(labels, separators=(",", ":"), sort_keys=True)
+
+
 def row(
     fp: str,
     rule_id: str,
@@ -134,7 +142,7 @@ def row(
         "group_key": key,
         "route": route,
         "sender": sender,
-        "labels_json": json.dumps(labels, separators=(",", ":"), sort_keys=True),
+        "labels_json": labels,  # encoded only when inserted (a label set never changes)
         "annotations_json": json.dumps(annotations, separators=(",", ":"), sort_keys=True),
         "generator_url": generator_url,
         "starts_at": starts_at,
@@ -142,6 +150,15 @@ def row(
         "updated_at": now,
         "timeout": timeout,
     }
+
+
+def active_groups(conn: Connection, keys: Sequence[str]) -> set[str]:
+    """The keys that have an active incident."""
+    out: set[str] = set()
+    for chunk in _chunks(keys):
+        query = select(INCIDENTS.c.active_key).where(INCIDENTS.c.active_key.in_(chunk))
+        out.update(r[0] for r in conn.execute(query))
+    return out
 
 
 def ended_incidents(

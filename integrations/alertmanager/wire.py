@@ -60,10 +60,17 @@ def _time(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
+_VALID_NAMES: set[str] = set()  # names seen valid (a storm repeats the same few names)
+
+
 def _invalid_name(names: Mapping[str, str]) -> str | None:
     for name in names:
+        if name in _VALID_NAMES:
+            continue
         if not LABEL_NAME.fullmatch(name):
             return name
+        if len(_VALID_NAMES) < 10_000:
+            _VALID_NAMES.add(name)
     return None
 
 
