@@ -154,6 +154,8 @@ def main() -> int:
             ):
                 break
             time.sleep(0.5)
+        else:
+            print(f"not settled after 60 s: {bots.pending_summary()}", file=sys.stderr)
         time.sleep(1.0)
         counts = bots.hit_counts()
         posts = bots.card_posts()

@@ -282,6 +282,20 @@ class Cluster:
         """Slack cards posted per service."""
         return {service: len(times) for service, times in self.card_posts().items()}
 
+    def pending_summary(self) -> list[tuple[str, str, int, str, str]]:
+        """(surface, kind, attempts, claimed_by, last error) of the messages still pending."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    OUTBOX.c.surface,
+                    OUTBOX.c.kind,
+                    OUTBOX.c.attempts,
+                    OUTBOX.c.claimed_by,
+                    OUTBOX.c.last_error,
+                ).where(OUTBOX.c.status == "pending")
+            ).all()
+        return [(r[0], r[1], r[2], r[3], r[4][:80]) for r in rows]
+
     def card_posts(self) -> dict[str, list[float]]:
         """When (the Slack fake's monotonic clock) each service's card was posted."""
         posts: dict[str, list[float]] = {}
