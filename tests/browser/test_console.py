@@ -1,6 +1,7 @@
 """The web console in Chromium against a real ``run_bot.py`` process: an incident arrives live,
 is acknowledged and suppressed from its card, and its page shows evidence, root cause and
-timeline.
+timeline; on the embedded default, Auto-resolve on a card fixes a simulated scenario and
+verification resolves the incident.
 
 Chromium is the system's (``chromium`` on PATH). Without it these tests skip, unless
 ``REQUIRE_BROWSER=1``, which makes them fail instead.
@@ -301,10 +302,17 @@ def test_auto_resolve_fixes_a_simulated_scenario(
     chain = audit.json()
     assert chain["intact"] is True
     entries = {e["action"]: e for e in chain["items"]}
-    order = [e["action"] for e in chain["items"]]
-    assert order[:2] == ["detect", "rca"] and order.index("auto_resolve") > order.index(
-        "playbook_verifying"
-    ), order
+    assert [e["action"] for e in chain["items"]] == [
+        "detect",
+        "rca",
+        "playbook_started",
+        "playbook_step_started",
+        "playbook_step_finished",
+        "playbook_verifying",
+        "auto_resolve",
+        "playbook_verified",
+        "playbook_notified",
+    ]
     detect = entries["detect"]["data"]
     assert detect["rule"] == "web-5xx-burst" and detect["query"] and detect["window"], detect
     rca = entries["rca"]
