@@ -2,8 +2,9 @@
 
 Stages in order: group (fold alerts by key), dedup (a repeated alert updates its record), join or
 open the incident (one active incident per group; a resolved one reopens within the flap window),
-mute (silences), notify (realert, routes, coalesced card refresh). Batched: a run of 100,000 hits
-is a handful of multi-row statements, not one statement per hit.
+mute (silences, maintenance windows, inhibition), notify (realert, routes, coalesced card
+refresh). Batched: a run of 100,000 hits is a handful of multi-row statements, not one
+statement per hit.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from bot.domain.page import PageAction
 from bot.gcpause import gc_paused
 from bot.pipeline.escalate import EscalationPolicy, page_key, page_messages, timer_row
 from bot.pipeline.group import GroupBatch, fold, merge_evidence
-from bot.pipeline.mute import Silence, muting_silence
+from bot.pipeline.inhibit import Source
+from bot.pipeline.mute import Muter, Silence
 from bot.pipeline.notify import Router, card_posts, card_refreshes
 from bot.store import audit
 from bot.store.repo import (
@@ -114,16 +116,18 @@ def ingest(
     alerts: Sequence[Alert],
     now: datetime,
     policy: IngestPolicy,
-    silences: Sequence[Silence] = (),
+    silences: Sequence[Silence] | Muter = (),
     detection: Detection | None = None,
 ) -> IngestResult:
     """Apply one run's alerts. The caller owns the transaction (``engine.begin()``).
 
     With ``detection``, each incident this run opens gets a ``detect`` audit entry (rule, query,
-    window) in the same transaction.
+    window) in the same transaction. ``silences`` is a :class:`Muter` (silences, maintenance
+    windows, inhibition) or just the active silences.
     """
+    muter = silences if isinstance(silences, Muter) else Muter(silences)
     with gc_paused():
-        return _ingest(conn, alerts, now, policy, silences, detection)
+        return _ingest(conn, alerts, now, policy, muter, detection)
 
 
 @dataclass(slots=True)
@@ -141,6 +145,7 @@ class _Run:
     timers: list[dict[str, Any]] = field(default_factory=list)
     notified: list[dict[str, Any]] = field(default_factory=list)
     muted: list[dict[str, Any]] = field(default_factory=list)
+    was_muted: dict[int, str] = field(default_factory=dict)  # active incidents muted before
 
 
 def _ingest(
@@ -148,7 +153,7 @@ def _ingest(
     alerts: Sequence[Alert],
     now: datetime,
     policy: IngestPolicy,
-    silences: Sequence[Silence],
+    muter: Muter,
     detection: Detection | None,
 ) -> IngestResult:
     run = _Run(conn, now, policy)
@@ -164,7 +169,7 @@ def _ingest(
     _upsert_alerts(conn, batches, run.incident_of, now, set(run.result.created))
     existing = {*run.result.updated, *run.result.reopened}
     _bump_counters(conn, batches, run.incident_of, existing, now)
-    _mute_and_notify(run, batches, silences)
+    _mute_and_notify(run, batches, muter)
     if detection is not None:
         _audit_detections(run, fresh, detection)
     _write(run)
@@ -218,6 +223,8 @@ def _join_or_reopen(
         if row is not None:
             run.incident_of[batch.key] = to_incident(row)
             run.result.updated.append(row.id)
+            if row.muted_by:
+                run.was_muted[row.id] = row.muted_by
             continue
         row = flapping.get(batch.key)
         if row is not None and _reopen(run, batch, row):
@@ -274,11 +281,18 @@ def _open_incidents(run: _Run, fresh: Sequence[GroupBatch]) -> None:
         )
 
 
-def _mute_and_notify(run: _Run, batches: Sequence[GroupBatch], silences: Sequence[Silence]) -> None:
+def _mute_and_notify(run: _Run, batches: Sequence[GroupBatch], muter: Muter) -> None:
     """New and reopened incidents: muted, held by realert, or posted (and paged); the others
-    get a coalesced card refresh when they have new events."""
+    get a coalesced card refresh when they have new events, and are notified now if they were
+    muted and no longer are (a window ended, the inhibiting incident resolved)."""
     policy, now, result = run.policy, run.now, run.result
     fresh = set(result.created) | set(result.reopened)
+    if muter.inhibits:  # this run's incidents inhibit too (host-down with its services)
+        muter.observe(
+            Source(run.incident_of[b.key].id, labels_of(b.head))
+            for b in batches
+            if run.incident_of[b.key].id in fresh
+        )
     notify_keys = [b.key for b in batches if run.incident_of[b.key].id in fresh]
     realert = policy.realert > timedelta(0)
     last_notified = _last_notified(run.conn, notify_keys) if realert else {}
@@ -286,24 +300,17 @@ def _mute_and_notify(run: _Run, batches: Sequence[GroupBatch], silences: Sequenc
         incident = run.incident_of[batch.key]
         targets = policy.router.targets(incident)
         if incident.id not in fresh:
-            if batch.new_events:
+            if batch.new_events and _released(run, batch, incident, muter):
+                _notify(run, batch, incident, targets)
+            elif batch.new_events:
                 run.messages.extend(card_refreshes(incident, targets, now, policy.card_refresh))
             continue
         result.ranks[incident.id] = incident.severity.rank
-        silence = muting_silence(silences, labels_of(batch.head), now)
-        if silence is not None:
+        mute = muter.mute(labels_of(batch.head), now, incident.id)
+        if mute is not None:
             result.muted.append(incident.id)
-            run.muted.append({"b_id": incident.id, "muted_by": f"silence:{silence.id}"})
-            run.timeline.append(
-                _line(
-                    incident.id,
-                    now,
-                    "bot",
-                    "muted",
-                    f"notifications muted by silence {silence.id} "
-                    f"({', '.join(map(str, silence.matchers))}): {silence.reason}",
-                )
-            )
+            run.muted.append({"b_id": incident.id, "muted_by": mute.muted_by})
+            run.timeline.append(_line(incident.id, now, "bot", "muted", mute.note))
             continue
         previous = last_notified.get(batch.key)
         if previous is not None and now - previous < policy.realert:
@@ -319,10 +326,42 @@ def _mute_and_notify(run: _Run, batches: Sequence[GroupBatch], silences: Sequenc
                 )
             )
             continue
-        run.messages.extend(card_posts(incident, targets, now))
-        run.notified.append({"group_key": batch.key, "last_notified_at": now})
-        if policy.escalation is not None:
-            run.pages.extend(_escalate(incident, policy.escalation, now, run.timers, run.timeline))
+        _notify(run, batch, incident, targets)
+
+
+def _notify(run: _Run, batch: GroupBatch, incident: Incident, targets: Any) -> None:
+    """Post the incident's card and page (or arm its escalation timer)."""
+    run.messages.extend(card_posts(incident, targets, run.now))
+    run.notified.append({"group_key": batch.key, "last_notified_at": run.now})
+    if run.policy.escalation is not None:
+        run.pages.extend(
+            _escalate(incident, run.policy.escalation, run.now, run.timers, run.timeline)
+        )
+
+
+def _released(run: _Run, batch: GroupBatch, incident: Incident, muter: Muter) -> bool:
+    """A muted incident that still fires and is no longer muted: notified now, as Alertmanager
+    notifies an alert once its silence expires or its inhibiting source resolves."""
+    before = run.was_muted.get(incident.id)
+    if before is None or incident.state is not State.OPEN:
+        return False
+    mute = muter.mute(labels_of(batch.head), run.now, incident.id)
+    if mute is not None:
+        return False
+    run.muted.append({"b_id": incident.id, "muted_by": None})
+    run.timeline.append(
+        _line(incident.id, run.now, "bot", "unmuted", f"notified: {_ended(before)}, still firing")
+    )
+    return True
+
+
+def _ended(muted_by: str) -> str:
+    kind, _, name = muted_by.partition(":")
+    return {
+        "silence": f"silence {name} is over",
+        "maintenance": f"maintenance window '{name}' ended",
+        "inhibit": f"{name}, which inhibited it, is no longer active",
+    }.get(kind, f"{muted_by} no longer mutes it")
 
 
 def _audit_detections(run: _Run, fresh: Sequence[GroupBatch], detection: Detection) -> None:
