@@ -23,6 +23,7 @@ from bot.domain.card import Card, CardOptions
 from bot.domain.incident import Command, Incident, State, parse_human_id
 from bot.errors import NotFound, PermanentError, PolicyViolation
 from bot.interactions import Interactions, Outcome
+from bot.maintenance import Maintenance
 from bot.pipeline.ingest import labels_of_incident
 from bot.pipeline.mute import Matcher, parse_matchers
 from bot.ports import Clock
@@ -83,6 +84,8 @@ class Operations:
         self._rules = list(rules)  # (id, title, enabled)
         #: playbook runs (preview, start, approve, cancel); None when playbooks are not set up
         self.remediation: Remediation | None = None
+        #: maintenance windows (list, add, remove)
+        self.maintenance = Maintenance(engine, roles, clock, on_silence)
 
     # commands ---------------------------------------------------------------------------------
 

@@ -40,10 +40,12 @@ from sqlalchemy import Engine, select, update
 from bot.errors import BotError
 from bot.metrics import Metrics
 from bot.pipeline.ingest import Detection, IngestPolicy, IngestResult, ingest
+from bot.pipeline.inhibit import InhibitRule
 from bot.pipeline.mute import Silence, parse_matchers
 from bot.pipeline.recover import clean_runs
 from bot.ports import Clock, SearchBackend
 from bot.store.leases import FencedWrite
+from bot.store.maintenance import muter_for
 from bot.store.repo import INCIDENTS, RULE_STATE, SILENCES, insert_ignore
 from bot.store.tables import RuleMemoryRow
 from detectors.memory import RuleMemory
@@ -106,6 +108,8 @@ class RuleRunner:
     ) -> None:
         self._clear = clear
         self._silence_cache: tuple[datetime, list[Silence]] | None = None
+        #: inhibit rules from the rule files (an active incident mutes lower ones)
+        self.inhibit_rules: tuple[InhibitRule, ...] = ()
         # each rule's last window end and memory as this process committed them
         self._state: dict[str, tuple[datetime | None, RuleMemory]] = {}
         self._engine = engine
@@ -242,7 +246,7 @@ class RuleRunner:
         finish: tuple[int, float] | None = None,
     ) -> IngestResult:
         with self._engine.begin() as conn:
-            silences = self._silences(conn, now)
+            silences = muter_for(conn, now, self._silences(conn, now), self.inhibit_rules)
             found_by = Detection(rule.id, rule.query, window.start, window.end)
             result = ingest(conn, alerts, now, self._policy_for(rule), silences, found_by)
             save_memory(conn, rule.id, memory, now)

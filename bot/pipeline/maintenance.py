@@ -26,6 +26,7 @@ from bot.pipeline.matchers import Matcher
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_DURATION = timedelta(days=7)
+_FULL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
@@ -113,7 +114,8 @@ def _wall_span(
 ) -> tuple[datetime, datetime]:
     """Start and end in UTC, the end ``duration`` later on the wall clock of ``zone``."""
     start = local_start.astimezone(UTC)
-    end = local_start.replace(tzinfo=None) + duration
+    # a start in the hour the clocks skip is read past the gap (02:30 -> 03:30)
+    end = start.astimezone(zone).replace(tzinfo=None) + duration
     return start, end.replace(tzinfo=zone).astimezone(UTC)
 
 
@@ -197,7 +199,7 @@ def parse_days(text: str | Sequence[str]) -> tuple[str, ...]:
         elif "-" in item:
             first, _, last = item.partition("-")
             days.extend(_day_range(first.strip()[:3], last.strip()[:3]))
-        elif item[:3] in DAYS:
+        elif item in DAYS or item in _FULL_DAYS:
             days.append(item[:3])
         else:
             raise PermanentError(f"bad day {item!r}: use mon..sun, a range mon-fri, or daily")

@@ -37,6 +37,7 @@ from bot.push.mapping import (
     route_for,
     to_alert,
 )
+from bot.store.maintenance import muter_for
 from bot.store.repo import SILENCES
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class PushReceiver:
         def apply() -> IngestResult:
             now = self.clock.now()
             with self.engine.begin() as conn:
-                return ingest(conn, alerts, now, policy, _silences(conn, now))
+                return ingest(conn, alerts, now, policy, muter_for(conn, now, _silences(conn, now)))
 
         async with self._lock:
             result = await asyncio.to_thread(self._retrying, apply)
@@ -209,7 +210,7 @@ class PushReceiver:
     ) -> list[IngestResult]:
         if not firing:
             return []
-        silences = _silences(conn, now)
+        silences = muter_for(conn, now, _silences(conn, now))
         by_name = {r.route.name: r.route for r in self.routes}
         results = []
         for name, alerts in firing.items():
