@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.api import make_router
 from bot.api_admin import make_admin_router
+from bot.api_maintenance import make_maintenance_router
 from bot.api_runs import make_runs_router
 from bot.auth import Authenticator, Caller, Unauthenticated
 from bot.console.routes import make_console, static_files
@@ -33,6 +34,7 @@ from bot.errors import (
     TransientError,
 )
 from bot.identity.routes import mount_identity
+from bot.openapi import declare_errors
 from bot.store.repo import INCIDENTS
 from bot.store.runtime_config import read_kill_switch
 from bot.wiring import Runtime
@@ -205,11 +207,13 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(make_router(runtime, caller))
     app.include_router(make_runs_router(runtime, caller))
     app.include_router(make_admin_router(runtime, caller))
+    app.include_router(make_maintenance_router(runtime, caller))
     for router in runtime.webhook_routers():
         app.include_router(router)
     app.include_router(make_console(runtime, caller))
     mount_identity(app, auth)
     app.mount("/static", static_files(), name="static")
+    declare_errors(app)
     return app
 
 
