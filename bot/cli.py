@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.cli_admin import add_admin_commands, run_admin
+from bot.cli_maintenance import add_maintenance_commands, run_maintenance
 from bot.cli_runs import ACTIONS as RUN_ACTIONS
 from bot.cli_runs import add_run_commands, run_command
 from bot.errors import BotError, ConfigError, PermanentError
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_rule_tools(sub)
     add_admin_commands(sub)
+    add_maintenance_commands(sub)
 
     add_token_commands(sub)
 
@@ -200,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _simulate(settings, args.scenario, args.url)
         if command in ("killswitch", "audit", "config"):
             return run_admin(settings, args)
+        if command == "maintenance":
+            return run_maintenance(settings, args, sys.stdout)
         return asyncio.run(_incidents(settings, args))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
