@@ -6,8 +6,8 @@ import asyncio
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
@@ -16,6 +16,7 @@ from bot.authz import Role
 from bot.domain.durations import format_duration, parse_duration
 from bot.domain.incident import Command, CommandKind, Incident, parse_human_id
 from bot.errors import NotFound, PermanentError
+from bot.openapi import DURATION_PATTERN, MAX_INT, body_schema, declared, matching
 from bot.store.cards import rca_from_json
 from bot.store.repo import (
     ALERTS,
@@ -31,6 +32,7 @@ from bot.store.repo import (
 )
 from bot.store.tables import AuditRow
 from bot.wiring import Runtime
+from integrations.local.snapshots import Snapshot
 
 #: how long a simulated scenario keeps happening unless a playbook ends it (seconds)
 SIMULATED_SCENARIO_LASTS = 300.0
@@ -48,21 +50,36 @@ COMMANDS = Literal[
     "reanalyse",
 ]
 
+Duration = Annotated[
+    str,
+    declared(DURATION_PATTERN, 32),
+    AfterValidator(matching(DURATION_PATTERN, "bad duration {!r}: use forms like 30s, 5m, 1h, 1d")),
+]
+
 
 class CommandRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     command: COMMANDS
-    duration: str | None = Field(default=None, max_length=32)
+    duration: Duration | None = None
     reason: str = Field(default="", max_length=2000)
     note: str = Field(default="", max_length=2000)
     user: str = Field(default="", max_length=255)
     text: str = Field(default="", max_length=4000)
 
 
+#: ``field=value`` or ``field!=value`` (bot.pipeline.matchers)
+MATCHER_PATTERN = r"^[^=!]*[^=!\s][^=!]*!?=.*\S.*$"
+MatcherText = Annotated[
+    str,
+    declared(MATCHER_PATTERN, 500),
+    AfterValidator(matching(MATCHER_PATTERN, "bad matcher {!r}: use field=value or field!=value")),
+]
+
+
 class SilenceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    matchers: list[str] = Field(min_length=1, max_length=20)
-    duration: str = Field(max_length=32)
+    matchers: list[MatcherText] = Field(min_length=1, max_length=20)
+    duration: Duration = Field(description="between 1s and 30d, e.g. 2h")
     reason: str = Field(min_length=1, max_length=2000)
 
 
@@ -262,7 +279,7 @@ def make_router(runtime: Runtime, caller: Any) -> APIRouter:
         rule: str = "",
         q: str = "",
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
         who: Caller = authenticated,
     ) -> dict[str, Any]:
         flt = IncidentFilter(tuple(state), tuple(severity), service, host, rule, q)
@@ -330,7 +347,9 @@ def make_router(runtime: Runtime, caller: Any) -> APIRouter:
         return await asyncio.to_thread(run)
 
     @api.delete("/silences/{silence_id}")
-    async def expire_silence(silence_id: int, who: Caller = authenticated) -> dict[str, Any]:
+    async def expire_silence(
+        silence_id: Annotated[int, Path(ge=1, le=MAX_INT)], who: Caller = authenticated
+    ) -> dict[str, Any]:
         runtime.roles.require(who.identity, Role.RESPONDER)
 
         def run() -> int:
@@ -344,7 +363,7 @@ def make_router(runtime: Runtime, caller: Any) -> APIRouter:
 
     # GET /audit and /audit/incident/{id} are in bot.api_admin, with the configuration
 
-    @api.post("/snapshots", status_code=201)
+    @api.post("/snapshots", status_code=201, openapi_extra=body_schema(Snapshot))
     async def snapshot(request: Request, who: Caller = authenticated) -> dict[str, Any]:
         """An endpoint snapshot (host health as JSON) into the local backend's events."""
         runtime.roles.require(who.identity, Role.RESPONDER)

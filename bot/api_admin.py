@@ -31,6 +31,7 @@ from bot.auth import Caller
 from bot.authz import Role
 from bot.domain.incident import parse_human_id
 from bot.errors import NotFound
+from bot.openapi import MAX_INT
 from bot.store import audit
 from bot.store.breakers import disable_playbook, disabled_playbooks, enable_playbook
 from bot.store.repo import INCIDENTS
@@ -380,8 +381,8 @@ def make_admin_router(runtime: Runtime, caller: Any) -> APIRouter:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        cursor: Annotated[int | None, Query(ge=1)] = None,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        cursor: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
+        offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
         who: Caller = authenticated,
     ) -> dict[str, Any]:
         return await asyncio.to_thread(

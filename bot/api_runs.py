@@ -11,19 +11,35 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.auth import Caller
 from bot.errors import BotError, Conflict, NotFound, PermanentError, PolicyViolation
+from bot.openapi import MAX_INT
 from playbooks.model import PlannedStep, RunPreview, RunView
 from playbooks.service import Remediation
 
 SURFACE = "api"
 
 
+RunId = Annotated[int, Path(ge=1, le=MAX_INT)]
+
+
 class AutoResolveRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # confirming (dry_run false) needs the fingerprint a dry run answered
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"dry_run": {"const": True}}},
+                {
+                    "required": ["fingerprint"],
+                    "properties": {"fingerprint": {"type": "string", "minLength": 1}},
+                },
+            ]
+        },
+    )
     dry_run: bool = True
     playbook: str | None = Field(default=None, max_length=200)
     fingerprint: str | None = Field(default=None, max_length=64)
@@ -196,16 +212,16 @@ def make_runs_router(runtime: Any, caller: Any) -> APIRouter:
         return {"items": [run_json(r) for r in found], "total": len(found)}
 
     @api.get("/runs/{run_id}")
-    async def one(run_id: int, who: Caller = authenticated) -> dict[str, Any]:
+    async def one(run_id: RunId, who: Caller = authenticated) -> dict[str, Any]:
         return run_json(await _remediation(runtime).run(run_id))
 
     @api.post("/runs/{run_id}/approve")
-    async def approve(run_id: int, who: Caller = authenticated) -> dict[str, Any]:
+    async def approve(run_id: RunId, who: Caller = authenticated) -> dict[str, Any]:
         return run_json(await _remediation(runtime).approve(run_id, who.identity, SURFACE))
 
     @api.post("/runs/{run_id}/cancel")
     async def cancel(
-        run_id: int, body: CancelRequest | None = None, who: Caller = authenticated
+        run_id: RunId, body: CancelRequest | None = None, who: Caller = authenticated
     ) -> dict[str, Any]:
         reason = body.reason if body is not None else ""
         return run_json(await _remediation(runtime).cancel(run_id, who.identity, SURFACE, reason))

@@ -22,6 +22,22 @@ from bot.push.store import StoredAlert
 from integrations.alertmanager.wire import ParseFailure, parse_alerts
 
 VERSION = "0.25.0-compatible (incident-chatops-bot)"
+_STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
+#: Alertmanager's ``postableAlerts`` (its OpenAPI document, 0.25)
+POSTABLE_ALERTS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["labels"],
+        "properties": {
+            "labels": _STRINGS,
+            "annotations": _STRINGS,
+            "startsAt": {"type": "string", "format": "date-time"},
+            "endsAt": {"type": "string", "format": "date-time"},
+            "generatorURL": {"type": "string", "format": "uri"},
+        },
+    },
+}
 
 
 def _go_json(payload: Any, status: int) -> Response:
@@ -53,6 +69,12 @@ def alerts_router(receiver: PushReceiver, gate: SenderGate, started_at: datetime
         "/api/v2/alerts",
         summary="Push alerts (Alertmanager API v2)",
         response_class=Response,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": POSTABLE_ALERTS}},
+            }
+        },
         responses={
             200: {"description": "accepted (empty body)"},
             400: {"description": "invalid alerts: Alertmanager's error text as a JSON string"},

@@ -28,7 +28,9 @@ INDEX = "endpoint"
 SOURCETYPE = "snapshot"
 SOURCE = "snapshot-api"
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=r"\S")
+]
 HostName = Annotated[
     str,
     StringConstraints(

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.domain.hits import Alert, Category, Evidence, Hit, Severity
+from bot.openapi import body_schema
 from bot.push.auth import Denied, SenderGate
 from bot.push.config import SplunkPushRule
 from bot.push.receiver import PushReceiver
@@ -130,7 +131,9 @@ def splunk_router(
     @router.post(
         "/webhooks/splunk",
         summary="Splunk webhook alert action",
+        openapi_extra=body_schema(SplunkAlertAction),
         responses={
+            400: {"description": "the body is not a Splunk alert action (the error names why)"},
             401: {"description": "missing or wrong sender credentials"},
             404: {"description": "no rule for this search_name"},
             429: {"description": "the sender's rate limit; see Retry-After"},
