@@ -203,10 +203,14 @@ def _find_incidents(
 
 
 def _stale(batch: GroupBatch, active: dict[str, Any], flapping: dict[str, Any]) -> bool:
-    """The group's incident was resolved and this run saw no new event: a sliding window still
-    holding the lines the incident was about (after a fix ended them, say) neither reopens it
-    nor opens another. Any new event does."""
-    return batch.new_events == 0 and batch.key in flapping and batch.key not in active
+    """The group's incident was resolved and this run saw no new event, only ones from before
+    the resolution: a sliding window still holding the lines the incident was about (after a
+    fix ended them, say) neither reopens it nor opens another. A new event does, and so does an
+    alert seen after the resolution (a pushed alert that is still firing)."""
+    row = flapping.get(batch.key)
+    if row is None or batch.key in active or batch.new_events:
+        return False
+    return row.resolved_at is not None and batch.last_seen <= row.resolved_at
 
 
 def _join_or_reopen(

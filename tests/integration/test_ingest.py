@@ -120,6 +120,18 @@ def test_a_window_still_holding_a_resolved_incidents_lines_does_not_reopen_it(
     assert again.reopened == [first] and again.created == []
 
 
+def test_an_alert_still_firing_after_the_resolution_reopens_it(
+    engine: Engine, clock: FakeClock
+) -> None:
+    """A pushed alert sent again while it still fires has no new member, but it is seen now."""
+    first = run(engine, [alert(clock.now())], clock).created[0]
+    clock.advance(20)
+    _resolve(engine, clock, first)
+    clock.advance(60)
+    again = run(engine, [alert(clock.now(), new_events=0)], clock)
+    assert again.reopened == [first] and again.created == []
+
+
 def test_resolved_incident_stays_resolved_after_flap_window(
     engine: Engine, clock: FakeClock
 ) -> None:
