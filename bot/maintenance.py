@@ -7,7 +7,7 @@ Every surface (REST API, console, ``/incident maintenance …`` in Slack and Tea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,6 +21,7 @@ from bot.pipeline.maintenance import MaintenanceWindow, check_name, cron, weekly
 from bot.pipeline.matchers import parse_matchers
 from bot.ports import Clock
 from bot.store import maintenance as store
+from bot.textcommands import WindowRequest
 
 
 class WindowSpec(BaseModel):
@@ -163,4 +164,37 @@ class Maintenance:
         return gone
 
 
-__all__ = ["Maintenance", "WindowSpec", "WindowView", "view"]
+async def chat_answer(
+    service: Maintenance,
+    request: WindowRequest,
+    matchers: Sequence[str],
+    reason: str,
+    actor: str,
+    surface: str,
+    groups: Iterable[str] = (),
+) -> str:
+    """What ``/incident maintenance …`` answers on any chat surface."""
+    if request.action == "list":
+        views = await service.list()
+        if not views:
+            return "No maintenance windows."
+        return "Maintenance windows:\n" + "\n".join(f"• {v.line()}" for v in views)
+    if request.action == "remove":
+        gone = await service.remove(request.name, actor, surface, groups)
+        return f"Removed maintenance window '{gone.name}'."
+    spec = WindowSpec(
+        name=request.name,
+        matchers=tuple(matchers),
+        duration=request.duration,
+        timezone=request.timezone,
+        days=request.days,
+        start=request.start,
+        cron=request.cron,
+        include_critical=request.include_critical,
+        reason=reason,
+    )
+    made = await service.add(spec, actor, surface, groups)
+    return f"Added maintenance window {made.line()}."
+
+
+__all__ = ["Maintenance", "WindowSpec", "WindowView", "chat_answer", "view"]

@@ -14,6 +14,9 @@ parsed by one pure function shared by every chat surface.
     /incident auto-resolve INC-12 [playbook]   (shows the plan; a button confirms it)
     /incident approve RUN-7                /incident cancel-run RUN-7 [reason…]
     /incident killswitch on reason…|off [reason…]|status
+    /incident maintenance list             /incident maintenance remove NAME
+    /incident maintenance add NAME sun 02:00 4h [Europe/Berlin] field=value… [critical] [reason…]
+    /incident maintenance add NAME cron 30 1 * * * 45m [UTC] field=value… [critical] [reason…]
 
 An unknown subcommand answers the help; a malformed one raises :class:`UsageError` whose text
 says what is wrong and shows the right form.
@@ -52,6 +55,7 @@ class Verb(StrEnum):
     APPROVE = "approve"
     CANCEL_RUN = "cancel-run"
     KILLSWITCH = "killswitch"
+    MAINTENANCE = "maintenance"
     HELP = "help"
 
 
@@ -129,6 +133,8 @@ USAGE: dict[Verb, str] = {
     Verb.APPROVE: "approve RUN-7",
     Verb.CANCEL_RUN: "cancel-run RUN-7 [reason…]",
     Verb.KILLSWITCH: "killswitch on reason…|off [reason…]|status",
+    Verb.MAINTENANCE: "maintenance list|remove NAME|add NAME sun 02:00 4h [Europe/Berlin] "
+    "field=value… [critical] [reason…] (or: add NAME cron 30 1 * * * 45m …)",
     Verb.HELP: "help",
 }
 SUMMARY: dict[Verb, str] = {
@@ -148,6 +154,7 @@ SUMMARY: dict[Verb, str] = {
     Verb.APPROVE: "approve a run someone else asked for",
     Verb.CANCEL_RUN: "cancel a run before its next step",
     Verb.KILLSWITCH: "stop (on) or allow (off) every remediation; admins only; status for all",
+    Verb.MAINTENANCE: "recurring silences (weekly or cron, in a time zone); critical only if asked",
     Verb.HELP: "this help",
 }
 _NEEDS_INCIDENT = frozenset(
@@ -185,6 +192,21 @@ class ChatRequest:
     run: int | None = None  # approve, cancel-run
     switch: Switch | None = None  # killswitch
     playbook: str = ""  # auto-resolve: a playbook other than the best match
+    window: WindowRequest | None = None  # maintenance
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRequest:
+    """``maintenance list|add|remove``; the matchers and reason are the request's own."""
+
+    action: str  # list, add, remove
+    name: str = ""
+    days: str = ""
+    start: str = ""
+    cron: str = ""
+    duration: str = ""
+    timezone: str = "UTC"
+    include_critical: bool = False
 
 
 def parse(text: str, command: str = "/incident") -> ChatRequest:
@@ -219,6 +241,8 @@ def parse(text: str, command: str = "/incident") -> ChatRequest:
         return _run_request(verb, rest, wrong)
     if verb is Verb.KILLSWITCH:
         return _killswitch(rest, wrong)
+    if verb is Verb.MAINTENANCE:
+        return _maintenance(rest, wrong)
     assert verb in _NEEDS_INCIDENT
     if not rest:
         raise wrong(f"{verb.value} needs an incident id such as INC-12")
@@ -299,6 +323,51 @@ def _killswitch(words: list[str], wrong: Wrong) -> ChatRequest:
     if switch is Switch.OFF and not reason:
         reason = KILLSWITCH_OFF_REASON
     return ChatRequest(Verb.KILLSWITCH, switch=switch, text=reason)
+
+
+def _maintenance(words: list[str], wrong: Wrong) -> ChatRequest:
+    action = words[0].lower() if words else ""
+    if action == "list" and len(words) == 1:
+        return ChatRequest(Verb.MAINTENANCE, window=WindowRequest("list"))
+    if action == "remove" and len(words) == 2:
+        return ChatRequest(Verb.MAINTENANCE, window=WindowRequest("remove", words[1]))
+    if action != "add":
+        raise wrong("maintenance takes list, add NAME … or remove NAME")
+    if len(words) < 2:
+        raise wrong("maintenance add needs a name, like sunday-patching")
+    name, rest = words[1], words[2:]
+    days = start = cron = ""
+    if rest[:1] == ["cron"]:
+        if len(rest) < 6:
+            raise wrong("cron needs five fields, like cron 30 1 * * *")
+        cron, rest = " ".join(rest[1:6]), rest[6:]
+    elif len(rest) >= 2:
+        days, start, rest = rest[0], rest[1], rest[2:]
+    else:
+        raise wrong("maintenance add needs days and a start time (sun 02:00) or cron …")
+    if not rest:
+        raise wrong("maintenance add needs a duration after the schedule, like 4h")
+    duration, rest = rest[0], rest[1:]
+    timezone = "UTC"
+    if rest and "=" not in rest[0] and ("/" in rest[0] or rest[0].upper() == "UTC"):
+        timezone, rest = rest[0], rest[1:]
+    matchers = tuple(w for w in _leading_matchers(rest))
+    rest = rest[len(matchers) :]
+    if not matchers:
+        raise wrong("maintenance add needs at least one field=value matcher, like service=db*")
+    critical = bool(rest) and rest[0].lower() in ("critical", "include-critical")
+    reason = " ".join(rest[1:] if critical else rest)
+    window = WindowRequest("add", name, days, start, cron, duration, timezone, critical)
+    return ChatRequest(Verb.MAINTENANCE, matchers=matchers, text=reason, window=window)
+
+
+def _leading_matchers(words: list[str]) -> list[str]:
+    out = []
+    for word in words:
+        if "=" not in word:
+            break
+        out.append(word)
+    return out
 
 
 def _duration(word: str, wrong: Wrong) -> timedelta:

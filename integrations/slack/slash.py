@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.domain.incident import Command, CommandKind, human_id
 from bot.errors import BotError
+from bot.maintenance import chat_answer
 from bot.operations import Operations
 from bot.textcommands import KINDS
 from integrations.slack.answers import (
@@ -115,6 +116,18 @@ class SlashCommands:
             text, blocks = await self._runs.answer(request, user_id)
             return Answer(text, blocks)
         groups = await self._groups.of(user_id)
+        if request.verb is Verb.MAINTENANCE:
+            assert request.window is not None
+            text = await chat_answer(
+                ops.maintenance,
+                request.window,
+                request.matchers,
+                request.text,
+                actor(user_id),
+                NAME,
+                groups,
+            )
+            return Answer(text)
         if request.verb is Verb.SILENCE:
             assert request.duration is not None
             info = await ops.silence(

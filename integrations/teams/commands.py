@@ -5,7 +5,7 @@
 ``resolve INC-n [note…]`` · ``reopen INC-n [reason…]`` · ``escalate INC-n`` ·
 ``reanalyse INC-n`` · ``silence field=value [field!=value …] <duration> <reason…>`` ·
 ``rules`` · ``auto-resolve INC-n [playbook]`` · ``approve RUN-n`` · ``cancel-run RUN-n`` ·
-``killswitch on reason…|off|status`` · ``help``.
+``killswitch on reason…|off|status`` · ``maintenance list|add …|remove NAME`` · ``help``.
 Anything else gets the help. :func:`parse` is pure; :class:`TeamsCommands` runs a parsed
 command against :class:`~bot.operations.Operations` and says what happened.
 """
@@ -21,8 +21,9 @@ from typing import Any
 from bot.domain.card import Card
 from bot.domain.incident import Command, CommandKind, Incident, human_id
 from bot.errors import BotError
+from bot.maintenance import chat_answer
 from bot.operations import ACTIVE, Operations
-from bot.textcommands import KINDS, SUMMARY, USAGE, Switch, UsageError, Verb
+from bot.textcommands import KINDS, SUMMARY, USAGE, Switch, UsageError, Verb, WindowRequest
 from bot.textcommands import parse as parse_text
 from integrations.teams.render import render_card, render_lines
 from integrations.teams.runs import TeamsRuns
@@ -49,6 +50,7 @@ class TextCommand:
     run: int | None = None  # approve, cancel-run
     switch: Switch | None = None  # killswitch
     playbook: str = ""  # auto-resolve
+    window: WindowRequest | None = None  # maintenance
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,7 @@ def parse(text: str) -> TextCommand:
         run=request.run,
         switch=request.switch,
         playbook=request.playbook,
+        window=request.window,
     )
 
 
@@ -127,6 +130,17 @@ class TeamsCommands:
         if verb is Verb.SHOW:
             card: Card = await self._operations.card(command.incident)
             return Answer(card=render_card(card))
+        if verb is Verb.MAINTENANCE:
+            assert command.window is not None
+            text = await chat_answer(
+                self._operations.maintenance,
+                command.window,
+                command.matchers,
+                command.text,
+                actor,
+                SURFACE,
+            )
+            return Answer(text=text)
         if verb is Verb.SILENCE:
             assert command.duration is not None
             info = await self._operations.silence(
