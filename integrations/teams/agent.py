@@ -25,7 +25,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from jwt import PyJWTError
 from microsoft_agents.activity import (
     Activity,
     ActivityTypes,
@@ -62,6 +61,7 @@ from integrations.teams.conversations import (
     reference_of,
 )
 from integrations.teams.plans import BACK_VERB, CONFIRM_VERB
+from integrations.teams.refusals import Refusals, token_problem
 from integrations.teams.render import CUSTOM, render_card, render_notice
 from integrations.teams.runs import TeamsRuns
 from integrations.teams.surface import card_activity, text_activity
@@ -125,8 +125,10 @@ class TeamsAgent:
         operations: Operations,
         conversations: ConversationStore,
         commands: TeamsCommands,
+        refusals: Refusals | None = None,
     ) -> None:
         self._auth = auth
+        self._refusals = refusals
         self._operations = operations
         self._conversations = conversations
         self._commands = commands
@@ -157,7 +159,8 @@ class TeamsAgent:
 
         @router.post(ROUTE, include_in_schema=False)
         async def messages(request: Request) -> Response:
-            identity = await self._authorize(request.headers.get("Authorization"))
+            peer = request.client.host if request.client else "?"
+            identity = await self._authorize(request.headers.get("Authorization"), peer)
             if isinstance(identity, Response):
                 return identity
             request.state.claims_identity = identity
@@ -169,7 +172,7 @@ class TeamsAgent:
 
         return router
 
-    async def _authorize(self, header: str | None) -> ClaimsIdentity | Response:
+    async def _authorize(self, header: str | None, peer: str) -> ClaimsIdentity | Response:
         """The caller's identity from the Bot Connector's token (or, anonymously, the app's)."""
         if not header:
             if self._auth.ANONYMOUS_ALLOWED:
@@ -180,15 +183,22 @@ class TeamsAgent:
                     AuthenticationConstants.APP_ID_CLAIM: app_id,
                 }
                 return ClaimsIdentity(claims, authentication_type="anonymous")
-            return JSONResponse({"error": "Authorization header not found"}, status_code=401)
+            return await self._refuse(peer, "no_token", "Authorization header not found")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return JSONResponse({"error": "Invalid authorization header format"}, status_code=401)
+            return await self._refuse(peer, "token_format", "Invalid authorization header format")
         try:
             return await JwtTokenValidator(self._auth).validate_token(token.strip())
-        except (PyJWTError, ValueError) as exc:
-            log.warning("Teams request refused: %s", type(exc).__name__)
-            return JSONResponse({"error": "Invalid token"}, status_code=401)
+        except Exception as exc:  # any failure of the SDK's check (KeyError 'kid' too) refuses
+            kind, reason = token_problem(exc)
+            return await self._refuse(peer, kind, reason, "Invalid token")
+
+    async def _refuse(self, peer: str, kind: str, reason: str, answer: str = "") -> Response:
+        """401, audited (throttled); the reason never quotes the token."""
+        log.warning("Teams request refused: %s", reason)
+        if self._refusals is not None:
+            await self._refusals.record(peer, kind, reason, ROUTE)
+        return JSONResponse({"error": answer or reason}, status_code=401)
 
     # activities -------------------------------------------------------------------------------
 

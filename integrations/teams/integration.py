@@ -15,6 +15,7 @@ from integrations.teams.agent import TeamsAgent
 from integrations.teams.commands import TeamsCommands
 from integrations.teams.conversations import ConversationStore
 from integrations.teams.credentials import auth_configuration, connections
+from integrations.teams.refusals import Refusals
 from integrations.teams.settings import TeamsSettings
 from integrations.teams.surface import TeamsChatSurface
 
@@ -49,6 +50,7 @@ def build_teams(
         operations,
         store,
         TeamsCommands(operations, console_url),
+        Refusals(engine, clock),
     )
     # proactive sends get an adapter of their own: no reply-with-the-error handler, so a
     # failed send reaches the outbox as an error it can retry
