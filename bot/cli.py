@@ -275,7 +275,8 @@ def _run(settings: Settings) -> int:
 
 
 def _validate(paths: Sequence[Path]) -> int:
-    from detectors.rules import read_rules, rule_warnings
+    from detectors.inhibit_rules import inhibit_warnings, read_inhibit_rules
+    from detectors.rules import inhibit_files, read_rules, rule_warnings
     from playbooks.loader import read_playbooks, split_paths
 
     problems: list[str] = []
@@ -303,6 +304,9 @@ def _validate(paths: Sequence[Path]) -> int:
         except ConfigError as exc:
             problems.append(str(exc))
     warnings = rule_warnings(rules, extractor)
+    inhibit = inhibit_files(existing, shipped)
+    problems.extend(str(p) for p in read_inhibit_rules(inhibit)[1])
+    warnings.extend(inhibit_warnings(inhibit, rules))
     _, playbook_problems = read_playbooks(
         [p for p in playbook_paths if p.exists()],
         settings.shipped_playbooks if settings else True,

@@ -51,7 +51,7 @@ from bot.store.db import SchemaTooNew, check_connection, make_engine, migrate
 from bot.store.repo import INCIDENTS
 from detectors.fields import load_extractor
 from detectors.model import Rule
-from detectors.rules import load_rules
+from detectors.rules import load_inhibit_rules, load_rules
 from integrations.alertmanager.wiring import from_settings as push_from_settings
 from integrations.bedrock import BedrockRcaEngine, load_bedrock_settings
 from integrations.console import ConsoleChatSurface
@@ -333,6 +333,9 @@ class Runtime:
             clear=lambda incident_id: self.interactions.execute(
                 incident_id, Command(CommandKind.CLEAR, actor="bot", surface="scheduler")
             ),
+        )
+        self.runner.inhibit_rules = tuple(
+            load_inhibit_rules(settings.rule_paths, include_shipped=settings.shipped_rules)
         )
         self.push = push_from_settings(
             settings.push,

@@ -18,8 +18,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bot.errors import ConfigError
+from bot.pipeline.inhibit import InhibitRule
 from detectors.field_check import field_warnings
 from detectors.fields import FieldExtractor
+from detectors.inhibit_rules import is_inhibit_file, read_inhibit_rules
 from detectors.model import SOURCE_FIELDS, Rule
 from detectors.rule_source import (
     YAML_SUFFIXES,
@@ -62,9 +64,24 @@ def load_rules(
 def validate_paths(
     paths: Sequence[Path], include_shipped: bool = True, local_spl: bool = True
 ) -> list[Problem]:
-    """Every problem in the rule files of ``paths`` (and the shipped ones); empty when all load.
-    ``local_spl`` as for :func:`load_rules`."""
-    return read_rules(paths, include_shipped, local_spl)[1]
+    """Every problem in the rule files of ``paths`` (and the shipped ones), inhibit rule files
+    included; empty when all load. ``local_spl`` as for :func:`load_rules`."""
+    problems = read_rules(paths, include_shipped, local_spl)[1]
+    return problems + read_inhibit_rules(inhibit_files(paths, include_shipped))[1]
+
+
+def inhibit_files(paths: Sequence[Path], include_shipped: bool = True) -> list[Path]:
+    """The files of ``paths`` (and the shipped folder) that hold ``inhibit_rules``."""
+    roots = [SHIPPED, *paths] if include_shipped else list(paths)
+    return [f for f in yaml_files(roots)[0] if is_inhibit_file(f)]
+
+
+def load_inhibit_rules(paths: Sequence[Path], include_shipped: bool = True) -> list[InhibitRule]:
+    """The inhibit rules of the rule folders; raises :class:`RuleFileError` on any problem."""
+    rules, problems = read_inhibit_rules(inhibit_files(paths, include_shipped))
+    if problems:
+        raise RuleFileError(problems)
+    return rules
 
 
 def read_rules(
@@ -77,6 +94,8 @@ def read_rules(
     rules: list[Rule] = []
     defined: dict[str, str] = {}
     for file in files:
+        if is_inhibit_file(file):  # inhibit rules: read by load_inhibit_rules
+            continue
         file_rules, file_problems = _load_file(file, local_spl)
         for rule, id_line in file_rules:
             where = f"{file}:{id_line}"
@@ -177,6 +196,8 @@ __all__ = [
     "Problem",
     "Rule",
     "RuleFileError",
+    "inhibit_files",
+    "load_inhibit_rules",
     "load_rules",
     "read_rules",
     "rule_warnings",
