@@ -111,6 +111,11 @@ def make_console(runtime: Runtime, caller: Callable[[Request], Caller]) -> APIRo
         flags = await asyncio.to_thread(rule_flags, runtime.rules, runtime.engine)
         return page(request, "rules.html", rules=items, flags=flags)
 
+    @router.get("/maintenance", response_class=HTMLResponse)
+    async def maintenance(request: Request) -> Response:
+        views = await runtime.operations.maintenance.list()
+        return page(request, "maintenance.html", windows=[v.as_json() for v in views])
+
     @router.get("/audit", response_class=HTMLResponse)
     async def audit(request: Request) -> Response:
         def load() -> list[Any]:

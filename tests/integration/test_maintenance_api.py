@@ -116,3 +116,13 @@ async def test_cron_windows(served: tuple[httpx.AsyncClient, Runtime]) -> None:
     spec = {**WINDOW, "days": "", "start": "", "cron": "0 1 * * mon-fri", "duration": "2h"}
     body = (await client.post("/api/v1/maintenance", json=spec, headers=BOB)).json()
     assert body["active"] is False and body["next_start"] == "2026-11-23T00:00:00+00:00"
+
+
+async def test_the_console_lists_windows(served: tuple[httpx.AsyncClient, Runtime]) -> None:
+    client, _ = served
+    assert "No maintenance windows." in (await client.get("/maintenance", headers=VIC)).text
+    await client.post("/api/v1/maintenance", json=WINDOW, headers=BOB)
+    page = (await client.get("/maintenance", headers=VIC)).text
+    assert "<b>sunday-patching</b>" in page and "sun 10:30 for 4h (Europe/Berlin)" in page
+    assert "running until 2026-11-22 13:30 UTC" in page and "never muted" in page
+    assert '<a href="/maintenance">Maintenance</a>' in page
