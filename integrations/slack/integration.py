@@ -32,6 +32,7 @@ from integrations.slack.buttons import Buttons
 from integrations.slack.identity import UserGroups
 from integrations.slack.runs import Runs
 from integrations.slack.settings import ENV_PREFIX, SlackSettings
+from integrations.slack.shape import dispatchable
 from integrations.slack.slash import SlashCommands
 from integrations.slack.surface import SlackChatSurface
 
@@ -142,8 +143,8 @@ def events_router(app: AsyncApp, signing_secret: str) -> APIRouter:
     """``POST /slack/events``: Slack's requests handed to bolt.
 
     Bolt refuses a bad signature or a stale timestamp with 401; a correctly signed body that
-    is not what Slack sends (malformed JSON in ``payload``) is answered 400 here instead of
-    failing inside bolt.
+    is not what Slack sends (malformed JSON in ``payload``, fields of the wrong shape) is
+    answered 400 here instead of failing inside bolt.
     """
     handler = AsyncSlackRequestHandler(app)
     verifier = SignatureVerifier(signing_secret)
@@ -151,6 +152,11 @@ def events_router(app: AsyncApp, signing_secret: str) -> APIRouter:
 
     @router.post(EVENTS_PATH, include_in_schema=False)
     async def slack_events(request: Request) -> Response:
+        body = await request.body()
+        if verifier.is_valid_request(body, dict(request.headers)):
+            problem = dispatchable(body, request.headers.get("content-type"))
+            if problem is not None:
+                return JSONResponse({"error": problem}, status_code=400)
         try:
             return await handler.handle(request)
         except ValueError:
