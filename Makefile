@@ -44,6 +44,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/interactions.py
 	$(BIN)/python bench/rca.py
 	$(BIN)/python bench/paging.py
+	$(BIN)/python bench/playbooks.py
+	$(BIN)/python bench/failover.py
+	$(BIN)/python bench/peer.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache .mypy_cache
