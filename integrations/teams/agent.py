@@ -64,6 +64,7 @@ from integrations.teams.plans import BACK_VERB, CONFIRM_VERB
 from integrations.teams.refusals import Refusals, token_problem
 from integrations.teams.render import CUSTOM, render_card, render_notice
 from integrations.teams.runs import TeamsRuns
+from integrations.teams.shape import missing
 from integrations.teams.surface import card_activity, text_activity
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,12 @@ class TeamsAgent:
             if isinstance(identity, Response):
                 return identity
             request.state.claims_identity = identity
+            try:
+                problem = missing(await request.json())
+            except ValueError:
+                problem = "the body is not JSON"
+            if problem is not None:
+                return JSONResponse({"error": problem}, status_code=400)
             try:
                 response = await start_agent_process(request, self.app, self.adapter)
             except ValidationError:

@@ -25,10 +25,10 @@ from bot.settings import load_settings
 from bot.wiring import Runtime
 from tests.builders import alert, console_policy
 from tests.conftest import FakeClock
+from tests.fuzz.mutate import EXAMPLES
 from tests.push_env import PROMETHEUS_TOKEN, push_settings
 
 TOKEN = "fuzz-console-token-0123456789abcdef"
-EXAMPLES = 25
 #: Operations whose bodies carry rules no JSON schema states, so "schema-valid data is accepted"
 #: is not checked there (every other check is). Alertmanager's and Splunk's wire formats (the
 #: FOREIGN paths) accept less than their loose schemas say (label names, time order) and
