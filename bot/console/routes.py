@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from bot.api import incident_detail, incident_number, rules_json
 from bot.auth import Caller, Unauthenticated
 from bot.console.remediation import chrome, make_remediation_console
+from bot.domain.card import mute_phrase
 from bot.store.cards import load_card
 from bot.store.repo import INCIDENTS, IncidentFilter, audit_rows, list_incidents
 from bot.wiring import Runtime
@@ -34,6 +35,7 @@ SEVERITIES = ("critical", "high", "medium", "low", "info")
 def make_console(runtime: Runtime, caller: Callable[[Request], Caller]) -> APIRouter:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["ago"] = _ago
+    templates.env.globals["mute_phrase"] = mute_phrase
     router = APIRouter(include_in_schema=False)
     console_url = runtime.card_options
 

@@ -66,6 +66,7 @@ class Card:
     muted: bool = False
     page_url: str = ""
     version: int = 0  # the incident's version: a button press names the card it was made on
+    muted_by: str = ""  # what mutes it: silence:7, maintenance:NAME, inhibit:INC-3
     remediation_line: str = ""  # confidence and reasons, the gate's verdict, run progress
     run_id: int = 0  # the run an Approve/Cancel button acts on
 
@@ -136,6 +137,19 @@ def rca_line(rca: RcaReport | None) -> str:
     return f"Root cause ({rca.confidence:.0%} confidence): {summary}"
 
 
+def mute_phrase(muted_by: str) -> str:
+    """What mutes a card, for people: ``maintenance:sunday-patching`` -> "maintenance window
+    'sunday-patching'"; a bare or unknown value reads "a silence"."""
+    kind, _, name = muted_by.partition(":")
+    if kind == "maintenance" and name:
+        return f"maintenance window '{name}'"
+    if kind == "inhibit" and name:
+        return f"inhibition by {name}"
+    if kind == "silence" and name:
+        return f"silence {name}"
+    return "a silence"
+
+
 def build_card(
     incident: Incident,
     evidence: tuple[Evidence, ...],
@@ -146,6 +160,7 @@ def build_card(
     page_url: str = "",
     oncall: str = "",
     remediation: RemediationPart | None = None,
+    muted_by: str = "",
 ) -> Card:
     options = console_url if isinstance(console_url, CardOptions) else CardOptions(console_url)
     links = [Link("Open in console", f"{options.console_url}/incidents/{incident.id}")]
@@ -184,7 +199,8 @@ def build_card(
         evidence=evidence[:TOP_EVIDENCE],
         links=tuple(links),
         actions=actions,
-        muted=muted,
+        muted=muted or bool(muted_by),
+        muted_by=muted_by,
         page_url=page_url,
         version=incident.version,
         remediation_line=part.line,

@@ -53,7 +53,7 @@ def load_card(session: Session, incident_id: int, options: str | CardOptions) ->
         evidence,
         rca_from_json(row.rca_json),
         options,
-        muted=bool(row.muted_by),
+        muted_by=row.muted_by or "",
         search_link=row.search_link,
         page_url=row.page_url,
         oncall=row.oncall,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.domain.card import ActionKind, Card
+from bot.domain.card import ActionKind, Card, mute_phrase
 from bot.domain.hits import Severity
 from bot.ports import DigestLine
 from integrations.slack.blockkit import (
@@ -83,7 +83,8 @@ def render_card(card: Card, console_url: str) -> Message:
         ),
     ]
     if card.muted:
-        blocks.append(context(":mute: Muted by a silence: changes are not announced"))
+        why = escape(mute_phrase(card.muted_by))
+        blocks.append(context(f":mute: Muted by {why}: changes are not announced"))
     blocks.append(section(f":mag: {escape(card.rca_line)}", more))
     if card.evidence:
         blocks.append(_evidence(card, more))

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from bot.domain.card import ActionKind, Card, CardAction, Link
+from bot.domain.card import ActionKind, Card, CardAction, Link, mute_phrase
 
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 VERSION = "1.5"
@@ -141,7 +141,8 @@ def _facts(card: Card) -> list[tuple[str, str]]:
         ("Last seen", f"{card.last_seen:%Y-%m-%d %H:%M:%S} UTC"),
     ]
     if card.muted:
-        facts.append(("Muted", "a silence covers this incident: no pages, no new posts"))
+        why = mute_phrase(card.muted_by)
+        facts.append(("Muted", f"{why} covers this incident: no pages, no new posts"))
     return facts
 
 

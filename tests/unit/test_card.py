@@ -158,3 +158,14 @@ def test_card_shows_the_top_five_evidence_lines() -> None:
     card = build_card(incident(), lines, None, CONSOLE)
     assert [e.id for e in card.evidence] == ["ev-0", "ev-1", "ev-2", "ev-3", "ev-4"]
     assert build_card(incident(), lines[:2], None, CONSOLE).evidence == lines[:2]
+
+
+def test_a_muted_card_says_what_mutes_it() -> None:
+    from bot.domain.card import mute_phrase
+
+    assert mute_phrase("maintenance:sunday-patching") == "maintenance window 'sunday-patching'"
+    assert mute_phrase("inhibit:INC-3") == "inhibition by INC-3"
+    assert mute_phrase("silence:7") == "silence 7"
+    assert mute_phrase("") == "a silence"
+    card = build_card(incident(), (), None, "http://127.0.0.1:8080", muted_by="maintenance:sun")
+    assert card.muted and card.muted_by == "maintenance:sun"

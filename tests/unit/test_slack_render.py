@@ -226,3 +226,9 @@ def test_every_action_kind_is_rendered() -> None:
     remediation = {ActionKind.AUTO_RESOLVE, ActionKind.APPROVE_RUN, ActionKind.CANCEL_RUN}
     # the remediation buttons: tests/unit/test_remediation_render.py
     assert kinds == {k.value for k in ActionKind} - remediation
+
+
+def test_a_card_muted_by_a_maintenance_window_names_it() -> None:
+    card = build_card(incident(), (), None, CONSOLE, muted_by="maintenance:sunday-patching")
+    text = json.dumps(render_card(card, CONSOLE))
+    assert "Muted by maintenance window 'sunday-patching'" in text
