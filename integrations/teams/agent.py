@@ -64,7 +64,7 @@ from integrations.teams.plans import BACK_VERB, CONFIRM_VERB
 from integrations.teams.refusals import Refusals, token_problem
 from integrations.teams.render import CUSTOM, render_card, render_notice
 from integrations.teams.runs import TeamsRuns
-from integrations.teams.shape import missing
+from integrations.teams.shape import missing, unhandled
 from integrations.teams.surface import card_activity, text_activity
 
 log = logging.getLogger(__name__)
@@ -166,15 +166,20 @@ class TeamsAgent:
                 return identity
             request.state.claims_identity = identity
             try:
-                problem = missing(await request.json())
+                payload = await request.json()
             except ValueError:
-                problem = "the body is not JSON"
+                payload = None
+            problem = missing(payload)
             if problem is not None:
                 return JSONResponse({"error": problem}, status_code=400)
             try:
                 response = await start_agent_process(request, self.app, self.adapter)
             except ValidationError:
                 return JSONResponse({"error": "not a Bot Framework activity"}, status_code=400)
+            if response is not None and response.status_code == HTTPStatus.NOT_IMPLEMENTED:
+                # the SDK's answer to an invoke no handler takes (an unknown name or verb, or a
+                # value that is not an Action.Execute): the request is what is wrong
+                return JSONResponse({"error": unhandled(payload)}, status_code=400)
             return response if response is not None else Response(status_code=202)
 
         return router

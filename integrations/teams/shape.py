@@ -32,3 +32,16 @@ def missing(payload: Any) -> str | None:
             name = f"{field}.{inner}" if inner else field
             return f"not a Bot Framework activity: {name} is missing or not text"
     return None
+
+
+def unhandled(payload: Any) -> str:
+    """Why an invoke found no handler, naming its name and verb."""
+    name = payload.get("name") if isinstance(payload, dict) else None
+    value = payload.get("value") if isinstance(payload, dict) else None
+    action = value.get("action") if isinstance(value, dict) else None
+    verb = action.get("verb") if isinstance(action, dict) else None
+    if name == "adaptiveCard/action" and not isinstance(verb, str):
+        return "an Action.Execute invoke needs value.action.verb"
+    if name == "adaptiveCard/action":
+        return f"the bot has no card action {str(verb)[:80]!r}"
+    return f"the bot does not handle invoke {str(name)[:80]!r}"
