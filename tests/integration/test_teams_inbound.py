@@ -295,10 +295,11 @@ async def test_unknown_or_damaged_cards_get_a_notice(
     assert body["statusCode"] == 200 and text in notice(body["value"])
 
 
-async def test_an_unknown_verb_is_not_implemented(bot: TeamsBot, clock: FakeClock) -> None:
+async def test_an_unknown_verb_is_refused_naming_it(bot: TeamsBot, clock: FakeClock) -> None:
     incident = open_incident(bot, clock)
     response = await bot.send(click(bot, "explode", incident))
-    assert response.status_code == 501
+    assert response.status_code == 400  # bad input, not a server fault (the SDK says 501)
+    assert response.json() == {"error": "the bot has no card action 'explode'"}
 
 
 # text commands --------------------------------------------------------------------------------
