@@ -26,6 +26,13 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        self.index_lag = Histogram(
+            "bot_index_lag_seconds",
+            "How long after its timestamp each new event was indexed (_indextime - _time)",
+            ["sourcetype"],
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
+            registry=r,
+        )
         self.incidents = Gauge("bot_incidents", "Incidents by state", ["state"], registry=r)
         self.incidents_created = Counter(
             "bot_incidents_created_total", "Incidents opened", registry=r

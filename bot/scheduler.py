@@ -22,7 +22,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,12 +60,27 @@ SILENCE_TTL = timedelta(seconds=2)
 
 
 def plan_windows(
-    now: datetime, last_end: datetime | None, rule: Rule, sliding: bool
+    now: datetime,
+    last_end: datetime | None,
+    rule: Rule,
+    sliding: bool,
+    index_lag: timedelta | None = None,
 ) -> tuple[list[Window], timedelta]:
-    """The windows the next run must search, and how much data was given up (past catch-up)."""
+    """The windows the next run must search, and how much data was given up (past catch-up).
+
+    With ``index_lag`` the windows are bounded by index time: each covers the events indexed
+    since the previous window's end (``Window.index_since``) and reaches ``index_lag`` further
+    back in event time, so an event indexed up to that late is still found, and new, once.
+    Index-time bounds fall on whole seconds, as Splunk's ``_indextime`` does."""
     end = now - rule.query_delay
+    if index_lag is not None:  # Splunk keeps index times in whole seconds
+        end = end.replace(microsecond=0)
     if last_end is None:
-        return [Window(start=end - rule.window, end=end, new_since=end - rule.window)], timedelta(0)
+        start = end - rule.window
+        first = Window(start=start, end=end, new_since=start)
+        if index_lag is not None:
+            first = replace(first, index_since=start)
+        return [first], timedelta(0)
     if end <= last_end:
         return [], timedelta(0)
     cursor = max(last_end, end - rule.max_catchup)
@@ -77,9 +92,32 @@ def plan_windows(
     for i in range(steps):
         new_since = cursor + size * i
         stop = end if i == steps - 1 else cursor + size * (i + 1)
-        start = stop - rule.window if sliding else new_since
-        windows.append(Window(start=min(start, new_since), end=stop, new_since=new_since))
+        start = min(stop - rule.window if sliding else new_since, new_since)
+        if index_lag is None:
+            windows.append(Window(start=start, end=stop, new_since=new_since))
+        else:
+            windows.append(
+                Window(
+                    start=start - index_lag, end=stop, new_since=new_since, index_since=new_since
+                )
+            )
     return windows, skipped
+
+
+DEFAULT_MAX_INDEX_LAG = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexLag:
+    """The indexing lag of one sourcetype's events as runs found them: the latest, the largest
+    and how many events were measured (seconds)."""
+
+    last: float
+    largest: float
+    events: int
+
+    def add(self, seconds: float) -> IndexLag:
+        return IndexLag(seconds, max(self.largest, seconds), self.events + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +143,11 @@ class RuleRunner:
         metrics: Metrics,
         on_ingested: Callable[[IngestResult], None] = lambda result: None,
         clear: Callable[[int], Awaitable[object]] | None = None,
+        max_index_lag: timedelta = DEFAULT_MAX_INDEX_LAG,
     ) -> None:
+        self._max_index_lag = max_index_lag
+        #: the indexing lag seen per sourcetype (the rules page shows it)
+        self.index_lag: dict[str, IndexLag] = {}
         self._clear = clear
         self._silence_cache: tuple[datetime, list[Silence]] | None = None
         #: inhibit rules from the rule files (an active incident mutes lower ones)
@@ -133,7 +175,8 @@ class RuleRunner:
         except Exception as exc:  # the database is away (or the lease): recorded when back
             log.warning("rule %s: state not readable: %s", rule_id, exc)
             return RunSummary(rule_id, 0, 0, IngestResult(), str(exc))
-        windows, skipped = plan_windows(now, last_end, rule, rule_type(rule.type).sliding)
+        kind = rule_type(rule.type)
+        windows, skipped = plan_windows(now, last_end, rule, kind.sliding, self.index_lag_for(rule))
         if skipped > timedelta(0):
             log.warning(
                 "rule %s: %s of data older than max_catchup (%s) was not searched",
@@ -149,6 +192,7 @@ class RuleRunner:
                 outcome = await run_rule(rule, self._backend, window, self._redact, memory)
                 fired.update(alert.group_key for alert in outcome.alerts)
                 hits += outcome.hits
+                self._observe_lags(outcome.index_lags)
                 last = index == len(windows) - 1 and not rule.resolve_after
                 # the last window also records the run, in the same transaction
                 finish = (hits, time.perf_counter() - started) if last else None
@@ -180,6 +224,23 @@ class RuleRunner:
         self._metrics.rule_hits.labels(rule_id).inc(hits)
         self._metrics.incidents_created.inc(len(total.created))
         return RunSummary(rule_id, len(windows), hits, total)
+
+    def index_lag_for(self, rule: Rule) -> timedelta | None:
+        """How far back in event time the rule's runs reach for late events; None when its runs
+        are bounded by event time (its type or the backend cannot use index time)."""
+        if not rule_type(rule.type).index_time:
+            return None
+        if not getattr(self._backend, "index_time_bounds", False):
+            return None
+        return rule.max_index_lag or self._max_index_lag
+
+    def _observe_lags(self, lags: Sequence[tuple[str, float]]) -> None:
+        for sourcetype, seconds in lags:
+            self._metrics.index_lag.labels(sourcetype).observe(seconds)
+            seen = self.index_lag.get(sourcetype)
+            self.index_lag[sourcetype] = (
+                IndexLag(seconds, seconds, 1) if seen is None else seen.add(seconds)
+            )
 
     async def _recover(
         self, rule: Rule, fired: set[str], memory: RuleMemory, now: datetime

@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     routes: list[Route] = []
     escalation: list[Escalation] = DEFAULT_ESCALATION
     schedule_jitter: Duration = timedelta(seconds=2)
+    # how late an event may reach the index and still be counted (docs/rules.md, "Late data")
+    max_index_lag: Duration = Field(default=timedelta(minutes=5), ge=timedelta(seconds=1))
     # the scheduler lease is renewed every heartbeat and lasts 2 x heartbeat (docs/replicas.md)
     lease_heartbeat: Duration = Field(default=timedelta(seconds=5), ge=timedelta(milliseconds=100))
     outbox_claim_timeout: Duration = Field(default=timedelta(seconds=60), ge=timedelta(seconds=1))

@@ -330,6 +330,7 @@ class Runtime:
             self._policy_for,
             self.metrics,
             on_ingested=self._ingested,
+            max_index_lag=settings.max_index_lag,
             clear=lambda incident_id: self.interactions.execute(
                 incident_id, Command(CommandKind.CLEAR, actor="bot", surface="scheduler")
             ),

@@ -87,6 +87,9 @@ class Rule(BaseModel):
     window: PositiveDuration = timedelta(minutes=5)
     query_delay: Duration = timedelta(0)
     max_catchup: Duration = timedelta(hours=1)
+    #: how late an event may reach the index and still be counted (index-time runs); None: the
+    #: global ``BOT_MAX_INDEX_LAG``
+    max_index_lag: OptionalPositiveDuration = None
     group_by: tuple[str, ...] = ()
     severity: Severity
     category: Category

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from bot.domain.hits import Alert, Evidence, SearchQuery
+from bot.domain.hits import Alert, Evidence, Hit, SearchQuery
 from bot.gcpause import gc_paused
 from bot.ports import SearchBackend
 from detectors.memory import RuleMemory
@@ -20,6 +20,8 @@ class RunResult:
     alerts: list[Alert]
     hits: int
     duration_s: float
+    #: (sourcetype, seconds from timestamp to index time) of each event new to this run
+    index_lags: tuple[tuple[str, float], ...] = ()
 
 
 async def run_rule(
@@ -38,6 +40,8 @@ async def run_rule(
         latest=window.end,
         max_results=rule.max_results,
         mode=rule.search_mode,
+        # an index-time run counts what was indexed before its end; the rest is the next run's
+        index_latest=window.end if window.index_since is not None else None,
     )
     hits = await backend.search(query)
     link_of = getattr(backend, "search_link", None)
@@ -53,7 +57,24 @@ async def run_rule(
                 rule, hits, window, memory if memory is not None else RuleMemory()
             )
         ]
-    return RunResult(alerts=alerts, hits=len(hits), duration_s=time.perf_counter() - started)
+    return RunResult(
+        alerts=alerts,
+        hits=len(hits),
+        duration_s=time.perf_counter() - started,
+        index_lags=index_lags(hits, window),
+    )
 
 
-__all__ = ["RunResult", "Window", "run_rule"]
+def index_lags(hits: list[Hit], window: Window) -> tuple[tuple[str, float], ...]:
+    """How late each event new to ``window`` reached the index, by sourcetype (each event is
+    measured once per rule: in the run that first sees it)."""
+    if window.index_since is None:
+        return ()
+    return tuple(
+        (hit.fields.get("sourcetype", ""), (hit.indexed - hit.time).total_seconds())
+        for hit in hits
+        if hit.indexed is not None and window.is_new(hit)
+    )
+
+
+__all__ = ["RunResult", "Window", "index_lags", "run_rule"]

@@ -37,13 +37,19 @@ class Category(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SearchQuery:
-    """One search over a closed time window ``[earliest, latest)`` (timezone-aware datetimes)."""
+    """One search over a closed time window ``[earliest, latest)`` (timezone-aware datetimes).
+
+    ``index_earliest`` / ``index_latest``, when set, also bound the time each event was indexed
+    (``[index_earliest, index_latest)``); only a backend whose ``index_time_bounds`` is true
+    honours them (see docs/rules.md, "Late data and search cost")."""
 
     text: str
     earliest: datetime
     latest: datetime
     max_results: int = 10_000
     mode: Literal["export", "job"] = "export"  # Splunk: streaming export or a normal job
+    index_earliest: datetime | None = None
+    index_latest: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +58,14 @@ class Hit:
 
     ``time`` is the event's ``_time`` (or the window end for aggregated rows); ``fields`` are all
     result fields as strings; ``raw`` is the event text (``_raw``) or, for aggregated rows, the row
-    rendered as ``key=value`` pairs.
+    rendered as ``key=value`` pairs; ``indexed`` is when the event became searchable
+    (``_indextime``), None when the backend did not say (aggregated rows).
     """
 
     time: datetime
     fields: Mapping[str, str]
     raw: str
+    indexed: datetime | None = None
 
     @property
     def id(self) -> str:

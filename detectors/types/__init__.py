@@ -4,7 +4,7 @@ A rule type is a pydantic model (a :class:`~detectors.model.Rule` subclass holdi
 settings) and an evaluator turning one window's hits into alerts: pure apart from the rule's
 :class:`~detectors.memory.RuleMemory`, which stateful types read and update (types without
 state ignore it). ``sliding`` types look back
-``window`` on every run, so their windows overlap and ``Window.new_since`` says what is new.
+``window`` on every run, so their windows overlap and ``Window.is_new`` says what is new.
 To add a type, write its module next to the others and register it below; helpers they share
 live in :mod:`detectors.types.common`.
 """
@@ -40,13 +40,23 @@ class RuleType:
     model: type[Rule]
     sliding: bool
     evaluate: Callable[[Any, Sequence[Hit], Window, RuleMemory], list[Alert]]
+    #: judges "new" by index time and tolerates a search reaching back ``max_index_lag`` further
+    #: than its window, so its runs are bounded by index time where the backend can (late
+    #: events counted once); the other types keep event-time windows for now
+    index_time: bool = False
 
 
 RULE_TYPES: dict[str, RuleType] = {
     entry.name: entry
     for entry in (
         RuleType("threshold", threshold.ThresholdRule, sliding=True, evaluate=threshold.evaluate),
-        RuleType("frequency", frequency.FrequencyRule, sliding=True, evaluate=frequency.evaluate),
+        RuleType(
+            "frequency",
+            frequency.FrequencyRule,
+            sliding=True,
+            evaluate=frequency.evaluate,
+            index_time=True,
+        ),
         RuleType("spike", spike.SpikeRule, sliding=True, evaluate=spike.evaluate),
         RuleType("flatline", flatline.FlatlineRule, sliding=True, evaluate=flatline.evaluate),
         RuleType("new_term", new_term.NewTermRule, sliding=True, evaluate=new_term.evaluate),

@@ -213,8 +213,10 @@ def make_alert(
     kept = ordered[: -rule.evidence_lines - 1 : -1] if rule.evidence_lines else []
     first = ordered[0].time if ordered else window.end
     last = ordered[-1].time if ordered else window.end
-    since = window.new_since
-    fresh = len(ordered) - bisect.bisect_left(ordered, since, key=_BY_TIME)
+    if window.index_since is None:
+        fresh = len(ordered) - bisect.bisect_left(ordered, window.new_since, key=_BY_TIME)
+    else:  # new by index time: a late event may be older than events already seen
+        fresh = sum(1 for hit in ordered if window.is_new(hit))
     label_map = dict(labels or {})
     return Alert(
         rule_id=rule.id,

@@ -4,6 +4,8 @@ The timeframe may be shorter than the rule's window: each run looks for any time
 inside its window (events whose times differ by less than ``timeframe``) holding enough events.
 Only spans that end with an event new to this run count, so a burst that an earlier run already
 reported does not fire again on its own; new events close to it do (and join its incident).
+Under index-time runs an event is new in the first run after it was indexed, so a burst that
+reaches the index late still fires once (docs/rules.md, "Late data and search cost").
 Stateless.
 """
 
@@ -83,14 +85,20 @@ def evaluate(
 
 
 def _densest_new_span(hits: list[Hit], timeframe: timedelta, window: Window) -> list[Hit] | None:
-    """The span of most events (last minus first below ``timeframe``) ending with a new event:
-    the latest such span when several are equally dense; None when no event is new."""
+    """The span of most events (last minus first below ``timeframe``) holding a new event: the
+    latest such span when several are equally dense; None when no event is new.
+
+    By event time the new events are the latest ones, so such a span ends with one; by index
+    time a late event may sit anywhere in a span, which counts once that event arrives."""
     best: tuple[int, int] | None = None
     first = 0
+    newest = -1  # the position of the latest new event so far
     for last, hit in enumerate(hits):
         while hit.time - hits[first].time >= timeframe:
             first += 1
-        if hit.time < window.new_since:
+        if window.is_new(hit):
+            newest = last
+        if newest < first:
             continue
         if best is None or last - first >= best[1] - best[0]:
             best = (first, last)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import Mapping
 from contextlib import closing
 from datetime import UTC, datetime
 
@@ -37,6 +38,17 @@ def render_row(fields: dict[str, str]) -> str:
     return " ".join(parts)
 
 
+def indexed_time(fields: Mapping[str, str], transforming: bool) -> datetime | None:
+    """An event row's ``_indextime`` (epoch seconds) as a time; None for aggregated rows."""
+    stamp = fields.get("_indextime")
+    if transforming or not stamp:
+        return None
+    try:
+        return datetime.fromtimestamp(float(stamp), UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 class LocalSearchBackend:
     """Implements bot.ports.SearchBackend over an :class:`EventStore`.
 
@@ -45,6 +57,9 @@ class LocalSearchBackend:
     Events come newest first (as Splunk returns them), capped
     at ``query.max_results``; aggregated rows (stats) come in the order the pipeline makes.
     """
+
+    #: honours SearchQuery.index_earliest / index_latest (each event keeps its index time)
+    index_time_bounds = True
 
     def __init__(self, store: EventStore, extractor: FieldExtractor | None = None) -> None:
         self._store = store
@@ -69,6 +84,8 @@ class LocalSearchBackend:
                 host=pf.host,
                 contains=pf.contains,
                 newest_first=True,
+                index_earliest=query.index_earliest,
+                index_latest=query.index_latest,
             )
             with closing(scan):  # type: ignore[type-var]
                 rows = run(
@@ -98,7 +115,7 @@ class LocalSearchBackend:
         raw = row.get("_raw")
         if transforming or not isinstance(raw, str):
             raw = render_row(fields)
-        return Hit(time=time, fields=fields, raw=raw)
+        return Hit(time=time, fields=fields, raw=raw, indexed=indexed_time(fields, transforming))
 
     async def check(self) -> Health:
         try:

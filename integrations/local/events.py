@@ -1,7 +1,9 @@
 """Events on disk: a SQLite file the local search backend scans by time window.
 
-Times are stored as integer microseconds since the epoch; rows come back with ``_time`` as float
-epoch seconds, the way Splunk exposes it to searches.
+Times are stored as integer microseconds since the epoch; rows come back with ``_time`` and
+``_indextime`` (when the event became searchable) as float epoch seconds, the way Splunk exposes
+them to searches. A search sees only what was indexed before its index-time bound, so a writer
+that sets ``Event.indexed`` later than ``Event.time`` simulates indexing lag.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ CREATE TABLE IF NOT EXISTS events (
     source TEXT NOT NULL COLLATE NOCASE,
     host TEXT NOT NULL COLLATE NOCASE,
     raw TEXT NOT NULL,
-    fields TEXT
+    fields TEXT,
+    index_us INTEGER
 );
 CREATE INDEX IF NOT EXISTS events_time ON events (time_us);
 CREATE INDEX IF NOT EXISTS events_index_time ON events (index_name, time_us);
@@ -46,6 +49,9 @@ class Event:
 
     ``fields`` are explicit extra fields; at search time they win over ``key=value`` pairs
     extracted from ``raw``, and lose to the built-in fields (``_time``, ``index``, …).
+    ``indexed`` is when the event became searchable; by default its own ``time`` (no lag: the
+    store is mostly fed with events after the fact, by tests, backtests and replays, which must
+    not all look freshly indexed).
     """
 
     time: datetime
@@ -55,11 +61,16 @@ class Event:
     source: str = ""
     host: str = ""
     fields: Mapping[str, str] = field(default_factory=dict)
+    indexed: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.time.tzinfo is None or self.time.utcoffset() is None:
             raise ValueError(f"event time must be timezone-aware, got {self.time!r}")
         object.__setattr__(self, "time", self.time.astimezone(UTC))
+        if self.indexed is not None:
+            if self.indexed.tzinfo is None or self.indexed.utcoffset() is None:
+                raise ValueError(f"index time must be timezone-aware, got {self.indexed!r}")
+            object.__setattr__(self, "indexed", self.indexed.astimezone(UTC))
         frozen = {str(k): str(v) for k, v in self.fields.items()}
         object.__setattr__(self, "fields", MappingProxyType(frozen))
 
@@ -88,6 +99,9 @@ class EventStore:
         self._shared = self._open() if self._memory else None
         with self._connection() as conn:
             conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+            if "index_us" not in columns:  # a store written before index times were kept
+                conn.execute("ALTER TABLE events ADD COLUMN index_us INTEGER")
 
     @property
     def path(self) -> str:
@@ -131,6 +145,7 @@ class EventStore:
                 e.host,
                 e.raw,
                 json.dumps(dict(e.fields), separators=(",", ":")) if e.fields else None,
+                _to_us(e.indexed or e.time),
             )
             for e in events
         ]
@@ -141,8 +156,8 @@ class EventStore:
             try:
                 conn.executemany(
                     "INSERT INTO events"
-                    " (time_us, index_name, sourcetype, source, host, raw, fields)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " (time_us, index_name, sourcetype, source, host, raw, fields, index_us)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
             except BaseException:
@@ -161,8 +176,11 @@ class EventStore:
         *,
         contains: Sequence[Sequence[str]] = (),
         newest_first: bool = False,
+        index_earliest: datetime | None = None,
+        index_latest: datetime | None = None,
     ) -> Iterator[dict]:
-        """Rows with ``earliest <= _time < latest`` in time order (oldest first unless asked).
+        """Rows with ``earliest <= _time < latest`` in time order (oldest first unless asked),
+        and ``index_earliest <= _indextime < index_latest`` where those are given.
 
         Each row has ``_time`` (float epoch seconds), ``_raw``, ``index``, ``sourcetype``,
         ``source``, ``host`` and the event's explicit fields. ``index``, ``sourcetype`` and
@@ -171,10 +189,17 @@ class EventStore:
         case-insensitively).
         """
         sql = [
-            "SELECT time_us, raw, index_name, sourcetype, source, host, fields FROM events",
+            "SELECT time_us, raw, index_name, sourcetype, source, host, fields,"
+            " COALESCE(index_us, time_us) FROM events",
             "WHERE time_us >= ? AND time_us < ?",
         ]
         params: list[object] = [_to_us(earliest), _to_us(latest)]
+        if index_earliest is not None:
+            sql.append("AND COALESCE(index_us, time_us) >= ?")
+            params.append(_to_us(index_earliest))
+        if index_latest is not None:
+            sql.append("AND COALESCE(index_us, time_us) < ?")
+            params.append(_to_us(index_latest))
         for column, value in (("index_name", index), ("sourcetype", sourcetype), ("host", host)):
             if value is not None:
                 sql.append(f"AND {column} = ?")
@@ -229,9 +254,10 @@ def _like_escape(text: str) -> str:
 
 
 def _row(record: tuple) -> dict:
-    time_us, raw, index, sourcetype, source, host, fields = record
+    time_us, raw, index, sourcetype, source, host, fields, index_us = record
     row: dict = {
         "_time": time_us / 1_000_000,
+        "_indextime": index_us / 1_000_000,
         "_raw": raw,
         "index": index,
         "sourcetype": sourcetype,

@@ -74,6 +74,9 @@ class SearchCounters:
 class SplunkSearchBackend:
     """Implements :class:`bot.ports.SearchBackend` on Splunk."""
 
+    #: honours SearchQuery.index_earliest / index_latest (Splunk's index-time search bounds)
+    index_time_bounds = True
+
     def __init__(self, settings: SplunkSettings, clock: Clock | None = None) -> None:
         self._settings = settings.require_usable()
         self._clock = clock or SystemClock()

@@ -61,8 +61,14 @@ def epoch(moment: datetime) -> str:
 
 
 def time_range(query: SearchQuery) -> dict[str, str]:
-    """The REST parameters of the query's window ``[earliest, latest)``."""
-    return {"earliest_time": epoch(query.earliest), "latest_time": epoch(query.latest)}
+    """The REST parameters of the query's window ``[earliest, latest)``, and of its index-time
+    bounds when it has them (the search job parameters ``index_earliest`` / ``index_latest``)."""
+    params = {"earliest_time": epoch(query.earliest), "latest_time": epoch(query.latest)}
+    if query.index_earliest is not None:
+        params["index_earliest"] = epoch(query.index_earliest)
+    if query.index_latest is not None:
+        params["index_latest"] = epoch(query.index_latest)
+    return params
 
 
 def search_link(web_url: str, app: str, query: SearchQuery) -> str:

@@ -137,7 +137,17 @@ def to_hit(row: Mapping[str, object], window_end: datetime) -> Hit:
     raw = fields.get("_raw")
     if raw is None:
         raw = render_row(fields)
-    return Hit(time=time, fields=fields, raw=raw)
+    return Hit(time=time, fields=fields, raw=raw, indexed=_epoch(fields.get("_indextime")))
+
+
+def _epoch(text: str | None) -> datetime | None:
+    """``_indextime`` (whole epoch seconds, on event rows) as a time."""
+    if not text:
+        return None
+    try:
+        return datetime.fromtimestamp(float(text), UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 __all__ = ["ReadResult", "SplunkMessage", "field_text", "parse_time", "read_results", "to_hit"]

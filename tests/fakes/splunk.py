@@ -9,13 +9,18 @@ Endpoints, under ``/services`` and ``/servicesNS/<owner>/<app>``: ``auth/login``
 Splunk's 401.
 
 Knobs: :meth:`fail_next` (answer the next requests with a status), ``delay`` (a search takes
-this long), :meth:`fatal` (the next search fails with a message). Records: ``requests``,
+this long), :meth:`fatal` (the next search fails with a message), ``index_clock`` (indexing lag
+switched on: a search sees only events whose index time, ``Event.indexed``, has passed by this
+clock, as splunkd answers only with what is already indexed). Searches honour the
+``index_earliest``/``index_latest`` job parameters, and event rows carry ``_indextime`` (whole
+epoch seconds), ``_cd`` and ``_bkt`` as splunkd's do. Records: ``requests``,
 ``logins``, ``cancelled`` (job ids), ``exports`` (how each export ended),
 ``max_concurrent_seen``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -25,7 +30,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -91,6 +96,7 @@ class FakeSplunk:
         self.host = "127.0.0.1"
         self.scheme = "https" if tls else "http"
         self.delay = 0.0
+        self.index_clock: Callable[[], datetime] | None = None
         self.store = EventStore(":memory:")
         self.requests: list[Request] = []
         self.logins = 0
@@ -213,9 +219,21 @@ class FakeSplunk:
         if re.fullmatch(r"\|\s*makeresults(\s+count=1)?", text):
             return [{"_time": format_time(latest.timestamp())}], False
         transforming = parse(text).is_transforming
-        query = SearchQuery(text=text, earliest=earliest, latest=latest, max_results=10**9)
+        index_earliest = _moment(params.get("index_earliest"), None)
+        index_latest = _moment(params.get("index_latest"), None)
+        if self.index_clock is not None:  # what is not indexed yet is not searchable
+            searchable = self.index_clock()
+            index_latest = searchable if index_latest is None else min(index_latest, searchable)
+        query = SearchQuery(
+            text=text,
+            earliest=earliest,
+            latest=latest,
+            max_results=10**9,
+            index_earliest=index_earliest,
+            index_latest=index_latest,
+        )
         hits = LocalSearchBackend(self.store).search_sync(query)
-        return [dict(h.fields) for h in hits], transforming
+        return [_as_splunkd(dict(h.fields)) for h in hits], transforming
 
     def _create_job(self, params: dict[str, str], namespace: str) -> _Job:
         rows, _ = self._execute(params)
@@ -512,7 +530,24 @@ def _dict(values: dict[str, Any]) -> str:
     return "<s:dict>" + "".join(keys) + "</s:dict>"
 
 
-def _moment(value: str | None, default: datetime) -> datetime:
+def _moment(value: str | None, default: datetime | None) -> Any:
     if not value:
         return default
     return datetime.fromtimestamp(float(value), UTC)
+
+
+def _as_splunkd(row: dict[str, str]) -> dict[str, str]:
+    """An event row with the fields splunkd adds: ``_indextime`` in whole seconds, ``_bkt``
+    (the bucket) and ``_cd`` (bucket id and offset: with ``_bkt``, the event's identity)."""
+    stamp = row.get("_indextime")
+    if stamp is None or "_raw" not in row:
+        return row
+    seconds = int(float(stamp))
+    bucket = seconds // 86_400
+    offset = int.from_bytes(
+        hashlib.blake2b(f"{row.get('_time')}\x00{row['_raw']}".encode(), digest_size=4).digest()
+    )
+    row["_indextime"] = str(seconds)
+    row["_bkt"] = f"{row.get('index', 'main')}~{bucket}~6B1C0E4A-FAKE"
+    row["_cd"] = f"{bucket}:{offset}"
+    return row

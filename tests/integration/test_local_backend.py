@@ -68,6 +68,7 @@ def test_scan_returns_rows_in_time_order_with_builtins_and_explicit_fields(
     assert [r["_raw"] for r in rows] == ["first", "second"]
     assert rows[0] == {
         "_time": at(5).timestamp(),
+        "_indextime": at(5).timestamp(),  # indexed when it happened unless told otherwise
         "_raw": "first",
         "index": "web",
         "sourcetype": "nginx",
