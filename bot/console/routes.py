@@ -111,7 +111,8 @@ def make_console(runtime: Runtime, caller: Callable[[Request], Caller]) -> APIRo
     async def rules(request: Request) -> Response:
         items = await asyncio.to_thread(rules_json, runtime)
         flags = await asyncio.to_thread(rule_flags, runtime.rules, runtime.engine)
-        return page(request, "rules.html", rules=items, flags=flags)
+        lags = sorted(runtime.runner.index_lag.items())  # measured by this replica's runs
+        return page(request, "rules.html", rules=items, flags=flags, index_lags=lags)
 
     @router.get("/maintenance", response_class=HTMLResponse)
     async def maintenance(request: Request) -> Response:

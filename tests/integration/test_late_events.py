@@ -222,3 +222,29 @@ def test_the_splunk_fake_honours_index_time_bounds(clock: FakeClock, splunk: Fak
     clock.advance(20)
     assert search() == ["192.0.2.1", "192.0.2.2"]
     assert search(index_earliest=clock.now() - timedelta(seconds=15)) == ["192.0.2.2"]
+
+
+async def test_the_rules_page_and_metrics_show_the_indexing_lag_per_sourcetype(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    from tests.integration.test_api import make_client
+
+    async for client, runtime in make_client(tmp_path, clock):
+        assert runtime.event_store is not None
+        assert await runtime.acquire_lease()  # rule runs write under the scheduler lease
+        await runtime.runner.run("ssh-password-guessing")  # the first run
+        runtime.event_store.add(
+            burst(clock.now() - timedelta(seconds=20), "192.0.2.44", timedelta(seconds=55))
+        )
+        clock.advance(30)
+        await runtime.runner.run("ssh-password-guessing")  # not indexed yet: nothing seen
+        assert "Indexing lag by sourcetype" not in (await client.get("/rules")).text
+        clock.advance(30)
+        summary = await runtime.runner.run("ssh-password-guessing")
+        assert summary.result.created  # 12 guesses, 55 s late: still one incident
+
+        page = (await client.get("/rules")).text
+        assert "Indexing lag by sourcetype" in page
+        assert "<td>linux_secure</td><td>55.0 s</td><td>55.0 s</td><td>12</td>" in page
+        metrics = (await client.get("/metrics")).text
+        assert 'bot_index_lag_seconds_count{sourcetype="linux_secure"} 12.0' in metrics
