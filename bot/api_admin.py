@@ -24,14 +24,14 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from sqlalchemy import Connection, Engine, func, select
 
 from bot.auth import Caller
 from bot.authz import Role
 from bot.domain.incident import parse_human_id
 from bot.errors import NotFound
-from bot.openapi import MAX_INT
+from bot.openapi import MAX_INT, Timestamp
 from bot.store import audit
 from bot.store.breakers import disable_playbook, disabled_playbooks, enable_playbook
 from bot.store.repo import INCIDENTS
@@ -62,7 +62,7 @@ class ReasonBody(BaseModel):
 
 class KillSwitchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    on: bool
+    on: StrictBool
     reason: str = Field(min_length=1, max_length=2000)
 
 
@@ -378,8 +378,8 @@ def make_admin_router(runtime: Runtime, caller: Any) -> APIRouter:
         action: str = "",
         incident: str = "",
         result: str = "",
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: Timestamp | None = None,
+        until: Timestamp | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         cursor: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
         offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from bot.auth import Caller
 from bot.errors import BotError, Conflict, NotFound, PermanentError, PolicyViolation
@@ -40,7 +40,7 @@ class AutoResolveRequest(BaseModel):
             ]
         },
     )
-    dry_run: bool = True
+    dry_run: StrictBool = True  # 0 or "false" is not a decision to act
     playbook: str | None = Field(default=None, max_length=200)
     fingerprint: str | None = Field(default=None, max_length=64)
 
@@ -48,7 +48,7 @@ class AutoResolveRequest(BaseModel):
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     incidents: list[Annotated[str, Field(max_length=32)]] = Field(min_length=1, max_length=100)
-    dry_run: bool = True
+    dry_run: StrictBool = True  # 0 or "false" is not a decision to act
     playbook: str | None = Field(default=None, max_length=200)
 
 

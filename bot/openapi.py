@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "Error",
@@ -46,12 +47,26 @@ _GO_ERROR = {
     "required": ["code", "message"],
     "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
 }
-#: Alertmanager answers 400 with its error text as a JSON string, or go-swagger's error object
-ALERTMANAGER_400: dict[str, Any] = {"anyOf": [{"type": "string"}, _GO_ERROR]}
+#: Alertmanager answers 400 with its error text as a JSON string, or go-swagger's error object;
+#: a query parameter of the wrong type gets the bot's own error
+ALERTMANAGER_400: dict[str, Any] = {"anyOf": [{"type": "string"}, _GO_ERROR, ERROR_REF]}
 ALERTMANAGER_422: dict[str, Any] = _GO_ERROR
 WRITES = ("post", "put", "patch", "delete")
 #: routes that keep a protocol's own error answers (Alertmanager API v2, Splunk's alert action)
 FOREIGN = ("/api/v2/", "/webhooks/")
+
+
+def _not_a_number(value: Any) -> Any:
+    """pydantic reads ``1.5`` as seconds since 1970; the document says an ISO 8601 date-time."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and re.fullmatch(r"\s*[-+]?[0-9.]+\s*", value)
+    ):
+        raise ValueError("use an ISO 8601 date-time, e.g. 2026-11-22T10:00:00Z")
+    return value
+
+
+#: a date-time parameter or field: ISO 8601 text only
+Timestamp = Annotated[datetime, BeforeValidator(_not_a_number)]
 
 
 def matching(pattern: str, problem: str) -> Callable[[str], str]:

@@ -15,6 +15,7 @@ import hypothesis
 import pytest
 import schemathesis
 from hypothesis import HealthCheck
+from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from starlette.types import Receive, Scope, Send
 
@@ -98,7 +99,10 @@ def credentials(path: str) -> dict[str, str]:
 
 
 def fuzz(operation: Any) -> None:
-    @hypothesis.given(case=operation.as_strategy())
+    # valid requests, and requests that break the document's own constraints
+    cases = operation.as_strategy() | operation.as_strategy(GenerationMode.NEGATIVE)
+
+    @hypothesis.given(case=cases)
     @hypothesis.settings(
         max_examples=EXAMPLES,
         derandomize=True,
@@ -128,3 +132,33 @@ def test_every_operation_answers_as_declared(api_schema: Any) -> None:
             failures.append(f"{operation.label}: {exc}")
     assert operations > 30
     assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/incidents?offset=216783778766766096715542953984",
+        "/api/v1/audit?offset=216783778766766096715542953984",
+        "/api/v1/audit?cursor=9223372036854775808",
+        "/api/v1/runs/9223372036854775808",
+    ],
+)
+def test_integers_too_large_for_the_database_are_refused(api_schema: Any, path: str) -> None:
+    """Found by schemathesis: a huge offset reached SQLite and answered 500."""
+    from schemathesis.python import asgi
+
+    with asgi.get_client(api_schema.app) as client:
+        answer = client.get(f"http://testserver{path}", headers=credentials("/api/v1/"))
+    assert answer.status_code == 400, answer.text
+    assert "less than or equal to 2147483647" in answer.json()["error"]
+
+
+def test_the_document_declares_errors_and_metrics_as_text(api_schema: Any) -> None:
+    document = api_schema.raw_schema
+    incidents = document["paths"]["/api/v1/incidents"]["get"]["responses"]
+    assert {"400", "401", "403", "503"} <= set(incidents) and "422" not in incidents
+    assert incidents["401"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
+    metrics = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(metrics) == ["text/plain"]
