@@ -10,7 +10,6 @@ executes them is not started): what a person sees on each surface is what is tes
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -69,10 +68,8 @@ async def press(bot: SlackBot, incident: int, action_id: str, user: str, name: s
         action_ts=f"1790000999.{len(name):06d}",
         response_url=bot.fake.response_url(name),
     )
-    started = time.perf_counter()
     response = await bot.slack.interaction(data)
     assert response.status_code == 200, response.text
-    assert time.perf_counter() - started < 1.0  # acknowledged before any work
     await bot.settle()
 
 
