@@ -7,6 +7,7 @@ type, body schema) and never a 5xx; bad input must be refused with a 4xx.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,10 @@ from bot.settings import load_settings
 from bot.wiring import Runtime
 from tests.builders import alert, console_policy
 from tests.conftest import FakeClock
-from tests.fuzz.mutate import EXAMPLES
 from tests.push_env import PROMETHEUS_TOKEN, push_settings
 
+#: examples per operation, each sent with and without credentials (FUZZ_EXAMPLES overrides)
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
 TOKEN = "fuzz-console-token-0123456789abcdef"
 #: Operations whose bodies carry rules no JSON schema states, so "schema-valid data is accepted"
 #: is not checked there (every other check is). Alertmanager's and Splunk's wire formats (the
