@@ -17,6 +17,10 @@ from typing import Any
 from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import (
+    warning_client_prioritized_and_token_skipped,
+    warning_token_skipped,
+)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.card import ActionKind
@@ -122,6 +126,31 @@ class BotIdentity:
         )
 
 
+class EnvironmentTokenNotice(logging.Filter):
+    """Drops bolt's notices that a ``SLACK_BOT_TOKEN`` it found in the environment is unused.
+
+    Bolt reads ``SLACK_BOT_TOKEN`` from the environment whenever no ``token`` argument is given,
+    and then warns that the token is unused because a ``client`` (or ``authorize``) was given as
+    well. That variable is this bot's own setting: it is read and validated by
+    ``SlackSettings``, and every request is authorized with it through ``authorize``, so the
+    notice would only make a correct configuration look wrong. Every other bolt message passes.
+    """
+
+    NOTICES = frozenset({warning_client_prioritized_and_token_skipped(), warning_token_skipped()})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in self.NOTICES
+
+
+def bolt_logger() -> logging.Logger:
+    """The logger bolt reports through (``integrations.slack.bolt``), without the notices
+    :class:`EnvironmentTokenNotice` drops."""
+    logger = logging.getLogger(f"{__name__.rsplit('.', 1)[0]}.bolt")
+    if not any(isinstance(f, EnvironmentTokenNotice) for f in logger.filters):
+        logger.addFilter(EnvironmentTokenNotice())
+    return logger
+
+
 class SeenEvents:
     """Event ids handled by this process, so Slack's redeliveries are acknowledged only."""
 
@@ -163,6 +192,7 @@ def build_app(
     app = AsyncApp(
         name="incident-bot",
         client=client,
+        logger=bolt_logger(),
         authorize=authorize,
         signing_secret=signing_secret,
         process_before_response=True,
