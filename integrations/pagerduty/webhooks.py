@@ -9,8 +9,11 @@ Mapping: ``incident.acknowledged`` → acknowledge, ``incident.unacknowledged`` 
 ``incident.resolved`` → resolve, ``incident.reassigned`` → assign (the assignees' names),
 ``incident.annotated`` → comment (the note). Our incident is found by the PagerDuty incident's
 ``incident_key`` (our dedup key ``incident-bot/INC-<n>/<hash>``, checked against the key we paged
-with), or for notes by the PagerDuty incident we linked. The actor is ``pagerduty:<user id>``
-on surface ``pagerduty``, so the change is never sent back to PagerDuty.
+with), or for notes by the PagerDuty incident we linked. When PagerDuty grouped several of our
+pages into one incident (alert grouping), its ``incident_key`` names only the first: with
+``PAGERDUTY_API_TOKEN`` the incident's alerts are listed (``GET /incidents/{id}/alerts``) and
+every one of our incidents whose page is among them follows the event. The actor is
+``pagerduty:<user id>`` on surface ``pagerduty``, so the change is never sent back to PagerDuty.
 
 The command runs inline (a short transaction) before the answer, under a 4 s budget: PagerDuty
 wants a 2xx within 5 s, and answering only after the change is durable means a failure (the
@@ -43,6 +46,7 @@ from bot.operations import Operations
 from bot.ports import Clock, SystemClock
 from bot.store.repo import INCIDENTS
 from bot.store.tables import WebhookEventRow
+from integrations.pagerduty.grouping import AlertKeys
 from integrations.pagerduty.pager import NOTE_MARK
 from integrations.pagerduty.settings import ENV_PREFIX, PagerDutySettings
 
@@ -199,27 +203,33 @@ class Ours:
     assignee: str
 
 
-def find_ours(engine: Engine, decision: Decision) -> Ours | None:
-    """Our incident for the event: by dedup key (checked against the key we paged with), or
-    by the PagerDuty incident we linked; None when it is not one of ours."""
+def find_ours(engine: Engine, decision: Decision, alert_keys: Sequence[str] = ()) -> list[Ours]:
+    """Our incidents for the event, the one PagerDuty's ``incident_key`` names first: by dedup
+    key (checked against the key we paged with) for the incident's key and every alert key,
+    else by the PagerDuty incident we linked; empty when none is ours."""
     columns = (INCIDENTS.c.id, INCIDENTS.c.state, INCIDENTS.c.assignee)
+    found: dict[int, Ours] = {}
     with engine.connect() as conn:
-        row = None
-        match = OUR_KEY.fullmatch(decision.incident_key)
-        if match:
+        for key in dict.fromkeys([decision.incident_key, *alert_keys]):
+            match = OUR_KEY.fullmatch(key)
+            if not match or int(match.group(1)) in found:
+                continue
             row = conn.execute(
                 select(*columns).where(
-                    INCIDENTS.c.id == int(match.group(1)),
-                    INCIDENTS.c.page_ref == decision.incident_key,
+                    INCIDENTS.c.id == int(match.group(1)), INCIDENTS.c.page_ref == key
                 )
             ).first()
-        elif decision.pagerduty_id and _ID.fullmatch(decision.pagerduty_id):
+            if row is not None:
+                found[row.id] = Ours(row.id, State(row.state), row.assignee)
+        if not found and decision.pagerduty_id and _ID.fullmatch(decision.pagerduty_id):
             row = conn.execute(
                 select(*columns)
                 .where(INCIDENTS.c.page_url.endswith(f"/incidents/{decision.pagerduty_id}"))
                 .order_by(INCIDENTS.c.id.desc())
             ).first()
-    return Ours(row.id, State(row.state), row.assignee) if row is not None else None
+            if row is not None:
+                found[row.id] = Ours(row.id, State(row.state), row.assignee)
+    return list(found.values())
 
 
 def handled(engine: Engine, event_id: str) -> bool:
@@ -248,8 +258,8 @@ def remember(engine: Engine, event_id: str, now: datetime) -> None:
 # the route -----------------------------------------------------------------------------------
 
 
-def _answer(status: str, code: int = 200, **extra: str) -> JSONResponse:
-    return JSONResponse({"status": status, **extra}, status_code=code)
+def _answer(status: str, **extra: str) -> JSONResponse:
+    return JSONResponse({"status": status, **extra}, status_code=200)
 
 
 def webhook_router(
@@ -267,6 +277,7 @@ def webhook_router(
         )
     clock = clock or SystemClock()
     router = APIRouter(tags=["webhooks"])
+    alerts = AlertKeys(settings, settings.verify())
 
     @router.post(PATH, include_in_schema=False)
     async def pagerduty_webhook(request: Request) -> JSONResponse:
@@ -310,36 +321,54 @@ def webhook_router(
         if decision.kind is None:
             log.debug("PagerDuty event %s ignored: %s", event_id, decision.reason)
             return _answer("ignored", reason=decision.reason)
-        ours = await asyncio.to_thread(find_ours, engine, decision)
-        if ours is None:
+        keys: list[str] = []
+        if alerts.enabled and _ID.fullmatch(decision.pagerduty_id):
+            keys = await alerts.of(decision.pagerduty_id, BUDGET / 2)
+        ours = await asyncio.to_thread(find_ours, engine, decision, keys)
+        if not ours:
             log.debug("PagerDuty event %s is about an incident that is not ours", event_id)
             return _answer("ignored", reason="not an incident of this bot")
+        answers = [
+            await _apply_one(
+                event, event_id if i == 0 else f"{event_id}:INC-{one.id}", decision, one
+            )
+            for i, one in enumerate(ours)
+        ]
+        first = dict(answers[0])
+        if len(answers) > 1:  # PagerDuty grouped several of our pages into this incident
+            if any(a["status"] == "applied" for a in answers):
+                first["status"] = "applied"
+            first["grouped"] = ", ".join(f"{a['incident']} {a['status']}" for a in answers[1:])
+        return _answer(**first)
+
+    async def _apply_one(event: Event, key: str, decision: Decision, ours: Ours) -> dict[str, str]:
+        assert decision.kind is not None
         human = f"INC-{ours.id}"
         done = ALREADY.get(decision.kind)
         if (done is not None and ours.state is done[0]) or (
             decision.kind is CommandKind.ASSIGN and ours.assignee == decision.user
         ):
             reason = done[1] if done is not None else "already assigned"
-            return _answer("ignored", incident=human, reason=reason)
+            return {"status": "ignored", "incident": human, "reason": reason}
         command = Command(
             decision.kind,
             actor=actor_of(event),
             surface=SOURCE,
             user=decision.user,
             text=decision.text,
-            idempotency_key=f"{SOURCE}:{event_id}"[:255],
+            idempotency_key=f"{SOURCE}:{key}"[:255],
         )
         try:
             outcome = await operations.execute(ours.id, command)
         except (Conflict, NotFound) as exc:
             log.info("PagerDuty %s on %s not applied: %s", event.event_type, human, exc)
-            return _answer("ignored", incident=human, reason=str(exc))
+            return {"status": "ignored", "incident": human, "reason": str(exc)}
         except PolicyViolation as exc:
             log.warning("PagerDuty %s on %s refused: %s", event.event_type, human, exc)
-            return _answer("refused", incident=human, reason=str(exc))
+            return {"status": "refused", "incident": human, "reason": str(exc)}
         if outcome.duplicate:
-            return _answer("duplicate", incident=human)
-        return _answer("applied", incident=human, message=outcome.message)
+            return {"status": "duplicate", "incident": human}
+        return {"status": "applied", "incident": human, "message": outcome.message}
 
     return router
 

@@ -13,11 +13,14 @@ key (120 per minute, as PagerDuty). A trigger opens a fake incident (one per rou
 dedup key while not resolved); acknowledge and resolve move it.
 
 REST (``Authorization: Token token=<api_token>``): ``GET /incidents?incident_key=``, ``GET
-/incidents/{id}``, ``POST /incidents/{id}/notes``, ``GET /oncalls?escalation_policy_ids[]=``,
-``GET /services/{id}``, ``GET /abilities``.
+/incidents/{id}``, ``GET /incidents/{id}/alerts``, ``POST /incidents/{id}/notes``, ``GET
+/oncalls?escalation_policy_ids[]=``, ``GET /services/{id}``, ``GET /abilities``.
 
 Knobs: :meth:`fail_next` (answer the next requests on a path with a status), ``oncall`` (policy
-id → [(name, level)]), ``services`` (service id → policy id). Records: ``events`` (every enqueue
+id → [(name, level)]), ``services`` (service id → policy id), ``grouping`` (alert grouping on:
+a trigger while the routing key has a live incident joins it as another alert, as PagerDuty's
+intelligent or time-based grouping does; its dedup key is then that alert's ``alert_key``, not
+the incident's ``incident_key``). Records: ``events`` (every enqueue
 attempt with its answer), ``requests``, ``notes``, ``incidents``.
 """
 
@@ -73,6 +76,19 @@ class FakeIncident:
     title: str
     status: str = "triggered"
     assignees: list[tuple[str, str]] = field(default_factory=lambda: [("PLH1HKV", "Ann Example")])
+    alerts: list[str] = field(default_factory=list)  # the dedup keys of its alerts
+
+    def alert_json(self, number: int, key: str) -> dict[str, Any]:
+        """One entry of ``GET /incidents/{id}/alerts``."""
+        return {
+            "id": f"A{self.number:05d}{number:03d}",
+            "type": "alert",
+            "summary": self.title,
+            "status": "resolved" if self.status == "resolved" else "triggered",
+            "alert_key": key,
+            "incident": {**_ref("incident", self.id, self.title), "html_url": self.html_url},
+            "created_at": "2026-11-22T10:00:04Z",
+        }
 
     @property
     def html_url(self) -> str:
@@ -147,6 +163,7 @@ class FakePagerDuty:
         self.incidents: list[FakeIncident] = []
         self.oncall: dict[str, list[tuple[str, int]]] = {}
         self.services: dict[str, str] = {}
+        self.grouping = False
         self._numbers = itertools.count(1001)
         self._lock = threading.Lock()
         self._recent: dict[str, deque[float]] = {}
@@ -191,8 +208,9 @@ class FakePagerDuty:
             ]
 
     def incident(self, incident_key: str) -> FakeIncident:
+        """The incident that holds the alert of ``incident_key`` (the newest)."""
         with self._lock:
-            return next(i for i in reversed(self.incidents) if i.incident_key == incident_key)
+            return next(i for i in reversed(self.incidents) if incident_key in i.alerts)
 
     # Events v2 -------------------------------------------------------------------------------
 
@@ -242,21 +260,17 @@ class FakePagerDuty:
         return False
 
     def _apply(self, routing_key: str, action: str, dedup: str, body: dict[str, Any]) -> None:
-        live = next(
-            (
-                i
-                for i in self.incidents
-                if i.incident_key == dedup
-                and i.routing_key == routing_key
-                and i.status != "resolved"
-            ),
-            None,
-        )
-        if action == "trigger" and live is None:
+        open_ = [
+            i for i in self.incidents if i.routing_key == routing_key and i.status != "resolved"
+        ]
+        live = next((i for i in open_ if dedup in i.alerts), None)
+        if action == "trigger" and live is None and self.grouping and open_:
+            open_[0].alerts.append(dedup)  # grouped into the open incident
+        elif action == "trigger" and live is None:
             number = next(self._numbers)
             summary = str(body.get("payload", {}).get("summary", ""))
             self.incidents.append(
-                FakeIncident(f"Q{number:05d}X", number, dedup, routing_key, summary)
+                FakeIncident(f"Q{number:05d}X", number, dedup, routing_key, summary, alerts=[dedup])
             )
         elif live is not None and action in ("acknowledge", "resolve"):
             live.status = "acknowledged" if action == "acknowledge" else "resolved"
@@ -291,6 +305,13 @@ class FakePagerDuty:
                     return 404, {"error": {"message": "Not Found", "code": 2100}}
                 if method == "GET" and len(parts) == 2:
                     return 200, {"incident": incident.json()}
+                if method == "GET" and parts[2:] == ["alerts"]:
+                    limit = int((query.get("limit") or ["25"])[0])
+                    offset = int((query.get("offset") or ["0"])[0])
+                    alerts = [incident.alert_json(n, k) for n, k in enumerate(incident.alerts)]
+                    page = alerts[offset : offset + limit]
+                    more = offset + limit < len(alerts)
+                    return 200, {"alerts": page, "limit": limit, "offset": offset, "more": more}
                 if method == "POST" and parts[2:] == ["notes"]:
                     content = str((body or {}).get("note", {}).get("content", ""))
                     self.notes.append((incident.id, headers.get("From", ""), content))

@@ -282,3 +282,51 @@ async def test_the_card_shows_the_page_link_and_who_is_on_call(bot: Bot) -> None
     card = await bot.runtime.operations.card(1)
     assert incident.oncall in card.status_line
     assert ("Page", incident.page_url) in [(link.label, link.url) for link in card.links]
+
+
+async def test_every_incident_pagerduty_grouped_follows_its_incident(bot: Bot) -> None:
+    """Alert grouping on: three of our pages become alerts of one PagerDuty incident, whose
+    webhooks name only the first page's key; all three incidents follow it."""
+    bot.fake.grouping = True
+    clock = bot.runtime.clock
+    policy = IngestPolicy(
+        bot.runtime.router,
+        bot.runtime.settings.flap_window,
+        bot.runtime.settings.card_refresh,
+        escalation=bot.runtime.escalation,
+    )
+    services = ("checkout", "payments", "search")
+    with bot.runtime.engine.begin() as conn:
+        alerts = [alert(clock.now(), service=s, severity=Severity.CRITICAL) for s in services]
+        made = ingest(conn, alerts, clock.now(), policy)
+    assert len(made.created) == 3
+    await bot.deliver()
+    [grouped] = bot.fake.incidents
+    keys = [bot.incident(n).page_ref for n in made.created]
+    assert grouped.alerts == keys and grouped.incident_key == keys[0]
+
+    ack = await bot.post(bot.fake.webhook("incident.acknowledged", keys[0]), SECRET)
+    assert ack.json() == {
+        "status": "applied",
+        "incident": "INC-1",
+        "message": "acknowledged by pagerduty:PLH1HKV",
+        "grouped": "INC-2 applied, INC-3 applied",
+    }
+    assert [bot.incident(n).state for n in made.created] == ["acknowledged"] * 3
+    # one of them was resolved here first; PagerDuty's resolve moves the other two
+    await bot.http.post("/api/v1/incidents/INC-2/commands", json={"command": "resolve"})
+    resolved = await bot.post(bot.fake.webhook("incident.resolved", keys[0]), SECRET)
+    assert resolved.json()["grouped"] == "INC-2 ignored, INC-3 applied"
+    assert [bot.incident(n).state for n in made.created] == ["resolved"] * 3
+    timeline = [(t.incident_id, t.kind) for t in bot.rows(TIMELINE, surface="pagerduty")]
+    assert sorted(timeline) == [
+        (1, "acknowledge"),
+        (1, "resolve"),
+        (2, "acknowledge"),
+        (3, "acknowledge"),
+        (3, "resolve"),
+    ]
+    await bot.deliver()
+    # nothing echoes back but the resolve made in the API
+    assert [(e.action, e.dedup_key) for e in bot.fake.accepted()][3:] == [("resolve", keys[1])]
+    assert ("GET", f"/incidents/{grouped.id}/alerts?limit=100&offset=0") in bot.fake.requests
