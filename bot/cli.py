@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.cli_admin import add_admin_commands, run_admin
 from bot.cli_maintenance import add_maintenance_commands, run_maintenance
+from bot.cli_reports import add_export_command, add_report_command, run_export, run_report
 from bot.cli_runs import ACTIONS as RUN_ACTIONS
 from bot.cli_runs import add_run_commands, run_command
 from bot.errors import BotError, ConfigError, PermanentError
@@ -91,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     com.add_argument("id", help="INC-n")
     com.add_argument("text", nargs="+")
     add_run_commands(isub)
+    add_export_command(isub)
+    add_report_command(sub)
     return parser
 
 
@@ -204,6 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_admin(settings, args)
         if command == "maintenance":
             return run_maintenance(settings, args, sys.stdout)
+        if command == "report":
+            return run_report(settings, args, sys.stdout)
+        if command == "incidents" and args.action == "export":
+            return run_export(settings, args, sys.stdout)
         return asyncio.run(_incidents(settings, args))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
