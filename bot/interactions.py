@@ -30,7 +30,13 @@ from bot.domain.incident import (
 )
 from bot.domain.page import PageAction
 from bot.errors import BotError, Conflict, NotFound, PolicyViolation
-from bot.pipeline.escalate import EscalationPolicy, follow_state, page_key, page_messages
+from bot.pipeline.escalate import (
+    EscalationPolicy,
+    follow_state,
+    note_messages,
+    page_key,
+    page_messages,
+)
 from bot.pipeline.notify import Router, state_change
 from bot.ports import Clock
 from bot.store import audit
@@ -268,8 +274,13 @@ class Interactions:
                 return []
             self._arm(conn, incident, rule.channel, now, now, paged=True)
             return page_messages(incident, policy, PageAction.TRIGGER, rule.channel, change_id, now)
+        if command.kind is CommandKind.COMMENT:
+            text = f"{command.actor}: {command.text.strip()}"
+            return note_messages(
+                incident, row.page_ref, channel, policy, command.surface, text, change_id, now
+            )
         if row.state == incident.state.value:
-            return []  # no state change (a comment, an assignment): nothing to tell the pager
+            return []  # no state change (an assignment): nothing to tell the pager
         return follow_state(
             incident, row.page_ref, channel, policy, command.surface, change_id, now
         )

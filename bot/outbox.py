@@ -45,6 +45,7 @@ from bot.ports import (
     DigestSurface,
     DirectSurface,
     MessageRef,
+    NotingPager,
     Pager,
 )
 from bot.ratelimit import SharedBucket
@@ -55,7 +56,9 @@ from bot.store.repo import CARD_REFS, INCIDENTS, OUTBOX, insert_ignore, to_incid
 
 log = logging.getLogger(__name__)
 
-PAGE_KINDS = frozenset({MessageKind.TRIGGER, MessageKind.ACKNOWLEDGE, MessageKind.RESOLVE})
+PAGE_KINDS = frozenset(
+    {MessageKind.TRIGGER, MessageKind.ACKNOWLEDGE, MessageKind.RESOLVE, MessageKind.NOTE}
+)
 MAX_BACKOFF = 300.0
 CLAIM_TIMEOUT = timedelta(seconds=60)
 BLOCKED_POLL = 0.25  # due rows all claimed by other workers: look again this soon
@@ -438,7 +441,11 @@ class OutboxWorker:
         key = await asyncio.to_thread(self._page_key, row.incident_id)
         if not key:
             raise NotFound(f"INC-{row.incident_id} was never paged")
-        if kind is MessageKind.ACKNOWLEDGE:
+        if kind is MessageKind.NOTE:
+            if not isinstance(pager, NotingPager):
+                raise PermanentError(f"{row.surface} takes no notes")
+            await pager.note(key, json.loads(row.payload_json).get("text", ""))
+        elif kind is MessageKind.ACKNOWLEDGE:
             await pager.acknowledge(key, row.channel)
         else:
             await pager.resolve(key, row.channel)

@@ -136,6 +136,13 @@ class Pager(Protocol):
     async def check(self) -> Health: ...
 
 
+@runtime_checkable
+class NotingPager(Protocol):
+    """A pager whose incidents take notes (a comment made on our incident)."""
+
+    async def note(self, key: str, text: str) -> None: ...
+
+
 # remediation ---------------------------------------------------------------------------------
 
 ParamValue = str | int | float | bool | tuple[str, ...]

@@ -106,6 +106,25 @@ def follow_state(
     return page_messages(incident, policy, action, channel, change_id, now)
 
 
+def note_messages(
+    incident: Incident,
+    page_ref: str,
+    channel: str,
+    policy: EscalationPolicy,
+    surface: str,
+    text: str,
+    change_id: str,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """A comment made on another surface, as a note on the pager's incident (once paged)."""
+    if not page_ref or surface == policy.pager or not text.strip():
+        return []
+    key = f"page:note:{channel}:{incident.id}:{change_id}"
+    row = message(MessageKind.NOTE, incident, policy.target(channel), key, now, {"text": text})
+    row["severity_rank"] = 0  # behind the trigger (older), ahead of the cards
+    return [row]
+
+
 def page_key(incident: Incident) -> str:
     return dedup_key(incident)
 

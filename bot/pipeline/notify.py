@@ -21,6 +21,7 @@ class MessageKind(StrEnum):
     TRIGGER = "trigger"
     ACKNOWLEDGE = "acknowledge"
     RESOLVE = "resolve"
+    NOTE = "note"  # a comment made here, as a note on the pager's incident
 
 
 @dataclass(frozen=True, slots=True)

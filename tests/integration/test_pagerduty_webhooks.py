@@ -92,6 +92,7 @@ async def bot(
             "PAGERDUTY_EVENTS_URL": fake.url,
             "PAGERDUTY_API_URL": fake.url,
             "PAGERDUTY_API_TOKEN": TOKEN,
+            "PAGERDUTY_FROM_EMAIL": "bot@example.com",
             "PAGERDUTY_CA_FILE": str(tls.ca_file),
             "PAGERDUTY_WEBHOOK_SECRETS": f"{SECRET},{OLD_SECRET}",
         }.items():
@@ -330,3 +331,31 @@ async def test_every_incident_pagerduty_grouped_follows_its_incident(bot: Bot) -
     # nothing echoes back but the resolve made in the API
     assert [(e.action, e.dedup_key) for e in bot.fake.accepted()][3:] == [("resolve", keys[1])]
     assert ("GET", f"/incidents/{grouped.id}/alerts?limit=100&offset=0") in bot.fake.requests
+
+
+async def test_a_comment_here_becomes_a_note_on_the_pagerduty_incident(bot: Bot) -> None:
+    key = await paged(bot)
+    said = await bot.http.post(
+        "/api/v1/incidents/INC-1/commands",
+        json={"command": "comment", "text": "Rolling back build 4812"},
+    )
+    assert said.status_code == 200
+    [note] = bot.rows(OUTBOX, surface="pagerduty", kind="note")
+    assert note.status == "pending" and note.channel == "oncall-db"
+    await bot.deliver()
+    pd_incident = bot.fake.incident(key)
+    assert bot.fake.notes == [
+        (pd_incident.id, "bot@example.com", "[incident-bot] console:local: Rolling back build 4812")
+    ]
+    assert bot.rows(OUTBOX, surface="pagerduty", kind="note")[0].status == "sent"
+    # PagerDuty announces the note it was given: marked as ours, not taken back in
+    echo = await bot.post(
+        bot.fake.webhook("incident.annotated", key, note=bot.fake.notes[0][2]), SECRET
+    )
+    assert echo.json() == {"status": "ignored", "reason": "a note the bot wrote"}
+    # a note made in PagerDuty is a comment here, and is not sent back as a note
+    theirs = await bot.post(bot.fake.webhook("incident.annotated", key, note="DB failover"), SECRET)
+    assert theirs.json()["status"] == "applied"
+    await bot.deliver()
+    assert len(bot.fake.notes) == 1
+    assert [r.kind for r in bot.rows(OUTBOX, surface="pagerduty")] == ["trigger", "note"]
