@@ -48,6 +48,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/failover.py
 	$(BIN)/python bench/peer.py
 
+# the fuzz tests with 500 examples per operation and parser instead of the suite's 40
+fuzz-deep: $(STAMP)
+	FUZZ_EXAMPLES=500 $(BIN)/python -m pytest -q tests/fuzz
+
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache .mypy_cache
 
