@@ -210,7 +210,12 @@ class Interactions:
                         OUTBOX,
                         [
                             *state_change(
-                                after, self._router.targets(after), change.summary, change_id, now
+                                after,
+                                self._router.targets(after),
+                                change.summary,
+                                change_id,
+                                now,
+                                by=command.actor,
                             ),
                             *self._pages(conn, row, after, command, change_id, now),
                         ],

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from bot.domain.card import CardOptions
 from bot.domain.page import Page, build_page
 from bot.errors import BotError, NotFound, PermanentError, TransientError
-from bot.pipeline.notify import MessageKind
+from bot.pipeline.notify import MessageKind, Priority
 from bot.ports import (
     ChatSurface,
     Clock,
@@ -79,6 +79,16 @@ def backoff(attempts: int, rng: random.Random) -> float:
     """Exponential backoff with full jitter: 1 s, 2 s, 4 s … capped at five minutes."""
     ceiling = min(MAX_BACKOFF, 2.0 ** max(attempts - 1, 0))
     return ceiling / 2 + rng.random() * ceiling / 2
+
+
+def card_order(rows: list[Any]) -> tuple[int, int, int]:
+    """A card's place in its lane: a person's action first, then severity, then age."""
+    return (min(r.priority for r in rows), min(r.severity_rank for r in rows), rows[0].id)
+
+
+def urgent(rows: list[Any]) -> bool:
+    """A card that goes before the storm digest: a person acted on it, or it is critical."""
+    return card_order(rows)[0] == Priority.PERSON or card_order(rows)[1] == 0
 
 
 class OutboxWorker:
@@ -226,18 +236,18 @@ class OutboxWorker:
         blocked: set[str] = set()
         spent: set[int] = set()  # buckets found empty this round
         now = self._clock.now()
-        # cards most severe first; the messages of one card in id order
+        # cards with a person's action first, then most severe first; one card's messages in
+        # id order (a person's reply still follows the post it replies to)
         by_card: dict[str, list[Any]] = {}
         for row in sorted(rows, key=lambda r: r.id):
             by_card.setdefault(row.order_key, []).append(row)
-        ordered = sorted(
-            by_card.values(), key=lambda rs: (min(r.severity_rank for r in rs), rs[0].id)
-        )
+        ordered = sorted(by_card.values(), key=card_order)
         surface = self._surfaces.get(surface_name)
         digest = isinstance(surface, DigestSurface) and surface_name in self._digest_after
-        critical = [rs for rs in ordered if min(r.severity_rank for r in rs) == 0]
-        others = [rs for rs in ordered if min(r.severity_rank for r in rs) > 0]
-        # critical cards first, then the storm digest, then everything else as budget allows
+        critical = [rs for rs in ordered if urgent(rs)]
+        others = [rs for rs in ordered if not urgent(rs)]
+        # people's actions and critical cards first, then the storm digest, then everything
+        # else as budget allows
         await self._deliver_cards(lane, critical, now, blocked, spent, waits)
         if digest and lane not in self._digests:
             assert isinstance(surface, DigestSurface)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 from bot.domain.incident import Incident
@@ -22,6 +22,25 @@ class MessageKind(StrEnum):
     ACKNOWLEDGE = "acknowledge"
     RESOLVE = "resolve"
     NOTE = "note"  # a comment made here, as a note on the pager's incident
+
+
+class Priority(IntEnum):
+    """Which messages of a lane go first: a person's action never waits behind the bot's own
+    backlog (card posts, refreshes), only for the surface's own limit."""
+
+    PERSON = 0  # caused by a press, a command, a console or API call
+    ROUTINE = 1
+
+
+#: actors that are the bot itself (the scheduler, a rule, a playbook step)
+BOT_ACTORS = ("bot", "rule:", "playbook")
+
+
+def priority_of(actor: str) -> Priority:
+    """A person's action, unless the actor is the bot itself (or unknown)."""
+    if not actor or actor.startswith(BOT_ACTORS):
+        return Priority.ROUTINE
+    return Priority.PERSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +92,7 @@ def message(
     key: str,
     now: datetime,
     payload: dict[str, Any] | None = None,
+    priority: Priority = Priority.ROUTINE,
 ) -> dict[str, Any]:
     """One outbox row (as column values)."""
     return {
@@ -84,6 +104,7 @@ def message(
         "order_key": order_key(incident.id, target),
         "payload_json": json.dumps(payload or {}, separators=(",", ":")),
         "severity_rank": incident.severity.rank,
+        "priority": int(priority),
         "status": "pending",
         "attempts": 0,
         "next_attempt_at": now,
@@ -122,12 +143,21 @@ def card_refreshes(
 
 
 def state_change(
-    incident: Incident, targets: Sequence[Target], summary: str, change_id: str, now: datetime
+    incident: Incident,
+    targets: Sequence[Target],
+    summary: str,
+    change_id: str,
+    now: datetime,
+    by: str = "",
 ) -> list[dict[str, Any]]:
-    """After a change: update the card in place, then reply in its thread with the summary."""
+    """After a change: update the card in place, then reply in its thread with the summary.
+
+    A change ``by`` a person goes in its lane's priority lane (:func:`priority_of`)."""
+    first = priority_of(by)
     out = []
     for t in targets:
         base = f"{t.surface}:{t.channel}:{incident.id}:{change_id}"
-        out.append(message(MessageKind.UPDATE, incident, t, f"update:{base}", now))
-        out.append(message(MessageKind.REPLY, incident, t, f"reply:{base}", now, {"text": summary}))
+        out.append(message(MessageKind.UPDATE, incident, t, f"update:{base}", now, None, first))
+        text = {"text": summary}
+        out.append(message(MessageKind.REPLY, incident, t, f"reply:{base}", now, text, first))
     return out

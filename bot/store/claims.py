@@ -17,7 +17,9 @@ from sqlalchemy import Engine, func, or_, select, update
 
 from bot.store.repo import OUTBOX
 
-BATCH = 500
+BATCH = 500  # rows per round, shared among the lanes
+MIN_SHARE = 20  # rows per lane and round, however many lanes have some
+MAX_LANES = 200  # lanes per round (the ones with a person's action or the most severe first)
 
 
 class Claims:
@@ -52,23 +54,18 @@ class Claims:
         )
 
     def claim(self, now: datetime) -> list[Any]:
-        """Claim pending rows, most severe first, when at least one of them is due.
+        """Claim pending rows of every lane, a person's actions first, then most severe first,
+        when at least one of them is due.
 
-        Rows that are not due yet come along so that they keep blocking the later messages
-        of their card (an update never overtakes the post it updates). Of each card, only
-        rows from its first pending one on without a gap are claimed: a card whose first
-        message another worker holds stays with that worker.
+        Each (surface, channel) lane gets its own share of the batch (:meth:`_select`), so a
+        large backlog in one channel never keeps another channel's rows out of the round. Rows
+        that are not due yet come along so that they keep blocking the later messages of their
+        card (an update never overtakes the post it updates). Of each card, only rows from its
+        first pending one on without a gap are claimed: a card whose first message another
+        worker holds stays with that worker.
         """
         with self._engine.begin() as conn:
-            query = (
-                select(OUTBOX)
-                .where(self.claimable(now))
-                .order_by(OUTBOX.c.severity_rank, OUTBOX.c.id)
-                .limit(BATCH)
-            )
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True, of=OUTBOX)
-            rows = list(conn.execute(query).all())
+            rows = self._select(conn, now)
             if not rows:
                 return []
             mine = {r.id for r in rows}
@@ -119,6 +116,41 @@ class Claims:
         self.count += len(got)
         self._on_claimed(len(got))
         return rows
+
+    def _select(self, conn: Any, now: datetime) -> list[Any]:
+        """Up to ``BATCH`` claimable rows shared among the lanes that have some, each lane's
+        best first (priority, severity, age), plus the earlier pending rows of their cards."""
+        lanes = conn.execute(
+            select(OUTBOX.c.surface, OUTBOX.c.channel)
+            .where(self.claimable(now))
+            .group_by(OUTBOX.c.surface, OUTBOX.c.channel)
+            .order_by(func.min(OUTBOX.c.priority), func.min(OUTBOX.c.severity_rank))
+            .limit(MAX_LANES)
+        ).all()
+        share = max(MIN_SHARE, BATCH // max(len(lanes), 1))
+        rows: dict[int, Any] = {}
+        for surface, channel in lanes:
+            query = (
+                select(OUTBOX)
+                .where(self.claimable(now), OUTBOX.c.surface == surface)
+                .where(OUTBOX.c.channel == channel)
+                .order_by(OUTBOX.c.priority, OUTBOX.c.severity_rank, OUTBOX.c.id)
+                .limit(share)
+            )
+            rows.update((r.id, r) for r in self._locked(conn, query))
+        keys = sorted({r.order_key for r in rows.values()})
+        for start in range(0, len(keys), 500):
+            earlier = select(OUTBOX).where(
+                self.claimable(now), OUTBOX.c.order_key.in_(keys[start : start + 500])
+            )
+            rows.update((r.id, r) for r in self._locked(conn, earlier) if r.id not in rows)
+        return sorted(rows.values(), key=lambda r: (r.priority, r.severity_rank, r.id))
+
+    @staticmethod
+    def _locked(conn: Any, query: Any) -> list[Any]:
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=OUTBOX)
+        return list(conn.execute(query).all())
 
     def renew(self, row_id: int, now: datetime) -> bool:
         """Right before a send: extend this worker's claim on the row from ``now``; False when

@@ -152,6 +152,8 @@ class OutboxRow(SQLModel, table=True):
     order_key: str = Field(max_length=320, index=True)
     payload_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     severity_rank: int = 4
+    # 0: caused by a person's press or command (goes first in its lane); 1: the bot's own
+    priority: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     status: str = Field(default="pending", max_length=16)  # pending | sent | dead
     attempts: int = 0
     next_attempt_at: datetime = _at()  # type: ignore[assignment]

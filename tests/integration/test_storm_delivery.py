@@ -4,12 +4,28 @@ limits on (HTTP 429 with Retry-After when exceeded)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import Engine
 
+from bot.authz import Roles
+from bot.domain.incident import Command, CommandKind
+from bot.interactions import Interactions
+from bot.outbox import OutboxWorker
+from bot.pipeline.ingest import IngestPolicy, ingest
+from bot.pipeline.notify import Router, RouteRule, Target
+from bot.settings import RateLimit
+from integrations.slack import SlackChatSurface
+from tests.builders import alert, console_policy
 from tests.conftest import FakeClock
-from tests.fakes.slack import BOT_TOKEN, slack_bot
+from tests.fakes.slack import BOT_TOKEN, CHANNEL, Call, FakeSlack, Limit, slack_bot
+
+CONSOLE = "https://bot.example.org"
+UPDATES = RateLimit(rate=48 / 60, burst=1)
 
 
 async def test_start_up_says_nothing_about_an_unused_token(
@@ -28,3 +44,92 @@ async def test_start_up_says_nothing_about_an_unused_token(
     said = [r.getMessage() for r in caplog.records]
     assert not [m for m in said if "will be unused" in m or "will be ignored" in m], said
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], said
+
+
+# a storm into Slack channels at Slack's own limits ---------------------------------------------
+
+
+def seconds_of(clock: FakeClock) -> Callable[[], float]:
+    return lambda: clock.now().timestamp()
+
+
+def storm_policy(channels: int = 0) -> IngestPolicy:
+    """Services svc-0 … svc-<channels-1> to channels C0000 …, everything else to CHANNEL."""
+    rules = tuple(
+        RouteRule(Target("slack", f"C{n:04d}"), service=frozenset({f"svc-{n}"}))
+        for n in range(channels)
+    )
+    base = console_policy()
+    return IngestPolicy(
+        router=Router(rules, (Target("slack", CHANNEL),)),
+        flap_window=base.flap_window,
+        card_refresh=base.card_refresh,
+        realert=base.realert,
+    )
+
+
+def open_storm(engine: Engine, clock: FakeClock, n: int, policy: IngestPolicy) -> list[int]:
+    with engine.begin() as conn:
+        alerts = [alert(clock.now(), service=f"svc-{i}", host=f"web-{i}") for i in range(n)]
+        return ingest(conn, alerts, clock.now(), policy).created
+
+
+def slack_worker(engine: Engine, clock: FakeClock, fake: FakeSlack, **kw: Any) -> OutboxWorker:
+    """The outbox through slack-sdk, spending Slack's budgets as the fake enforces them."""
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=fake.api_url, timeout=5)
+    return OutboxWorker(
+        engine,
+        {"slack": SlackChatSurface(client, CONSOLE, 5, secrets=[BOT_TOKEN])},
+        clock,
+        CONSOLE,
+        rate_limits={"slack": RateLimit(rate=1, burst=1), "slack.update": UPDATES},
+        monotonic=seconds_of(clock),
+        **kw,
+    )
+
+
+def limited_fake(clock: FakeClock) -> FakeSlack:
+    return FakeSlack(
+        post_limit=Limit(rate=1, burst=1), update_limit=Limit(50 / 60, 5), clock=seconds_of(clock)
+    )
+
+
+def card_posts(fake: FakeSlack) -> list[Call]:
+    return [c for c in fake.calls_to("chat.postMessage") if not c.error and "metadata" in c.args]
+
+
+def is_reply(call: Call) -> bool:
+    return call.method == "chat.postMessage" and not call.error and "thread_ts" in call.args
+
+
+async def test_a_press_is_answered_before_the_channels_backlog_of_card_posts(
+    sqlite_engine: Engine, clock: FakeClock
+) -> None:
+    fake = await limited_fake(clock).start()
+    try:
+        created = open_storm(sqlite_engine, clock, 200, storm_policy())
+        box = slack_worker(sqlite_engine, clock, fake)
+        while len(card_posts(fake)) < 3:  # the storm is under way: three cards are out
+            await box.deliver_due()
+            clock.advance(0.25)
+        pressed = created[0]
+        outcome = Interactions(
+            sqlite_engine, Roles.embedded_default(), storm_policy().router, clock
+        ).execute_sync(
+            pressed, Command(CommandKind.ACKNOWLEDGE, actor="console:alice", surface="slack")
+        )
+        assert outcome.incident.state.value == "acknowledged"
+        posted_before = len(card_posts(fake))
+        for _ in range(40):  # ten seconds of storm
+            await box.deliver_due()
+            clock.advance(0.25)
+        replies = [c for c in fake.calls if is_reply(c)]
+        assert [r.args["text"] for r in replies] == ["acknowledged by console:alice"]
+        at = fake.calls.index(replies[0])
+        posts_first = [c for c in card_posts(fake) if fake.calls.index(c) < at]
+        # the reply took the channel's next post slot: at most one card post went before it
+        assert len(posts_first) - posted_before <= 1
+        assert len(card_posts(fake)) < 200  # and the backlog was still there
+        assert fake.rejected["chat.postMessage"] == 0
+    finally:
+        await fake.stop()
