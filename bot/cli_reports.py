@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from bot import postmortem, reports
+from bot.errors import PermanentError
 from bot.settings import Settings
 
 EXIT_OK = 0
@@ -32,6 +34,9 @@ def add_report_command(sub: Any) -> None:
         "report", help="per rule and service: noise, time to acknowledge and resolve, advice"
     )
     report.add_argument("--since", default="7d", help="how far back: 24h, 7d, 30d (default 7d)")
+    report.add_argument(
+        "--until", help="end of the period, ISO 8601 (default: now): 2026-11-30T00:00:00Z"
+    )
     report.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -58,12 +63,20 @@ def run_export(settings: Settings, args: argparse.Namespace, out: TextIO) -> int
     return EXIT_OK
 
 
+def _until(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise PermanentError(f"--until {text!r}: use ISO 8601, like 2026-11-30T00:00:00Z") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def run_report(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     from bot.api_reports import period
     from bot.ports import SystemClock
 
     span = period(args.since)
-    now = SystemClock().now()
+    now = _until(args.until) if args.until else SystemClock().now()
     report = reports.build(_engine(settings), now - span, now)
     if args.json:
         out.write(json.dumps(reports.to_json(report), indent=2) + "\n")

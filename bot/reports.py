@@ -272,11 +272,11 @@ def to_text(report: Report) -> str:
         f"{report.incidents} incidents opened {report.since:%Y-%m-%d %H:%M} to "
         f"{report.until:%Y-%m-%d %H:%M} UTC",
         "",
-        f"{'rule':32} {'incidents':>9} {'no action':>10} {'suppressed':>10} {'auto':>5}",
+        f"{'rule':32} {'incidents':>9} {'no action':>11} {'suppressed':>10} {'auto':>5}",
     ]
     for r in report.rules:
         out.append(
-            f"{r.rule:32} {r.incidents:>9} {r.no_action:>4} ({r.no_action_share:>3.0%}) "
+            f"{r.rule:32} {r.incidents:>9} {r.no_action:>4} ({r.no_action_share:>4.0%}) "
             f"{r.suppressed:>10} {r.auto_resolved:>5}"
         )
     out += [
