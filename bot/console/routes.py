@@ -16,7 +16,9 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import reports
 from bot.api import incident_detail, incident_number, rules_json
+from bot.api_reports import period
 from bot.auth import Caller, Unauthenticated
 from bot.console.remediation import chrome, make_remediation_console
 from bot.domain.card import mute_phrase
@@ -127,6 +129,13 @@ def make_console(runtime: Runtime, caller: Callable[[Request], Caller]) -> APIRo
 
         rows = await asyncio.to_thread(load)
         return page(request, "audit.html", rows=rows)
+
+    @router.get("/report", response_class=HTMLResponse)
+    async def report(request: Request, since: str = "7d") -> Response:
+        span = period(since)
+        now = runtime.clock.now()
+        found = await asyncio.to_thread(reports.build, runtime.engine, now - span, now)
+        return page(request, "report.html", report=reports.to_json(found), since=since)
 
     @router.get("/events")
     async def events(request: Request) -> Response:

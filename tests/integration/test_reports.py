@@ -202,3 +202,16 @@ async def test_the_cli_exports_and_reports(
     assert data["time_to_resolve_s"] == 720.0 and data["playbook_runs"][0]["outcome"] == "succeeded"
     missing = cli(tmp_path, "incidents", "export", "INC-99")
     assert missing.returncode == 1 and "no incident INC-99" in missing.stderr
+
+
+async def test_the_console_shows_the_report(
+    served: tuple[httpx.AsyncClient, Runtime], clock: FakeClock
+) -> None:
+    client, _ = served
+    clock.at = at(DAY)
+    page = await client.get("/report?since=7d", headers=VIC)
+    assert page.status_code == 200, page.text
+    assert "11 incidents opened 2026-11-16T10:00 to 2026-11-23T10:00 UTC" in page.text
+    assert "100% resolved with no action: raise the threshold or set realert" in page.text
+    assert "<td>disk-full|host=db-1</td><td>disk-full</td><td>5</td>" in page.text
+    assert "<td>9m</td><td>30m</td>" in page.text  # api: acknowledged in 9m (median), 30m (p90)
