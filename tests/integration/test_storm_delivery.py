@@ -4,6 +4,7 @@ limits on (HTTP 429 with Retry-After when exceeded)."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
 
 from bot.authz import Roles
+from bot.domain.hits import Alert, Severity
 from bot.domain.incident import Command, CommandKind
 from bot.interactions import Interactions
 from bot.outbox import OutboxWorker
@@ -68,9 +70,18 @@ def storm_policy(channels: int = 0) -> IngestPolicy:
     )
 
 
+def storm_alert(
+    clock: FakeClock, service: int, host: int, severity: Severity = Severity.HIGH
+) -> Alert:
+    """One incident per (service, host): the same rule firing on many hosts."""
+    name, where = f"svc-{service}", f"web-{host}"
+    group = (("service", name), ("host", where))
+    return alert(clock.now(), service=name, host=where, severity=severity, group=group)
+
+
 def open_storm(engine: Engine, clock: FakeClock, n: int, policy: IngestPolicy) -> list[int]:
     with engine.begin() as conn:
-        alerts = [alert(clock.now(), service=f"svc-{i}", host=f"web-{i}") for i in range(n)]
+        alerts = [storm_alert(clock, i, i) for i in range(n)]
         return ingest(conn, alerts, clock.now(), policy).created
 
 
@@ -130,6 +141,30 @@ async def test_a_press_is_answered_before_the_channels_backlog_of_card_posts(
         # the reply took the channel's next post slot: at most one card post went before it
         assert len(posts_first) - posted_before <= 1
         assert len(card_posts(fake)) < 200  # and the backlog was still there
+        assert fake.rejected["chat.postMessage"] == 0
+    finally:
+        await fake.stop()
+
+
+async def test_every_channel_sends_at_its_own_rate_whatever_the_backlog_elsewhere(
+    engine: Engine, clock: FakeClock
+) -> None:
+    # 5,000 cards: 4,550 high ones for one channel sort before all the others' low ones
+    with engine.begin() as conn:
+        alerts = [storm_alert(clock, 0, i) for i in range(4550)]
+        alerts += [storm_alert(clock, c, i, Severity.LOW) for c in range(1, 10) for i in range(50)]
+        created = ingest(conn, alerts, clock.now(), storm_policy(channels=10)).created
+    assert len(created) == 5000
+    fake = await limited_fake(clock).start()
+    try:
+        box = slack_worker(engine, clock, fake)
+        for second in range(3):
+            for _ in range(4):
+                await box.deliver_due()
+                clock.advance(0.25)
+            per_channel = Counter(c.args["channel"] for c in card_posts(fake))
+            # from the first second on, each of the ten channels got its one post a second
+            assert per_channel == {f"C{n:04d}": second + 1 for n in range(10)}
         assert fake.rejected["chat.postMessage"] == 0
     finally:
         await fake.stop()
