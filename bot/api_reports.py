@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -23,19 +24,15 @@ from bot.errors import PermanentError
 from bot.postmortem_md import to_markdown
 from bot.wiring import Runtime
 
-#: the longest period a report covers
-LONGEST = timedelta(days=366)
+#: a report's period: whole minutes, hours, days or weeks
+SINCE_PATTERN = r"^[1-9][0-9]{0,3}[mhdw]$"
 
 
 def period(since: str) -> timedelta:
     """``7d`` -> 7 days; a clear error for anything else."""
-    try:
-        value = parse_duration(since)
-    except ValueError as exc:
-        raise PermanentError(f"since: {exc}") from None
-    if value <= timedelta(0) or value > LONGEST:
-        raise PermanentError(f"since: {since!r} must be more than 0 and at most 366d")
-    return value
+    if re.fullmatch(SINCE_PATTERN, since) is None:
+        raise PermanentError(f"since: bad period {since!r}: use forms like 24h, 7d, 4w")
+    return parse_duration(since)
 
 
 def report_json(runtime: Runtime, since: timedelta, now: datetime) -> dict[str, Any]:
@@ -63,7 +60,8 @@ def make_reports_router(runtime: Runtime, caller: Any) -> APIRouter:
 
     @api.get("/report")
     async def report(
-        since: Annotated[str, Query(max_length=32)] = "7d", who: Caller = authenticated
+        since: Annotated[str, Query(max_length=5, pattern=SINCE_PATTERN)] = "7d",
+        who: Caller = authenticated,
     ) -> dict[str, Any]:
         return await asyncio.to_thread(report_json, runtime, period(since), runtime.clock.now())
 
