@@ -37,6 +37,7 @@ from bot.errors import ConfigError
 from bot.ports import Clock, RcaContext, RcaEngine, SystemClock
 from bot.redaction import Redactor
 from integrations.bedrock.answer import (
+    Answer,
     Rejected,
     RejectReason,
     answer_json,
@@ -48,6 +49,7 @@ from integrations.bedrock.answer import (
 from integrations.bedrock.evidence import EvidencePack, build_pack, evidence_key
 from integrations.bedrock.prompt import Prompt, build_prompt, new_nonce
 from integrations.bedrock.settings import BedrockSettings
+from integrations.bedrock.storm import Shared, StormGroups, adapt, same_cause, signature
 from integrations.bedrock.throttle import RpmThrottle
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,7 @@ class BedrockStats:
     fallbacks: Counter[str] = field(default_factory=Counter)  # reports from the fallback engine
     fallback_model: int = 0  # analyses moved to BEDROCK_FALLBACK_MODEL_ID
     cache_hits: int = 0
+    shared: int = 0  # analyses answered by their storm group's leader (no call of their own)
 
     @property
     def queue_depth(self) -> int:
@@ -121,6 +124,7 @@ class BedrockStats:
             "fallbacks": dict(self.fallbacks),
             "fallback_model": self.fallback_model,
             "cache_hits": self.cache_hits,
+            "shared": self.shared,
             "queue_depth": self.queue_depth,
             "oldest_wait_s": round(self.oldest_wait_s, 3),
         }
@@ -186,6 +190,7 @@ class BedrockRcaEngine:
         self._threads = ThreadPoolExecutor(THREADS, thread_name_prefix="bedrock")
         self._throttle = RpmThrottle(settings.rpm, monotonic=monotonic)
         self._cache: OrderedDict[int, tuple[str, RcaReport]] = OrderedDict()
+        self._storm = StormGroups(monotonic)
         self.stats = BedrockStats(self._throttle)
         self.last_meta: OrderedDict[int, dict[str, str]] = OrderedDict()
 
@@ -212,7 +217,7 @@ class BedrockRcaEngine:
             return cached[1]
         meta: dict[str, str] = {"at": self._clock.now().isoformat()}
         try:
-            report = await self._analyse(incident, evidence, context, meta)
+            report = await self._grouped(incident, evidence, context, meta, force)
         except _Failed as failed:
             return await self._fall_back(incident, evidence, context, meta, failed)
         except Exception as exc:  # never let a bug here lose the incident's analysis
@@ -227,20 +232,73 @@ class BedrockRcaEngine:
             self._cache.popitem(last=False)
         return report
 
-    # one analysis -----------------------------------------------------------------------------
+    # a storm: one analysis per signature ------------------------------------------------------
 
-    async def _analyse(
+    async def _grouped(
         self,
         incident: Incident,
         evidence: Sequence[Evidence],
         context: RcaContext,
         meta: dict[str, str],
+        force: bool,
     ) -> RcaReport:
-        started = self._monotonic()
-        budget = self.settings.timeout_s
-        pack = await asyncio.get_running_loop().run_in_executor(
+        """Lead the analysis of the incident's storm signature, or take the leader's answer
+        with this incident's own evidence (see :mod:`integrations.bedrock.storm`)."""
+        loop = asyncio.get_running_loop()
+        pack = await loop.run_in_executor(
             self._threads, self._pack, incident, tuple(evidence), context
         )
+        if force or not pack.lines:
+            return (await self._analyse(incident, pack, meta))[0]
+        key = await loop.run_in_executor(self._threads, signature, incident, pack.lines)
+        for _ in range(3):  # a failed leader hands over to the next member
+            future, leads = self._storm.join(key, incident.id)
+            if leads:
+                shared: Shared | None = None
+                try:
+                    report, answer = await self._analyse(incident, pack, meta)
+                    engine = report.engine
+                    shared = Shared(incident, answer, pack.lines, engine, dict(meta))
+                    return report
+                finally:
+                    self._storm.settle(key, future, shared)
+            shared = await asyncio.shield(future)
+            if shared is None:
+                continue
+            adapted = await loop.run_in_executor(self._threads, adapt, shared, incident, pack.lines)
+            if adapted is None:
+                break
+            try:
+                check_answer(adapted, pack, self._playbooks)
+            except Rejected as refused:
+                log.info(
+                    "%s's answer does not hold for %s: %s",
+                    shared.leader.human_id,
+                    incident.human_id,
+                    refused,
+                )
+                break
+            shared.followers += 1
+            self.stats.shared += 1
+            meta.update(
+                {k: v for k, v in shared.meta.items() if k not in ("at", "answer")},
+                shared_with=shared.leader.human_id,
+                answer=answer_json(adapted),
+            )
+            report = to_report(adapted, pack, shared.engine, self._playbooks)
+            return replace(report, summary=f"{report.summary} ({same_cause(shared)})")
+        return (await self._analyse(incident, pack, meta))[0]
+
+    # one analysis -----------------------------------------------------------------------------
+
+    async def _analyse(
+        self,
+        incident: Incident,
+        pack: EvidencePack,
+        meta: dict[str, str],
+    ) -> tuple[RcaReport, Answer]:
+        started = self._monotonic()
+        budget = self.settings.timeout_s
         prompt = build_prompt(pack, incident.human_id, self._playbook_list, self._nonce)
         meta.update(
             prompt_sha256=prompt.sha256,
@@ -278,7 +336,7 @@ class BedrockRcaEngine:
             raise _Failed(
                 "rejected", f"its answer was refused: {describe(refused.reason)}"
             ) from None
-        return to_report(answer, pack, f"bedrock:{call.model_id}", self._playbooks)
+        return to_report(answer, pack, f"bedrock:{call.model_id}", self._playbooks), answer
 
     def _pack(
         self, incident: Incident, evidence: tuple[Evidence, ...], context: RcaContext

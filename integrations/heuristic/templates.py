@@ -37,7 +37,8 @@ _MASKS = (
 )
 
 
-def _config() -> TemplateMinerConfig:
+def miner_config() -> TemplateMinerConfig:
+    """The miner settings every template comparison uses (masks, similarity, depth)."""
     config = TemplateMinerConfig()
     config.masking_instructions = [MaskingInstruction(rx, name) for rx, name in _MASKS]
     config.drain_sim_th = 0.5
@@ -52,7 +53,7 @@ def top_templates(lines: Iterable[str], limit: int = 5) -> tuple[tuple[str, int]
     A fresh miner per call: the result depends only on ``lines`` and their order. Ties are broken
     by template text so the order is stable.
     """
-    miner = TemplateMiner(config=_config())
+    miner = TemplateMiner(config=miner_config())
     for line in lines:
         text = " ".join(line.split())  # one line per template: fold newlines and runs of blanks
         if text:
@@ -62,4 +63,4 @@ def top_templates(lines: Iterable[str], limit: int = 5) -> tuple[tuple[str, int]
     return tuple(clusters[:limit])
 
 
-__all__ = ["top_templates"]
+__all__ = ["miner_config", "top_templates"]

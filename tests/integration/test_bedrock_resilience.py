@@ -95,7 +95,9 @@ async def test_a_burst_of_analyses_never_exceeds_the_rpm(
     engine = make_engine(rpm=300)  # one request every 0.2 s
     started = time.monotonic()
     tasks = [
-        asyncio.create_task(engine.explain(incident(n), LINES, RcaContext())) for n in range(6)
+        # six rules: six analyses (one rule's storm would share one)
+        asyncio.create_task(engine.explain(incident(n, rule=f"rule-{n}"), LINES, RcaContext()))
+        for n in range(6)
     ]
     await asyncio.sleep(0.1)
     assert engine.stats.queue_depth == 5 and engine.stats.oldest_wait_s > 0.05
