@@ -16,7 +16,8 @@ Every replica runs a worker. A worker claims the rows it delivers (``claimed_by`
 ``claimed_until``; ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL), always a card's pending
 messages from its first one on, so one card's messages go through one worker in order; a claim
 that lapses (its worker died) lets another worker deliver. A row is marked sent only while its
-claim is still this worker's. Rate budgets are shared by all replicas (``SharedBucket``).
+claim is still this worker's. Rate budgets are shared by all replicas (``SharedBucket``, and
+``SlidingWindow`` where an API states "at most N in any rolling minute").
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from bot.ports import (
     NotingPager,
     Pager,
 )
-from bot.ratelimit import SharedBucket
+from bot.ratelimit import Budget, SharedBucket, SlidingWindow
 from bot.settings import RateLimit
 from bot.store.cards import load_card, rca_from_json
 from bot.store.claims import Claims
@@ -125,7 +126,7 @@ class OutboxWorker:
         )
         self._console_url = self._card_options.console_url
         self._limits = dict(rate_limits or {})
-        self._buckets: dict[tuple[str, str], SharedBucket] = {}
+        self._buckets: dict[tuple[str, str], Budget] = {}
         self._max_attempts = max_attempts
         self._wake = asyncio.Event()
         self._rng = random.Random()
@@ -210,7 +211,7 @@ class OutboxWorker:
     def _next_due_in(self) -> float | None:
         return self._claims.next_due_in(self._clock.now())
 
-    def _bucket(self, surface: str, channel: str, kind: str) -> SharedBucket | None:
+    def _bucket(self, surface: str, channel: str, kind: str) -> Budget | None:
         """The bucket a message spends: posts and replies per channel (``<surface>`` or
         ``<surface>:<channel>``); updates per surface (``<surface>.update``), since chat APIs
         budget in-place edits per method rather than per channel."""
@@ -224,9 +225,13 @@ class OutboxWorker:
             return None
         if key not in self._buckets:
             lane = f"{key[0]}:{key[1]}"
-            self._buckets[key] = SharedBucket(
-                self._engine, lane, limit.rate, limit.burst, self._monotonic
-            )
+            bucket = SharedBucket(self._engine, lane, limit.rate, limit.burst, self._monotonic)
+            window = None
+            if limit.window_max is not None:
+                window = SlidingWindow(
+                    self._engine, f"{lane}@window", limit.window_max, limit.window, self._monotonic
+                )
+            self._buckets[key] = Budget(bucket, window)
         return self._buckets[key]
 
     async def _deliver_lane(

@@ -136,3 +136,115 @@ class SharedBucket:
             )
             row = conn.execute(query).one()
         return row
+
+
+class SlidingWindow:
+    """At most ``limit`` messages in any rolling ``window`` seconds, as an API that states "N a
+    minute" counts them; kept in the database (``rate_budgets``) like :class:`SharedBucket`.
+
+    A ring of ``limit`` rows (``<lane>#0`` …) holds the times of the last ``limit`` sends; the
+    lane's own row holds the ring's next slot (``tokens``) and the end of a pause ordered by
+    the peer (``updated_at``). A send is allowed when the oldest of the last ``limit`` sends is
+    at least ``window`` seconds old. Blocking (run it in a worker thread).
+    """
+
+    def __init__(
+        self, engine: Engine, lane: str, limit: int, window: float, now: Callable[[], float]
+    ) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError("a moving window needs limit >= 1 and window > 0")
+        self.lane = lane
+        self.limit = limit
+        self.window = window
+        self._engine = engine
+        self._now = now
+        self._lock = threading.Lock()
+
+    def try_take(self) -> float:
+        """Record a send and return 0, or return how long until one is allowed."""
+        return self._change(take=True)
+
+    def wait_time(self) -> float:
+        return self._change(take=False)
+
+    def pause(self, seconds: float) -> None:
+        """The peer said to wait (HTTP 429 Retry-After): no send before then."""
+        now = self._now()
+        with self._lock, self._engine.begin() as conn:
+            paused = self._head(conn, now)[1]
+            until = datetime.fromtimestamp(max(paused, now + seconds), UTC)
+            conn.execute(
+                update(BUDGETS).where(BUDGETS.c.lane == self.lane).values(updated_at=until)
+            )
+
+    def _change(self, take: bool) -> float:
+        now = self._now()
+        with self._lock, self._engine.begin() as conn:
+            head, paused = self._head(conn, now)
+            if paused > now:
+                return paused - now
+            slot = f"{self.lane}#{head}"
+            oldest = conn.execute(
+                select(BUDGETS.c.updated_at).where(BUDGETS.c.lane == slot)
+            ).scalar()
+            free_at = 0.0 if oldest is None else oldest.timestamp() + self.window
+            if free_at > now:
+                return free_at - now
+            if take:
+                at = datetime.fromtimestamp(now, UTC)
+                if oldest is None:
+                    conn.execute(
+                        BUDGETS.insert(), [{"lane": slot, "tokens": 0.0, "updated_at": at}]
+                    )
+                else:
+                    conn.execute(
+                        update(BUDGETS).where(BUDGETS.c.lane == slot).values(updated_at=at)
+                    )
+                conn.execute(
+                    update(BUDGETS)
+                    .where(BUDGETS.c.lane == self.lane)
+                    .values(tokens=float((head + 1) % self.limit))
+                )
+        return 0.0
+
+    def _head(self, conn: Any, now: float) -> tuple[int, float]:
+        """The ring's next slot and the end of any pause (row locked on PostgreSQL)."""
+        query = select(BUDGETS.c.tokens, BUDGETS.c.updated_at).where(BUDGETS.c.lane == self.lane)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            start = datetime.fromtimestamp(0, UTC)
+            insert_ignore(
+                conn, BUDGETS, [{"lane": self.lane, "tokens": 0.0, "updated_at": start}], "lane"
+            )
+            row = conn.execute(query).one()
+        return int(row.tokens) % self.limit, row.updated_at.timestamp()
+
+
+class Budget:
+    """A lane's budget: a token bucket (pace and burst) and, where the API states its limit
+    as "N in any rolling window", that moving window as well; a send needs both."""
+
+    def __init__(self, bucket: SharedBucket, window: SlidingWindow | None = None) -> None:
+        self.bucket = bucket
+        self.window = window
+
+    def try_take(self) -> float:
+        if self.window is not None:
+            wait = self.window.wait_time()
+            if wait > 0:
+                return wait
+        wait = self.bucket.try_take()
+        if wait > 0 or self.window is None:
+            return wait
+        return self.window.try_take()  # another replica may have filled it meanwhile
+
+    def wait_time(self) -> float:
+        wait = self.bucket.wait_time()
+        return max(wait, self.window.wait_time()) if self.window is not None else wait
+
+    def pause(self, seconds: float) -> None:
+        self.bucket.pause(seconds)
+        if self.window is not None:
+            self.window.pause(seconds)

@@ -47,6 +47,9 @@ class RateLimit(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     rate: float = Field(gt=0)
     burst: int = Field(ge=1, default=1)
+    #: also at most this many in any rolling ``window`` seconds (an API's "N a minute")
+    window_max: int | None = Field(ge=1, default=None)
+    window: float = Field(gt=0, default=60.0)
 
 
 class Route(BaseModel):

@@ -86,10 +86,13 @@ class SlackSettings(BaseSettings):
 
     def outbox_rate_limits(self) -> dict[str, RateLimit]:
         """The outbox budget within Slack's limits: posts and replies about 1/s per channel
-        (bursts of 3), in-place updates about 50/min for the whole workspace (Tier 3)."""
+        (bursts of 3), in-place updates about 50/min for the whole workspace (Tier 3): paced at
+        48/min with bursts of 5, and never more than 48 in any rolling minute."""
         return {
             "slack": RateLimit(rate=POSTS_PER_SECOND, burst=POST_BURST),
-            "slack.update": RateLimit(rate=UPDATES_PER_MINUTE / 60, burst=UPDATE_BURST),
+            "slack.update": RateLimit(
+                rate=UPDATES_PER_MINUTE / 60, burst=UPDATE_BURST, window_max=UPDATES_PER_MINUTE
+            ),
         }
 
     def secret_values(self) -> list[str]:

@@ -21,7 +21,7 @@ from bot.outbox import OutboxWorker
 from bot.pipeline.ingest import IngestPolicy, ingest
 from bot.pipeline.notify import Router, RouteRule, Target
 from bot.settings import RateLimit
-from integrations.slack import SlackChatSurface
+from integrations.slack import SlackChatSurface, load_slack_settings
 from tests.builders import alert, console_policy
 from tests.conftest import FakeClock
 from tests.fakes.slack import BOT_TOKEN, CHANNEL, Call, FakeSlack, Limit, slack_bot
@@ -93,9 +93,8 @@ def slack_worker(engine: Engine, clock: FakeClock, fake: FakeSlack, **kw: Any) -
         {"slack": SlackChatSurface(client, CONSOLE, 5, secrets=[BOT_TOKEN])},
         clock,
         CONSOLE,
-        rate_limits={"slack": RateLimit(rate=1, burst=1), "slack.update": UPDATES},
         monotonic=seconds_of(clock),
-        **kw,
+        **{"rate_limits": {"slack": RateLimit(rate=1, burst=1), "slack.update": UPDATES}, **kw},
     )
 
 
@@ -166,5 +165,45 @@ async def test_every_channel_sends_at_its_own_rate_whatever_the_backlog_elsewher
             # from the first second on, each of the ten channels got its one post a second
             assert per_channel == {f"C{n:04d}": second + 1 for n in range(10)}
         assert fake.rejected["chat.postMessage"] == 0
+    finally:
+        await fake.stop()
+
+
+async def test_card_updates_never_exceed_48_in_any_rolling_minute(
+    engine: Engine, clock: FakeClock
+) -> None:
+    created = open_storm(engine, clock, 60, storm_policy())
+    fake = await FakeSlack(update_limit=Limit(50 / 60, 5), clock=seconds_of(clock)).start()
+    try:
+        # Slack's budgets as the bot ships them, posts unlimited for the test
+        limits = load_slack_settings(
+            bot_token=BOT_TOKEN, signing_secret="s", api_url=fake.api_url, default_channel=CHANNEL
+        ).outbox_rate_limits()
+        box = slack_worker(
+            engine, clock, fake, rate_limits={**limits, "slack": RateLimit(rate=1000, burst=1000)}
+        )
+        await box.deliver_due()
+        assert len(card_posts(fake)) == 60
+        router = storm_policy().router
+        people = Interactions(engine, Roles.embedded_default(), router, clock)
+        for incident in created:  # 60 acknowledgements and 60 resolutions: 120 card updates
+            people.execute_sync(
+                incident, Command(CommandKind.ACKNOWLEDGE, actor="console:alice", surface="api")
+            )
+        resolved = False
+        for _ in range(2 * 150):  # two and a half minutes
+            if not resolved and len(fake.calls_to("chat.update")) >= 50:
+                resolved = True
+                for incident in created:
+                    people.execute_sync(
+                        incident,
+                        Command(CommandKind.RESOLVE, actor="console:alice", surface="api"),
+                    )
+            await box.deliver_due()
+            clock.advance(0.5)
+        updates = sorted(c.at for c in fake.calls_to("chat.update") if not c.error)
+        most = max(sum(1 for t in updates if start <= t < start + 60) for start in updates)
+        assert len(updates) > 48 and most <= 48
+        assert fake.rejected["chat.update"] == 0
     finally:
         await fake.stop()
