@@ -339,7 +339,7 @@ def test_spl_the_local_engine_cannot_parse_points_at_the_query(tmp_path: Path) -
 def test_full_spl_for_splunk_loads_when_local_spl_is_off(tmp_path: Path) -> None:
     splunk = GOOD.format(id="splunk").replace(
         "query: index=app level=ERROR",
-        'query: index=app level=ERROR | transaction user maxspan=5m | top user',
+        "query: index=app level=ERROR | transaction user maxspan=5m | top user",
     )
     path = write(tmp_path, "splunk.yaml", splunk)
 
