@@ -65,10 +65,16 @@ def human_id(number: int) -> str:
     return f"INC-{number}"
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
+
+
 def parse_human_id(text: str) -> int | None:
-    """``INC-12``, ``inc-12`` or ``12`` -> 12; anything else -> None."""
+    """``INC-12``, ``inc-12`` or ``12`` -> 12; anything else (or past any id) -> None."""
     value = text.strip().upper().removeprefix("INC-")
-    return int(value) if value.isascii() and value.isdigit() else None
+    if not (value.isascii() and value.isdigit() and len(value) <= 10):
+        return None
+    number = int(value)
+    return number if number <= MAX_ID else None
 
 
 @dataclass(frozen=True, slots=True)

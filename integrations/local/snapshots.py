@@ -29,7 +29,9 @@ SOURCETYPE = "snapshot"
 SOURCE = "snapshot-api"
 
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=r"\S")
+    # a name needs a visible character; U+0085 is spelled out because JSON Schema's \s lacks it
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=r"[^\s\x85]"),
 ]
 HostName = Annotated[
     str,
