@@ -41,12 +41,12 @@ from bot.errors import BotError
 from bot.metrics import Metrics
 from bot.pipeline.ingest import Detection, IngestPolicy, IngestResult, ingest
 from bot.pipeline.inhibit import InhibitRule
-from bot.pipeline.mute import Silence, parse_matchers
+from bot.pipeline.mute import Silence
 from bot.pipeline.recover import clean_runs
 from bot.ports import Clock, SearchBackend
 from bot.store.leases import FencedWrite
-from bot.store.maintenance import muter_for
-from bot.store.repo import INCIDENTS, RULE_STATE, SILENCES, insert_ignore
+from bot.store.maintenance import active_silences, muter_for
+from bot.store.repo import INCIDENTS, RULE_STATE, insert_ignore
 from bot.store.tables import RuleMemoryRow
 from detectors.memory import RuleMemory
 from detectors.model import Rule
@@ -277,7 +277,7 @@ class RuleRunner:
         cached = self._silence_cache
         if cached is not None and timedelta(0) <= now - cached[0] < SILENCE_TTL:
             return [s for s in cached[1] if s.active(now)]
-        found = _active_silences(conn, now)
+        found = active_silences(conn, now)
         self._silence_cache = (now, found)
         return found
 
@@ -422,23 +422,6 @@ def _merge(total: IngestResult, part: IngestResult) -> None:
 
 def _ensure_state(conn: Any, rule_id: str) -> None:
     insert_ignore(conn, RULE_STATE, [{"rule_id": rule_id}], "rule_id")
-
-
-def _active_silences(conn: Any, now: datetime) -> list[Silence]:
-    rows = conn.execute(
-        select(SILENCES).where(SILENCES.c.starts_at <= now, SILENCES.c.ends_at > now)
-    )
-    return [
-        Silence(
-            id=r.id,
-            matchers=parse_matchers(json.loads(r.matchers_json)),
-            starts_at=r.starts_at,
-            ends_at=r.ends_at,
-            reason=r.reason,
-            created_by=r.created_by,
-        )
-        for r in rows
-    ]
 
 
 # jobs: module-level functions, referenced by APScheduler -------------------------------------

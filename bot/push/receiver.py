@@ -9,21 +9,20 @@ command, as rule recovery does). Expiry of alerts nobody refreshed runs as a cho
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from bot.domain.hits import Alert, group_key
 from bot.errors import BotError
 from bot.gcpause import gc_paused
 from bot.pipeline.ingest import IngestPolicy, IngestResult, ingest
-from bot.pipeline.mute import Silence, parse_matchers
+from bot.pipeline.mute import Silence
 from bot.ports import Clock
 from bot.push import store
 from bot.push.config import PushSettings
@@ -37,8 +36,7 @@ from bot.push.mapping import (
     route_for,
     to_alert,
 )
-from bot.store.maintenance import muter_for
-from bot.store.repo import SILENCES
+from bot.store.maintenance import active_silences, muter_for
 
 log = logging.getLogger(__name__)
 #: resolved alerts stay listed this long for a late duplicate push, then are forgotten
@@ -97,7 +95,9 @@ class PushReceiver:
         def apply() -> IngestResult:
             now = self.clock.now()
             with self.engine.begin() as conn:
-                return ingest(conn, alerts, now, policy, muter_for(conn, now, _silences(conn, now)))
+                return ingest(
+                    conn, alerts, now, policy, muter_for(conn, now, active_silences(conn, now))
+                )
 
         async with self._lock:
             result = await asyncio.to_thread(self._retrying, apply)
@@ -122,7 +122,7 @@ class PushReceiver:
 
     def silences(self) -> list[Silence]:
         with self.engine.connect() as conn:
-            return _silences(conn, self.clock.now())
+            return active_silences(conn, self.clock.now())
 
     # stages ----------------------------------------------------------------------------------
 
@@ -210,7 +210,7 @@ class PushReceiver:
     ) -> list[IngestResult]:
         if not firing:
             return []
-        silences = muter_for(conn, now, _silences(conn, now))
+        silences = muter_for(conn, now, active_silences(conn, now))
         by_name = {r.route.name: r.route for r in self.routes}
         results = []
         for name, alerts in firing.items():
@@ -227,20 +227,3 @@ class PushReceiver:
             except BotError as exc:  # resolved by someone meanwhile: nothing to do
                 log.info("push: INC-%s not cleared: %s", incident_id, exc)
         return cleared
-
-
-def _silences(conn: Connection, now: datetime) -> list[Silence]:
-    rows = conn.execute(
-        select(SILENCES).where(SILENCES.c.starts_at <= now, SILENCES.c.ends_at > now)
-    )
-    return [
-        Silence(
-            id=r.id,
-            matchers=parse_matchers(json.loads(r.matchers_json)),
-            starts_at=r.starts_at,
-            ends_at=r.ends_at,
-            reason=r.reason,
-            created_by=r.created_by,
-        )
-        for r in rows
-    ]

@@ -23,7 +23,7 @@ from bot.pipeline.maintenance import MaintenanceWindow, Schedule, ScheduleKind, 
 from bot.pipeline.matchers import parse_matchers
 from bot.pipeline.mute import Muter, Silence
 from bot.store import audit
-from bot.store.repo import INCIDENTS
+from bot.store.repo import INCIDENTS, SILENCES
 from bot.store.types import UTCDateTime
 
 WINDOWS = sa.Table(
@@ -152,6 +152,24 @@ def inhibition_sources(conn: Connection) -> list[Source]:
     return [Source(r.id, labels_of_incident(r), r.title) for r in rows]
 
 
+def active_silences(conn: Connection, now: datetime) -> list[Silence]:
+    """The silences in force at ``now``."""
+    rows = conn.execute(
+        select(SILENCES).where(SILENCES.c.starts_at <= now, SILENCES.c.ends_at > now)
+    )
+    return [
+        Silence(
+            id=r.id,
+            matchers=parse_matchers(json.loads(r.matchers_json)),
+            starts_at=r.starts_at,
+            ends_at=r.ends_at,
+            reason=r.reason,
+            created_by=r.created_by,
+        )
+        for r in rows
+    ]
+
+
 def muter_for(
     conn: Connection,
     now: datetime,
@@ -166,4 +184,13 @@ def muter_for(
     return Muter(silences, open_windows(windows(conn), now), inhibitor)
 
 
-__all__ = ["WINDOWS", "add", "find", "inhibition_sources", "muter_for", "remove", "windows"]
+__all__ = [
+    "WINDOWS",
+    "active_silences",
+    "add",
+    "find",
+    "inhibition_sources",
+    "muter_for",
+    "remove",
+    "windows",
+]
