@@ -145,9 +145,10 @@ class PagerDutySettings(BaseSettings):
         return max(self.events_per_minute - burst, 1) / 60, burst
 
     def outbox_rate_limit(self) -> dict[str, RateLimit]:
-        """The outbox budget for the ``pagerduty`` lanes (one bucket per channel)."""
+        """The outbox budget for the ``pagerduty`` lanes (one per channel): the bucket, and
+        never more than ``events_per_minute`` in any rolling minute, as the API states it."""
         rate, burst = self.budget()
-        return {"pagerduty": RateLimit(rate=rate, burst=burst)}
+        return {"pagerduty": RateLimit(rate=rate, burst=burst, window_max=self.events_per_minute)}
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for log redaction and for scrubbing error text."""

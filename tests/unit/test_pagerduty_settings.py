@@ -54,8 +54,9 @@ def test_no_rolling_minute_exceeds_the_budget() -> None:
     for per_minute in (96, 6, 1000):
         (limit,) = PagerDutySettings(events_per_minute=per_minute).outbox_rate_limit().values()
         assert limit.burst + limit.rate * 60 == pytest.approx(per_minute)
+        assert (limit.window_max, limit.window) == (per_minute, 60.0)  # the API's own statement
     assert PagerDutySettings(events_per_minute=96).outbox_rate_limit() == {
-        "pagerduty": RateLimit(rate=86 / 60, burst=10)
+        "pagerduty": RateLimit(rate=86 / 60, burst=10, window_max=96)
     }
 
 
