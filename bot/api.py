@@ -123,6 +123,7 @@ def _iso(value: Any) -> str | None:
 
 
 def audit_json(row: AuditRow) -> dict[str, Any]:
+    """One audit entry as the API shows it (an ``AuditRow`` or a row of the audit table)."""
     return {
         "id": row.id,
         "at": row.at.isoformat(),

@@ -27,9 +27,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from sqlalchemy import Connection, Engine, func, select
 
+from bot.api import audit_json, incident_number
 from bot.auth import Caller
 from bot.authz import Role
-from bot.domain.incident import parse_human_id
 from bot.errors import NotFound
 from bot.openapi import MAX_INT, Timestamp
 from bot.store import audit
@@ -135,31 +135,13 @@ def config_json(conn: Connection, default_limit: int) -> dict[str, Any]:
 def audit_entry_json(row: Any) -> dict[str, Any]:
     mapping = dict(row._mapping)
     return {
-        "id": row.id,
-        "at": row.at.isoformat(),
-        "actor": row.actor,
-        "surface": row.surface,
-        "action": row.action,
-        "incident": f"INC-{row.incident_id}" if row.incident_id else None,
-        "before": row.before_state,
-        "after": row.after_state,
-        "reason": row.reason,
-        "result": row.result,
-        "detail": row.detail,
-        "correlation_id": row.correlation_id,
+        **audit_json(row),
         "data": json.loads(row.data_json or "{}"),
         "prev_hash": row.prev_hash,
         "hash": row.hash,
         # the entry still hashes to what was written (the links are checked by audit verify)
         "intact": audit.entry_hash(row.prev_hash, mapping) == row.hash,
     }
-
-
-def _incident_number(ref: str) -> int:
-    number = parse_human_id(ref)
-    if number is None:
-        raise NotFound(f"no incident {ref!r}: ids look like INC-12")
-    return number
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -187,7 +169,7 @@ def audit_page(
     if action:
         query = query.where(AUDIT.c.action == action)
     if incident:
-        query = query.where(AUDIT.c.incident_id == _incident_number(incident))
+        query = query.where(AUDIT.c.incident_id == incident_number(incident))
     if result:
         query = query.where(AUDIT.c.result == result)
     since, until = _utc(since), _utc(until)
@@ -401,6 +383,6 @@ def make_admin_router(runtime: Runtime, caller: Any) -> APIRouter:
 
     @api.get("/audit/incident/{incident_id}")
     async def audit_incident(incident_id: str, who: Caller = authenticated) -> dict[str, Any]:
-        return await asyncio.to_thread(incident_chain, engine, _incident_number(incident_id))
+        return await asyncio.to_thread(incident_chain, engine, incident_number(incident_id))
 
     return api
