@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -272,6 +272,29 @@ def describe_errors(
         shown = "" if hide else f" (got {got!r})"
         lines.append(f"{env_name(field)}{'.' + detail if detail else ''}: {message}{shown}")
     return "\n".join(lines)
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def load_checked(
+    model: type[_Model],
+    env_names: Mapping[str, str],
+    problems: Callable[[_Model], list[str]],
+    **overrides: Any,
+) -> _Model:
+    """``model`` from the environment (``overrides`` by field name win), then ``problems`` of
+    it; ConfigError naming each bad variable (``env_names`` by field, else the field name)."""
+    try:
+        settings = model(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(
+            describe_errors(exc, model, lambda field: env_names.get(field, field))
+        ) from None
+    found = problems(settings)
+    if found:
+        raise ConfigError("\n".join(found))
+    return settings
 
 
 def _describe(exc: ValidationError) -> str:

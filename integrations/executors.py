@@ -24,12 +24,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.errors import ConfigError, PermanentError
+from bot.errors import PermanentError
 from bot.ports import Executor
-from bot.settings import Duration, describe_errors
+from bot.settings import Duration, load_checked
 from integrations.aws.calls import AwsClients, AwsSettings
 from integrations.aws.ecs import EcsExecutor
 from integrations.aws.elb import ElbExecutor
@@ -87,15 +87,7 @@ class ExecutorSettings(BaseSettings):
 
 def load_executor_settings(**overrides: Any) -> ExecutorSettings:
     """Settings from the environment (``overrides`` by field name win); ConfigError if unusable."""
-    try:
-        settings = ExecutorSettings(**overrides)
-    except ValidationError as exc:
-        message = describe_errors(exc, ExecutorSettings, lambda f: ENV_NAMES.get(f, f))
-        raise ConfigError(message) from None
-    problems = settings.problems()
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return settings
+    return load_checked(ExecutorSettings, ENV_NAMES, ExecutorSettings.problems, **overrides)
 
 
 def build_executors(

@@ -11,11 +11,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.errors import ConfigError
-from bot.settings import Duration, describe_errors
+from bot.settings import Duration, load_checked
 
 ENV_NAMES = {
     "model_id": "BEDROCK_MODEL_ID",
@@ -87,15 +86,7 @@ class BedrockSettings(BaseSettings):
 
 def load_bedrock_settings(**overrides: Any) -> BedrockSettings:
     """Settings from the environment (``overrides`` by field name win); ConfigError if unusable."""
-    try:
-        settings = BedrockSettings(**overrides)
-    except ValidationError as exc:
-        message = describe_errors(exc, BedrockSettings, lambda field: ENV_NAMES.get(field, field))
-        raise ConfigError(message) from None
-    problems = settings.problems()
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return settings
+    return load_checked(BedrockSettings, ENV_NAMES, BedrockSettings.problems, **overrides)
 
 
 __all__ = ["ENV_NAMES", "BedrockSettings", "load_bedrock_settings"]
