@@ -35,13 +35,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from bot.domain.hits import Category, Evidence, Hit, Severity
 from bot.domain.incident import Incident, State
+from tests.fakes.faults import FaultSwitch, FaultyHandler
 
 _PATH = re.compile(r"^/model/(?P<model>[^/]+)/converse$")
 _EVIDENCE_LINE = re.compile(r"^\[(?P<id>[^\]\s]+)\] \S+ (?P<text>.*)$", re.MULTILINE)
@@ -163,6 +164,7 @@ class FakeBedrock:
     window: float = 60.0
     requests: list[ConverseRequest] = field(default_factory=list)
     log: list[tuple[float, str, int]] = field(default_factory=list)  # (monotonic, model, status)
+    faults: FaultSwitch = field(default_factory=FaultSwitch)  # tests.fakes.faults
     _script: deque[Behaviour] = field(default_factory=deque)
     _accepted: deque[float] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -175,6 +177,7 @@ class FakeBedrock:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.fake = self  # type: ignore[attr-defined]
+        self._server.faults = self.faults  # type: ignore[attr-defined]
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -233,7 +236,7 @@ class _Server(ThreadingHTTPServer):
         return  # a client that gave up waiting is not the fake's problem
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(FaultyHandler):
     protocol_version = "HTTP/1.1"
     fake: FakeBedrock
 

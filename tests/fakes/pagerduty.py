@@ -37,10 +37,11 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes.faults import FaultSwitch, FaultyHandler
 from tests.fakes.tls import Tls, make_tls
 
 __all__ = ["FakePagerDuty", "Tls", "make_tls"]
@@ -166,11 +167,13 @@ class FakePagerDuty:
         self.grouping = False
         self._numbers = itertools.count(1001)
         self._lock = threading.Lock()
+        self.faults = FaultSwitch()  # tests.fakes.faults: 5xx, 429, hang, reset for a while
         self._recent: dict[str, deque[float]] = {}
         self._failures: dict[str, deque[tuple[int, float | None]]] = {}
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.fake = self  # type: ignore[attr-defined]
+        self._server.faults = self.faults  # type: ignore[attr-defined]
         self._server.socket = tls.server.wrap_socket(
             self._server.socket, server_side=True, do_handshake_on_connect=False
         )
@@ -446,7 +449,7 @@ class _Server(ThreadingHTTPServer):
         return  # a client that hangs up or refuses the certificate is not the fake's problem
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(FaultyHandler):
     server_version = "nginx"
     protocol_version = "HTTP/1.1"
     fake: FakePagerDuty

@@ -53,6 +53,8 @@ from bot.store.repo import AUDIT, CARD_REFS, INCIDENTS
 from bot.wiring import Runtime
 from integrations.slack import SlackIntegration, load_slack_settings
 from tests.builders import alert
+from tests.fakes.faults import FaultSwitch
+from tests.fakes.faults import middleware as fault_middleware
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "fixtures" / "slack" / "payloads"
 BOT_TOKEN = "xoxb-1111111111-2222222222-FAKEfakeFAKEfakeFAKEfake"
@@ -207,6 +209,7 @@ class FakeSlack:
     directs: set[str] = field(default_factory=set)  # DM channels opened so far
     failures: dict[str, deque[tuple[int, str]]] = field(default_factory=dict)
     rejected: Counter[str] = field(default_factory=Counter)  # 429s per method
+    faults: FaultSwitch = field(default_factory=FaultSwitch)  # on /api/ (tests.fakes.faults)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _buckets: dict[tuple[str, str], Bucket] = field(default_factory=dict)
     _gates: dict[str, asyncio.Event] = field(default_factory=dict)
@@ -235,7 +238,7 @@ class FakeSlack:
     # life ------------------------------------------------------------------------------------
 
     def _app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[fault_middleware(self.faults, "/api/")])
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/respond/{name}", self._respond)
         app.router.add_get("/socket", self._socket)

@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape
@@ -41,6 +41,7 @@ from xml.sax.saxutils import escape
 from bot.domain.hits import SearchQuery
 from integrations.local import Event, EventStore, LocalSearchBackend, SplError, parse
 from integrations.local.backend import format_time
+from tests.fakes.faults import FaultSwitch, FaultyHandler
 
 ATOM = 'xmlns="http://www.w3.org/2005/Atom" xmlns:s="http://dev.splunk.com/ns/rest"'
 _NAMESPACED = re.compile(r"^/services(?:NS/([^/]+)/([^/]+))?(/.*)$")
@@ -104,6 +105,7 @@ class FakeSplunk:
         self.exports: list[ExportRecord] = []
         self.max_concurrent_seen = 0
         self._lock = threading.Lock()
+        self.faults = FaultSwitch()  # tests.fakes.faults: 5xx, 429, hang, reset for a while
         self._sessions: set[str] = set()
         self._failures: deque[tuple[int, float | None]] = deque()
         self._fatal: deque[tuple[str, str]] = deque()
@@ -113,6 +115,7 @@ class FakeSplunk:
         self._server = _Server((self.host, 0), _Handler)
         self._server.daemon_threads = True
         self._server.fake = self  # type: ignore[attr-defined]
+        self._server.faults = self.faults  # type: ignore[attr-defined]
         if tls is not None:
             self._server.socket = tls.wrap_socket(
                 self._server.socket, server_side=True, do_handshake_on_connect=False
@@ -289,7 +292,7 @@ class _Server(ThreadingHTTPServer):
         return  # a client that hangs up or refuses our certificate is not the fake's problem
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(FaultyHandler):
     server_version = "Splunkd"
     fake: FakeSplunk
 

@@ -42,6 +42,8 @@ from bot.server import create_app
 from bot.settings import load_settings
 from bot.wiring import Runtime
 from integrations.teams import TeamsIntegration, TeamsSettings
+from tests.fakes.faults import FaultSwitch
+from tests.fakes.faults import middleware as fault_middleware
 
 ACTIVITIES = Path(__file__).resolve().parent.parent / "fixtures" / "teams" / "activities"
 APP_ID = "9d3a1f6e-4b2c-4e8d-a1f0-6c5b4a3d2e1f"  # the bot in the recorded activities
@@ -78,6 +80,7 @@ class FakeBotConnector:
     require_token: bool = True
     calls: list[ConnectorCall] = field(default_factory=list)
     failures: deque[tuple[int, dict[str, str]]] = field(default_factory=deque)
+    faults: FaultSwitch = field(default_factory=FaultSwitch)  # tests.fakes.faults
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1700000000001))
     _runner: web.AppRunner | None = None
     _port: int = 0
@@ -88,7 +91,7 @@ class FakeBotConnector:
         return f"http://127.0.0.1:{self._port}/teams/"
 
     async def start(self) -> FakeBotConnector:
-        app = web.Application()
+        app = web.Application(middlewares=[fault_middleware(self.faults, "/teams/")])
         base = "/teams/v3/conversations"
         app.router.add_post(base, self._create)
         app.router.add_post(base + "/{conversation}/activities", self._post)
