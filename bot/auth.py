@@ -23,8 +23,6 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,13 +37,13 @@ from bot.identity.session import COOKIE, SessionSigner
 from bot.ports import Clock
 from bot.settings import Settings
 from bot.store import audit, tokens
+from bot.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
 NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 #: names asserted by an identity provider (an email address may hold '+')
 CLAIMED = re.compile(r"[A-Za-z0-9._@+-]{1,254}")
-AUDIT_EVERY = 60.0  # seconds between two audited refusals of one kind from one address
 
 __all__ = ["COOKIE", "Authenticator", "Caller", "Unauthenticated", "valid_name"]
 
@@ -88,8 +86,7 @@ class Authenticator:
         self.sessions = (
             SessionSigner(key.get_secret_value().encode(), settings.session_ttl) if key else None
         )
-        self._audited: dict[tuple[str, str], float] = {}
-        self._lock = threading.Lock()
+        self._refusals = Throttle()  # one audited refusal a minute per kind and address
 
     # the one entry point --------------------------------------------------------------------
 
@@ -225,14 +222,8 @@ class Authenticator:
         data: dict[str, Any] | None = None,
     ) -> None:
         peer = request.client.host if request.client else "?"
-        now = time.monotonic()
-        with self._lock:
-            last = self._audited.get((kind, peer))
-            if last is not None and now - last < AUDIT_EVERY:
-                return
-            if len(self._audited) > 1024:
-                self._audited.clear()
-            self._audited[(kind, peer)] = now
+        if not self._refusals.due((kind, peer)):
+            return
         path = request.url.path
         entry = {
             "at": self.clock.now(),

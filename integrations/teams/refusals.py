@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import time
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.ports import Clock
 from bot.store import audit
+from bot.throttle import Throttle
 
 log = logging.getLogger(__name__)
-
-AUDIT_EVERY = 60.0  # seconds between two audited refusals of one kind from one address
 
 
 def token_problem(exc: BaseException) -> tuple[str, str]:
@@ -34,18 +31,11 @@ class Refusals:
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self.engine = engine
         self.clock = clock
-        self._lock = threading.Lock()
-        self._audited: dict[tuple[str, str], float] = {}
+        self._throttle = Throttle()
 
     async def record(self, peer: str, kind: str, reason: str, route: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            last = self._audited.get((kind, peer))
-            if last is not None and now - last < AUDIT_EVERY:
-                return
-            if len(self._audited) > 1024:
-                self._audited.clear()
-            self._audited[(kind, peer)] = now
+        if not self._throttle.due((kind, peer)):
+            return
         entry = {
             "at": self.clock.now(),
             "actor": "anonymous",
