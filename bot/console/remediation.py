@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, select
 
 from bot.api import incident_number
+from bot.api_runs import step_json
 from bot.auth import Caller
 from bot.authz import Role, Roles
 from bot.errors import PermanentError
@@ -100,21 +101,6 @@ def notifications(engine: Engine, identity: str, limit: int = NOTIFICATIONS) -> 
 
 
 def preview_json(preview: RunPreview) -> dict[str, Any]:
-    def step(s: Any) -> dict[str, Any]:
-        return {
-            "phase": s.phase,
-            "index": s.index,
-            "name": s.name,
-            "reversible": s.reversible,
-            "retries": s.retries,
-            "executor": s.plan.executor,
-            "action": s.plan.action,
-            "target": s.plan.target,
-            "description": s.plan.description,
-            "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.plan.params},
-            "timeout_s": s.plan.timeout_s,
-        }
-
     return {
         "incident_id": preview.incident_id,
         "human_id": preview.human_id,
@@ -123,8 +109,8 @@ def preview_json(preview: RunPreview) -> dict[str, Any]:
         "category": preview.category,
         "risk": preview.risk,
         "target": preview.target,
-        "steps": [step(s) for s in preview.steps],
-        "rollback": [step(s) for s in preview.rollback],
+        "steps": [step_json(s) for s in preview.steps],
+        "rollback": [step_json(s) for s in preview.rollback],
         "confidence": {"value": preview.confidence.value, "reasons": preview.confidence.reasons},
         "verdict": {
             "decision": preview.verdict.decision.value,
