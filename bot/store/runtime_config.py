@@ -168,35 +168,24 @@ def change_kill_switch(
     with engine.begin() as conn:
         before = _kill_switch(read_locked(conn, KILL_SWITCH_KEY, now))
         if before.on == on:
-            message = f"kill switch already {before.describe()}"
-            audit_entry(
-                conn,
-                now,
-                actor,
-                surface,
-                "kill_switch",
-                reason,
-                {"on": on, "reason": reason},
-                result="duplicate",
-                detail=message,
-            )
             switch, changed = before, False
+            message = f"kill switch already {before.describe()}"
         else:
-            switch = KillSwitch(on, actor, reason, now)
+            switch, changed = KillSwitch(on, actor, reason, now), True
             stored = {"on": on, "by": actor, "reason": reason, "at": now.isoformat()}
             write_value(conn, KILL_SWITCH_KEY, stored, actor, now)
             message = f"kill switch {switch.describe()}"
-            audit_entry(
-                conn,
-                now,
-                actor,
-                surface,
-                "kill_switch",
-                reason,
-                {"on": on, "reason": reason},
-                detail=message,
-            )
-            changed = True
+        audit_entry(
+            conn,
+            now,
+            actor,
+            surface,
+            "kill_switch",
+            reason,
+            {"on": on, "reason": reason},
+            result="applied" if changed else "duplicate",
+            detail=message,
+        )
     _kill_cache.pop(engine, None)
     return KillSwitchChange(switch, changed, message)
 
