@@ -22,8 +22,8 @@ from bot.pipeline.inhibit import Inhibitor, InhibitRule, Source
 from bot.pipeline.maintenance import MaintenanceWindow, Schedule, ScheduleKind, open_windows
 from bot.pipeline.matchers import parse_matchers
 from bot.pipeline.mute import Muter, Silence
-from bot.store import audit
 from bot.store.repo import INCIDENTS, SILENCES
+from bot.store.settings_kv import audit_entry
 from bot.store.types import UTCDateTime
 
 WINDOWS = sa.Table(
@@ -126,22 +126,9 @@ def _audit(
     surface: str,
     data: dict[str, Any],
 ) -> None:
-    audit.append(
-        conn,
-        [
-            {
-                "at": now,
-                "actor": actor,
-                "surface": surface,
-                "action": action,
-                "result": "applied",
-                "reason": window.reason,
-                "detail": f"maintenance window '{window.name}': {window.schedule.describe()}, "
-                f"{' '.join(str(m) for m in window.matchers)}",
-                "data": data,
-            }
-        ],
-    )
+    matchers = " ".join(str(m) for m in window.matchers)
+    detail = f"maintenance window '{window.name}': {window.schedule.describe()}, {matchers}"
+    audit_entry(conn, now, actor, surface, action, window.reason, data, detail=detail)
 
 
 def inhibition_sources(conn: Connection) -> list[Source]:
