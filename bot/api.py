@@ -17,6 +17,7 @@ from bot.domain.durations import format_duration, parse_duration
 from bot.domain.incident import Command, CommandKind, Incident, parse_human_id
 from bot.errors import NotFound, PermanentError
 from bot.openapi import DURATION_PATTERN, MAX_INT, body_schema, declared, matching
+from bot.similar.service import Similar
 from bot.store.cards import rca_from_json
 from bot.store.repo import (
     ALERTS,
@@ -181,6 +182,7 @@ def incident_detail(engine: Engine, number: int) -> dict[str, Any]:
             **incident_json(incident),
             "muted_by": row.muted_by,
             "rca_status": row.rca_status,
+            "similar": Similar.for_engine(engine).page(session.connection(), number),
             "rca": None
             if rca is None
             else {

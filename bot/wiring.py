@@ -46,6 +46,7 @@ from bot.redaction import Redactor
 from bot.retention import purge
 from bot.scheduler import RuleRunner, Scheduler
 from bot.settings import Settings
+from bot.similar.service import Similar
 from bot.store import leases, replicas
 from bot.store.db import SchemaTooNew, check_connection, make_engine, migrate
 from bot.store.repo import INCIDENTS
@@ -213,8 +214,12 @@ class Runtime:
             {"pagerduty": PagerDutyPager(self.pagerduty)} if self.pagerduty else {}
         )
         self.escalation = build_escalation(settings, self.pagers)
+        self.similar = Similar.for_engine(self.engine)  # indexes incidents as they resolve
         self.card_options = CardOptions(
-            settings.console_url, escalate=bool(self.pagers), reanalyse=settings.rca != "off"
+            settings.console_url,
+            escalate=bool(self.pagers),
+            reanalyse=settings.rca != "off",
+            similar=self.similar.card_line,
         )
         self.interactions = Interactions(
             self.engine,

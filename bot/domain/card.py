@@ -69,6 +69,7 @@ class Card:
     muted_by: str = ""  # what mutes it: silence:7, maintenance:NAME, inhibit:INC-3
     remediation_line: str = ""  # confidence and reasons, the gate's verdict, run progress
     run_id: int = 0  # the run an Approve/Cancel button acts on
+    similar_line: str = ""  # "Like INC-812 (3 days ago, resolved by restart-web in 6 min)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,8 @@ class CardOptions:
     escalate: bool = False  # a pager is set up
     reanalyse: bool = False  # an RCA engine worth asking again is set up
     remediation: Callable[[Any, int], RemediationPart] | None = field(default=None, compare=False)
+    # the card's line about similar past incidents, from a connection and the incident's id
+    similar: Callable[[Any, int], str] | None = field(default=None, compare=False)
 
 
 ACTIONS: dict[State, tuple[CardAction, ...]] = {

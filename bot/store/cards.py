@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -48,7 +48,10 @@ def load_card(session: Session, incident_id: int, options: str | CardOptions) ->
     part = None
     if isinstance(options, CardOptions) and options.remediation is not None:
         part = options.remediation(session.connection(), incident_id)
-    return build_card(
+    similar = ""
+    if isinstance(options, CardOptions) and options.similar is not None:
+        similar = options.similar(session.connection(), incident_id)
+    card = build_card(
         incident,
         evidence,
         rca_from_json(row.rca_json),
@@ -59,3 +62,4 @@ def load_card(session: Session, incident_id: int, options: str | CardOptions) ->
         oncall=row.oncall,
         remediation=part,
     )
+    return replace(card, similar_line=similar) if similar else card

@@ -90,6 +90,8 @@ def render_card(card: Card, console_url: str) -> Message:
         blocks.append(_evidence(card, more))
     if card.remediation_line:
         blocks.append(section(f":wrench: {mentions(escape(card.remediation_line))}", more))
+    if card.similar_line:
+        blocks.append(context(f":repeat: {escape(card.similar_line)}"))
     if card.links:
         blocks.append(context("  ·  ".join(link(x.url, x.label) for x in card.links)))
     # Slack cannot grey out a button: one that would be refused gives its place to the reason

@@ -110,6 +110,8 @@ def _card(card: Card, notice: str, truncated: bool) -> Json:
     body.append(_plain(card.rca_line, spacing="Medium"))
     if card.remediation_line:
         body.append(_plain(card.remediation_line, spacing="Small"))
+    if card.similar_line:
+        body.append(_plain(card.similar_line, subtle=True, spacing="Small"))
     body.extend(
         _plain(f"{a.label} unavailable: {a.refused}", subtle=True, spacing="Small")
         for a in card.actions

@@ -1,0 +1,1 @@
+"""Similar past incidents: which resolved incidents look like this one, and how each ended."""
