@@ -10,15 +10,14 @@ network errors raise :class:`~bot.errors.TransientError` (with the peer's ``Retr
 
 from __future__ import annotations
 
-import email.utils
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 
 import httpx
 
 from bot.errors import PermanentError, TransientError
 from bot.ports import ExecutionPlan, ParamValue, StepResult
+from integrations.retry_after import retry_after_seconds
 from integrations.steps import Params, check_params, check_timeout, clip, frozen
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
@@ -106,7 +105,7 @@ class HttpExecutor:
         if status == 429 or status >= 500:
             raise TransientError(
                 f"http {method} {url} answered {status}: {clip(text, 300)}",
-                retry_after=retry_after(response.headers.get("Retry-After")),
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
             )
         if not expected(status, read.text("expect_status", "2xx")):
             return StepResult(
@@ -154,20 +153,4 @@ def expected(status: int, expect: str) -> bool:
     return False
 
 
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-__all__ = ["METHODS", "HttpExecutor", "allowed", "expected", "normalise", "retry_after"]
+__all__ = ["METHODS", "HttpExecutor", "allowed", "expected", "normalise"]

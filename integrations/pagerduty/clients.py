@@ -10,11 +10,9 @@ names the call and PagerDuty's own message, never a routing key or token.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import ssl
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pagerduty
@@ -22,6 +20,7 @@ from httpx2 import Response
 
 from bot.errors import BotError, PermanentError, TransientError
 from integrations.pagerduty.settings import ENV_PREFIX, PagerDutySettings
+from integrations.retry_after import retry_after_seconds
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,7 +42,7 @@ def _refuse_retries(response: Response) -> None:
         response.read()
         raise _Retryable(
             response.status_code,
-            retry_after(response.headers.get("retry-after")),
+            retry_after_seconds(response.headers.get("retry-after")),
             answer_message(response),
         )
 
@@ -80,24 +79,6 @@ def rest_client(
     )
     _quiet(client, settings)
     return client
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (seconds or an HTTP date); None when absent."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def answer_message(response: Response) -> str:

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -28,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.domain.card import Card
 from bot.errors import BotError, NotFound, PermanentError, TransientError
 from bot.ports import Clock, Health, HealthStatus, MessageRef
+from integrations.retry_after import retry_after_seconds
 from integrations.teams.conversations import (
     ConversationStore,
     StoredConversation,
@@ -203,19 +203,7 @@ def _translate(exc: aiohttp.ClientResponseError, gone: bool, now: datetime) -> B
 
 def retry_after(headers: Mapping[str, str] | None, now: datetime) -> float | None:
     """``Retry-After`` in seconds (either form); None when absent or unreadable."""
-    value = (headers or {}).get("Retry-After")
-    if not value:
-        return None
-    value = value.strip()
-    if value.replace(".", "", 1).isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+    return retry_after_seconds((headers or {}).get("Retry-After"), now)
 
 
 def _short(text: str, limit: int = 300) -> str:
