@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,6 +241,19 @@ def suggestion(word: str, known: Collection[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``known``, or ``""``."""
     close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def without_hidden(
+    doc: RuleDoc, hidden: Collection[str], report: Callable[[Loc, str], None]
+) -> dict[str, Any]:
+    """The document's keys less ``hidden`` ones (the loader sets them, a file may not): each
+    one the file writes is reported as an unknown key."""
+    data = dict(doc.data)
+    for name in hidden:
+        if name in data:
+            report((name,), f"unknown key '{name}'")
+            del data[name]
+    return data
 
 
 def error_loc(error: ErrorDetails) -> Loc:

@@ -32,6 +32,7 @@ from detectors.rule_source import (
     dotted,
     error_loc,
     read_file,
+    without_hidden,
     yaml_files,
 )
 from detectors.types import RULE_TYPES
@@ -131,11 +132,7 @@ def _validate(file: str, doc: RuleDoc, local_spl: bool) -> tuple[Rule | None, li
     def report(loc: Loc, message: str) -> None:
         problems.append(Problem(file, doc.line_of(loc), message))
 
-    data = dict(doc.data)
-    for name in SOURCE_FIELDS:
-        if name in data:
-            report((name,), f"unknown key '{name}'")
-            del data[name]
+    data = without_hidden(doc, SOURCE_FIELDS, report)
     kind = data.get("type")
     rule_type = RULE_TYPES.get(kind) if isinstance(kind, str) else None
     model: type[Rule] = rule_type.model if rule_type is not None else Rule

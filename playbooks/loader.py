@@ -32,6 +32,7 @@ from detectors.rule_source import (
     read_file,
     read_rule_docs,
     suggestion,
+    without_hidden,
     yaml_files,
 )
 from detectors.rules import SHIPPED as SHIPPED_RULES
@@ -144,11 +145,7 @@ def _validate(
     def report(loc: Loc, message: str) -> None:
         problems.append(Problem(file, doc.line_of(loc), message))
 
-    data = dict(doc.data)
-    for name in SOURCE_FIELDS:
-        if name in data:
-            report((name,), f"unknown key '{name}'")
-            del data[name]
+    data = without_hidden(doc, SOURCE_FIELDS, report)
     try:
         playbook = Playbook.model_validate({**data, "source_file": file, "source_line": doc.line})
     except ValidationError as exc:
