@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from bot.auth import Caller
 from bot.errors import BotError, Conflict, NotFound, PermanentError, PolicyViolation
 from bot.openapi import MAX_INT
-from playbooks.model import PlannedStep, RunPreview, RunView
+from playbooks.model import PlannedStep, RunPreview, RunView, Verdict
 from playbooks.service import Remediation
 
 SURFACE = "api"
@@ -78,6 +78,14 @@ def step_json(step: PlannedStep) -> dict[str, Any]:
     }
 
 
+def verdict_json(verdict: Verdict) -> dict[str, Any]:
+    return {
+        "decision": verdict.decision.value,
+        "reason": verdict.reason,
+        "checks": [{"code": c.code, "passed": c.passed, "text": c.text} for c in verdict.checks],
+    }
+
+
 def preview_json(p: RunPreview) -> dict[str, Any]:
     return {
         "incident": p.human_id,
@@ -89,13 +97,7 @@ def preview_json(p: RunPreview) -> dict[str, Any]:
         "steps": [step_json(s) for s in p.steps],
         "rollback": [step_json(s) for s in p.rollback],
         "confidence": {"value": p.confidence.value, "reasons": list(p.confidence.reasons)},
-        "verdict": {
-            "decision": p.verdict.decision.value,
-            "reason": p.verdict.reason,
-            "checks": [
-                {"code": c.code, "passed": c.passed, "text": c.text} for c in p.verdict.checks
-            ],
-        },
+        "verdict": verdict_json(p.verdict),
         "fingerprint": p.fingerprint,
         "verify_wait_s": p.verify_wait_s,
         "alternatives": list(p.alternatives),

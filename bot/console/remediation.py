@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, select
 
 from bot.api import incident_number
-from bot.api_runs import step_json
+from bot.api_runs import step_json, verdict_json
 from bot.auth import Caller
 from bot.authz import Role, Roles
 from bot.errors import PermanentError
@@ -112,11 +112,7 @@ def preview_json(preview: RunPreview) -> dict[str, Any]:
         "steps": [step_json(s) for s in preview.steps],
         "rollback": [step_json(s) for s in preview.rollback],
         "confidence": {"value": preview.confidence.value, "reasons": preview.confidence.reasons},
-        "verdict": {
-            "decision": preview.verdict.decision.value,
-            "reason": preview.verdict.reason,
-            "checks": [asdict(c) for c in preview.verdict.checks],
-        },
+        "verdict": verdict_json(preview.verdict),
         "fingerprint": preview.fingerprint,
         "verify_wait_s": preview.verify_wait_s,
         "alternatives": list(preview.alternatives),
