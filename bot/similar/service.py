@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 TOP = 3
 MIN_SCORE = 0.25  # below this two incidents share little more than common words
+CATCH_UP_EVERY_S = 5.0  # new resolutions reach the index within this (renders read it)
 SLACK = timedelta(minutes=5)  # replicas' clocks: look back this far past the last resolution
 
 
@@ -95,6 +97,7 @@ class Similar:
         self._seen: dict[int, datetime] = {}  # incident id -> resolved_at of its document
         self._loaded = False
         self._lock = threading.RLock()
+        self._caught_up_at = -CATCH_UP_EVERY_S  # time.monotonic() of the last catch-up
 
     @property
     def size(self) -> int:
@@ -111,6 +114,7 @@ class Similar:
     def catch_up(self) -> int:
         """Index incidents resolved since the last one seen; returns how many were added."""
         with self._lock:
+            self._caught_up_at = time.monotonic()
             if not self._loaded:
                 self._load()
             since = max(self._seen.values()) - SLACK if self._seen else None
@@ -147,7 +151,10 @@ class Similar:
         if row is None:
             return []
         with self._lock:
-            self.catch_up()
+            # a card render reads the index; new resolutions are taken in at most every few
+            # seconds, not on every render (a storm renders a card per incident)
+            if time.monotonic() - self._caught_up_at >= CATCH_UP_EVERY_S:
+                self.catch_up()
             hits = self._index.query(document(store.profile_of(row)), k, exclude=incident_id)
         hits = [h for h in hits if h.score >= MIN_SCORE]
         ends = store.endings(conn, [h.incident_id for h in hits])
