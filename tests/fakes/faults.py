@@ -52,7 +52,7 @@ class Window:
 class FaultSwitch:
     served: Counter[Fault] = field(default_factory=Counter)
     windows: list[Window] = field(default_factory=list)
-    hits: list[tuple[float, Fault]] = field(default_factory=list)  # (monotonic, kind) served
+    hits: list[tuple[float, Fault, str]] = field(default_factory=list)  # (monotonic, kind, path)
     retry_after: float = 1.0
     _kind: Fault | None = None
     _until: float = 0.0
@@ -87,13 +87,13 @@ class FaultSwitch:
         with self._lock:
             return max(0.0, self._until - time.monotonic()) if self._kind else 0.0
 
-    def take(self) -> Fault | None:
-        """The fault this request gets (counted), or None."""
+    def take(self, path: str = "") -> Fault | None:
+        """The fault the request for ``path`` gets (counted), or None."""
         kind = self.active()
         if kind is not None:
             with self._lock:
                 self.served[kind] += 1
-                self.hits.append((time.monotonic(), kind))
+                self.hits.append((time.monotonic(), kind, path))
         return kind
 
     def status(self, kind: Fault) -> tuple[int, dict[str, str]]:
@@ -121,7 +121,7 @@ class FaultyHandler(BaseHTTPRequestHandler):
         if not super().parse_request():
             return False
         switch: FaultSwitch | None = getattr(self.server, "faults", None)
-        kind = switch.take() if switch is not None else None
+        kind = switch.take(self.path) if switch is not None else None
         if kind is None or switch is None:
             return True
         self.close_connection = True
@@ -158,7 +158,7 @@ def middleware(switch: FaultSwitch, prefix: str = "/") -> Any:
     async def faults(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith(prefix):
             return await handler(request)
-        kind = switch.take()
+        kind = switch.take(request.path)
         if kind is None:
             return await handler(request)
         await request.read()

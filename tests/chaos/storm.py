@@ -1,0 +1,281 @@
+"""A storm against real bots (``run_bot.py run``, tests/cluster.py): while bursts of 5xx events
+and clicks keep coming, Slack, PagerDuty and Splunk in turn answer 5xx, 429 with
+``Retry-After``, hang past the client's timeout or reset connections for a while, then recover;
+the bot may be killed with SIGKILL at random moments and restarted on the same database.
+
+What is checked, on the fakes' records: every burst has exactly one incident with its 10 hits,
+one Slack card and one page; every clicked incident is acknowledged. A card posted again
+because its sender was killed less than :data:`IN_FLIGHT_S` after Slack took it is counted
+apart (``resent``: at-least-once in that window, docs/replicas.md), as bench/failover.py does.
+While a fault lasts, /ready is polled (does it name the failing dependency?) and /metrics
+(``bot_outbox_depth``); after it ends, the time until every message is out and every burst so
+far has its incident, card and page is the catch-up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from tests.cluster import HITS_PER_BURST, Cluster, Replica
+from tests.fakes.faults import Fault, FaultSwitch
+
+DEPENDENCIES = {"slack": "surface:slack", "pagerduty": "pager:pagerduty", "splunk": "search"}
+IN_FLIGHT_S = 0.5
+RETRY_AFTER_S = 1.0
+
+
+@dataclass
+class Outcome:
+    faults: list[tuple[str, Fault]] = field(default_factory=list)
+    kills: int = 0
+    bursts: int = 0
+    clicks: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    resent: int = 0
+    catchup_s: list[float] = field(default_factory=list)
+    ready_named: dict[str, bool] = field(default_factory=dict)  # "slack/429" -> named?
+    ready_reasons: dict[str, str] = field(default_factory=dict)
+    max_depth: float = 0.0
+    # per dependency, seconds between the 429s it answered (Retry-After: 1 s)
+    retry_after_gaps: dict[str, list[float]] = field(default_factory=dict)
+    unsettled: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+
+
+class Traffic:
+    """A burst every ``every`` seconds and a click on the oldest unclicked incident."""
+
+    def __init__(self, bots: Cluster, every: float) -> None:
+        self.bots = bots
+        self.every = every
+        self.clicked: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
+        self._rng = random.Random(13)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.bots.burst()
+            self._click()
+
+    def _click(self) -> None:
+        opened = {row.service: row.id for row in self.bots.incidents()}
+        todo = [s for s in self.bots.bursts if s in opened and s not in self.clicked]
+        if not todo:
+            return
+        service = todo[0]
+        self.clicked.append(service)
+        for _ in range(20):  # a load balancer retrying until a replica answers
+            live = self.bots.alive
+            if live:
+                try:
+                    response = self._rng.choice(live).api.post(
+                        f"/api/v1/incidents/{opened[service]}/commands",
+                        json={"command": "acknowledge"},
+                        headers={"Idempotency-Key": f"click-{service}"},
+                        timeout=5.0,
+                    )
+                    if response.status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+            if self._stop.is_set():
+                return
+            time.sleep(0.5)
+
+
+class Storm:
+    def __init__(self, bots: Cluster, fault_s: float, kills: int, seed: int = 5) -> None:
+        self.bots = bots
+        self.fault_s = fault_s
+        self.kills_left = kills
+        self.rng = random.Random(seed)
+        self.kills_at: list[float] = []
+        self.outcome = Outcome()
+        self.switches: dict[str, FaultSwitch] = {
+            "slack": bots.slack.faults,
+            "pagerduty": bots.pagerduty.faults,
+            "splunk": bots.splunk.faults,
+        }
+
+    def schedule(self, rounds: int = 1) -> list[tuple[str, Fault]]:
+        """Each dependency in turn, each kind of fault in turn."""
+        kinds = list(Fault)
+        names = list(DEPENDENCIES)
+        return [
+            (names[i % len(names)], kinds[(i // len(names) + i) % len(kinds)])
+            for i in range(rounds * len(names))
+        ]
+
+    def run(self, plan: list[tuple[str, Fault]], every: float = 0.7) -> Outcome:
+        traffic = Traffic(self.bots, every)
+        traffic.start()
+        try:
+            time.sleep(1.5)
+            for dependency, kind in plan:
+                self._fault(dependency, kind)
+        finally:
+            traffic.stop()
+        self._settle(deadline_s=60.0)
+        self._count(traffic)
+        return self.outcome
+
+    # one fault ---------------------------------------------------------------------------------
+
+    def _fault(self, dependency: str, kind: Fault) -> None:
+        switch = self.switches[dependency]
+        key = f"{dependency}/{kind.value}"
+        self.outcome.faults.append((dependency, kind))
+        kill_at = time.monotonic() + self.rng.uniform(0.2, 0.9) * self.fault_s
+        will_kill = self.kills_left > 0
+        switch.set(kind, self.fault_s, retry_after=RETRY_AFTER_S)
+        started = time.monotonic()
+        named = False
+        while switch.active() is not None:
+            if will_kill and time.monotonic() >= kill_at:
+                self._kill()
+                will_kill = False
+            replica = self._any()
+            if replica is not None and not named:
+                found = self._ready_names(replica, DEPENDENCIES[dependency])
+                if found:
+                    named = True
+                    self.outcome.ready_reasons[key] = found
+            if replica is not None:
+                self.outcome.max_depth = max(self.outcome.max_depth, _metric(replica))
+            time.sleep(0.2)
+        ended = started + self.fault_s
+        self.outcome.ready_named[key] = named
+        if kind is Fault.THROTTLE:
+            hits = [
+                t
+                for t, k, path in switch.hits
+                if k is Fault.THROTTLE and started <= t <= ended and not _probe(path)
+            ]
+            gaps = self.outcome.retry_after_gaps.setdefault(dependency, [])
+            gaps.extend(b - a for a, b in itertools.pairwise(hits))
+        caught = self._settle(deadline_s=30.0, since=ended)
+        if caught is not None:
+            self.outcome.catchup_s.append(caught)
+        else:
+            self.outcome.unsettled.append(f"{key}: {self.bots.pending_summary()}")
+
+    def _kill(self) -> None:
+        live = self.bots.alive
+        if not live:
+            return
+        victim = self.rng.choice(live)
+        victim.kill()
+        self.kills_at.append(time.monotonic())  # the Slack fake's clock too
+        self.kills_left -= 1
+        self.outcome.kills += 1
+        self.bots.start(1)
+
+    def _any(self) -> Replica | None:
+        live = self.bots.alive
+        return live[0] if live else None
+
+    @staticmethod
+    def _ready_names(replica: Replica, check: str) -> str:
+        """The reason /ready gives for ``check`` when it is not ok, else ''."""
+        try:
+            report = replica.api.get("/ready", timeout=12.0).json()
+        except (httpx.HTTPError, ValueError):
+            return ""
+        found = report.get("checks", {}).get(check, {})
+        if found.get("status", "ok") == "ok":
+            return ""
+        return f"{found.get('status')}: {found.get('reason', '')}"
+
+    # after -------------------------------------------------------------------------------------
+
+    def _settled(self, upto: int) -> bool:
+        services = self.bots.bursts[:upto]
+        counts = self.bots.hit_counts()
+        cards = self.bots.cards_posted()
+        # chat.update has its own budget (48 a rolling minute): card updates may still queue
+        return all(s in counts and s in cards for s in services) and len(
+            self.bots.pagerduty.incidents
+        ) >= sum(len(counts[s]) for s in services)
+
+    def _settle(self, deadline_s: float, since: float | None = None) -> float | None:
+        """Seconds from ``since`` (or now) until every burst written so far is handled."""
+        since = since if since is not None else time.monotonic()
+        # a burst lands in a window 1.5 s ahead: count only those whose window has passed
+        upto = len(self.bots.bursts)
+        stop = time.monotonic() + deadline_s
+        while time.monotonic() < stop:
+            if self._settled(upto):
+                return max(0.0, time.monotonic() - since)
+            time.sleep(0.1)
+        return None
+
+    def _count(self, traffic: Traffic) -> None:
+        outcome = self.outcome
+        services = list(self.bots.bursts)
+        counts = self.bots.hit_counts()
+        posts = self.bots.card_posts()
+        pages = self.bots.pages()
+        acked = {r.service for r in self.bots.incidents() if r.state == "acknowledged"}
+        resent = sum(
+            1
+            for times in posts.values()
+            if len(times) > 1 and any(0 <= k - times[0] <= IN_FLIGHT_S for k in self.kills_at)
+        )
+        lost_windows = [s for s in services if s not in counts]
+        lost_cards = [s for s in services if s in counts and s not in posts]
+        lost_clicks = [s for s in traffic.clicked if s not in acked]
+        incidents = sum(len(v) for v in counts.values())
+        lost_pages = max(0, incidents - len(pages))
+        doubled_incidents = sum(len(v) - 1 for v in counts.values() if len(v) > 1)
+        wrong_hits = sum(1 for v in counts.values() for h in v if h != HITS_PER_BURST)
+        doubled_cards = sum(len(t) - 1 for t in posts.values() if len(t) > 1) - resent
+        doubled_pages = sum(n - 1 for n in pages.values() if n > 1)
+        outcome.bursts = len(services)
+        outcome.clicks = len(traffic.clicked)
+        outcome.resent = resent
+        outcome.lost = len(lost_windows) + len(lost_cards) + len(lost_clicks) + lost_pages
+        outcome.duplicates = doubled_incidents + wrong_hits + doubled_cards + doubled_pages
+        for label, items in (
+            ("lost windows", lost_windows),
+            ("lost cards", lost_cards),
+            ("lost clicks", lost_clicks),
+        ):
+            if items:
+                outcome.details.append(f"{label}: {items}")
+        if lost_pages:
+            outcome.details.append(f"lost pages: {lost_pages}")
+        for label, n in (
+            ("doubled incidents", doubled_incidents),
+            ("windows with wrong hit counts", wrong_hits),
+            ("doubled cards", doubled_cards),
+            ("doubled pages", doubled_pages),
+        ):
+            if n:
+                outcome.details.append(f"{label}: {n}")
+
+
+def _probe(path: str) -> bool:
+    """A health check of /ready (not a delivery, so no backoff expected)."""
+    return any(p in path for p in ("auth.test", "/abilities", "server/info"))
+
+
+def _metric(replica: Replica) -> float:
+    try:
+        return replica.metric("bot_outbox_depth")
+    except httpx.HTTPError:
+        return 0.0
