@@ -37,10 +37,10 @@ from bot.pipeline.escalate import (
     page_key,
     page_messages,
 )
-from bot.pipeline.notify import Router, state_change
+from bot.pipeline.notify import Router, enqueue, state_change
 from bot.ports import Clock
 from bot.store import audit
-from bot.store.repo import INCIDENTS, OUTBOX, TIMELINE, insert_ignore, state_columns
+from bot.store.repo import INCIDENTS, TIMELINE, state_columns
 from bot.store.repo import to_incident as row_to_incident
 from bot.store.tables import EscalationRow, IdempotencyRow
 
@@ -205,9 +205,8 @@ class Interactions:
                         change.summary,
                     )
                     change_id = command.idempotency_key or command.correlation_id
-                    insert_ignore(
+                    enqueue(
                         conn,
-                        OUTBOX,
                         [
                             *state_change(
                                 after,
@@ -219,7 +218,6 @@ class Interactions:
                             ),
                             *self._pages(conn, row, after, command, change_id, now),
                         ],
-                        "idempotency_key",
                     )
                     outcome = Outcome(after, change.summary)
                     if command.idempotency_key:

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from bot.domain.card import CardOptions
 from bot.domain.page import Page, build_page
 from bot.errors import BotError, NotFound, PermanentError, TransientError
-from bot.pipeline.notify import MessageKind, Priority
+from bot.pipeline.notify import MessageKind, Priority, enqueue
 from bot.ports import (
     ChatSurface,
     Clock,
@@ -53,7 +53,7 @@ from bot.ratelimit import Budget, SharedBucket, SlidingWindow
 from bot.settings import RateLimit
 from bot.store.cards import load_card, rca_from_json
 from bot.store.claims import Claims
-from bot.store.repo import CARD_REFS, INCIDENTS, OUTBOX, insert_ignore, to_incident
+from bot.store.repo import CARD_REFS, INCIDENTS, OUTBOX, to_incident
 
 log = logging.getLogger(__name__)
 
@@ -513,7 +513,7 @@ class OutboxWorker:
                 }
                 for r in refs
             ]
-            insert_ignore(conn, OUTBOX, rows, "idempotency_key")
+            enqueue(conn, rows)
         self.wake()
 
     def _card(self, incident_id: int) -> Any:

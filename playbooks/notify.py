@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from bot.domain.incident import Incident
-from bot.pipeline.notify import MessageKind, Router, Target, message
+from bot.pipeline.notify import MessageKind, Router, Target, enqueue, message
 from bot.store import audit
 from bot.store.repo import OUTBOX, TIMELINE, insert_ignore
 
@@ -33,7 +33,7 @@ def card_updates(
         message(MessageKind.UPDATE, incident, t, f"run-card:{t.surface}:{t.channel}:{key}", now)
         for t in router.targets(incident)
     ]
-    insert_ignore(conn, OUTBOX, rows, "idempotency_key")
+    enqueue(conn, rows)
 
 
 def person(identity: str) -> Target | None:

@@ -82,3 +82,32 @@ def incident(**changes: Any) -> Incident:
         alert_count=2,
     )
     return replace(base, **changes)
+
+
+def mark_cards_posted(engine: Any, now: datetime) -> int:
+    """As if the outbox had delivered every pending card post: the post is sent and the card
+    has its reference (a card that is not posted yet gets no updates). Answers how many."""
+    from sqlalchemy import select, update
+
+    from bot.store.repo import CARD_REFS, OUTBOX
+
+    with engine.begin() as conn:
+        posts = conn.execute(
+            select(OUTBOX).where(OUTBOX.c.status == "pending", OUTBOX.c.kind == "post")
+        ).all()
+        for p in posts:
+            conn.execute(update(OUTBOX).where(OUTBOX.c.id == p.id).values(status="sent"))
+            conn.execute(
+                CARD_REFS.insert(),
+                [
+                    {
+                        "incident_id": p.incident_id,
+                        "surface": p.surface,
+                        "channel": p.channel,
+                        "message_id": f"msg-{p.incident_id}",
+                        "ref_channel": p.channel,
+                        "created_at": now,
+                    }
+                ],
+            )
+    return len(posts)

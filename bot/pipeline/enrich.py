@@ -20,16 +20,14 @@ from sqlalchemy.orm import Session
 from bot.domain.hits import Evidence
 from bot.domain.incident import Incident
 from bot.domain.rca import RcaReport, RcaStatus
-from bot.pipeline.notify import MessageKind, Router, message
+from bot.pipeline.notify import MessageKind, Router, enqueue, message
 from bot.ports import Clock, RcaContext, RcaEngine
 from bot.store import audit
 from bot.store.cards import rca_to_json
 from bot.store.repo import (
     INCIDENTS,
-    OUTBOX,
     TIMELINE,
     evidence_of,
-    insert_ignore,
     timeline_of,
     to_incident,
 )
@@ -219,9 +217,8 @@ class Enricher:
             )
             stamp = int(now.timestamp() * 1000)
             fresh = replace(incident, updated_at=now)
-            insert_ignore(
+            enqueue(
                 conn,
-                OUTBOX,
                 [
                     message(
                         MessageKind.UPDATE,
@@ -232,7 +229,6 @@ class Enricher:
                     )
                     for t in targets
                 ],
-                "idempotency_key",
             )
 
 

@@ -25,7 +25,7 @@ from bot.pipeline.escalate import EscalationPolicy, page_key, page_messages, tim
 from bot.pipeline.group import GroupBatch, fold, merge_evidence
 from bot.pipeline.inhibit import Source
 from bot.pipeline.mute import Muter, Silence
-from bot.pipeline.notify import Router, card_posts, card_refreshes
+from bot.pipeline.notify import Router, card_posts, card_refreshes, enqueue
 from bot.store import audit
 from bot.store.repo import (
     ALERTS,
@@ -428,7 +428,8 @@ def _write(run: _Run) -> None:
             )
     if run.timeline:
         conn.execute(TIMELINE.insert(), run.timeline)
-    insert_ignore(conn, OUTBOX, [*run.pages, *run.messages], "idempotency_key")
+    insert_ignore(conn, OUTBOX, run.pages, "idempotency_key")
+    enqueue(conn, run.messages)
     run.result.messages = len(run.messages) + len(run.pages)
     run.result.paged = [p["incident_id"] for p in run.pages]
 

@@ -9,7 +9,10 @@ from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from sqlalchemy import Connection, select, update
+
 from bot.domain.incident import Incident
+from bot.store.repo import CARD_REFS, OUTBOX, insert_ignore
 
 
 class MessageKind(StrEnum):
@@ -161,3 +164,71 @@ def state_change(
         text = {"text": summary}
         out.append(message(MessageKind.REPLY, incident, t, f"reply:{base}", now, text, first))
     return out
+
+
+def enqueue(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Write outbox rows, leaving out card updates nobody would see; answers rows offered.
+
+    A card is rendered from the database when it is delivered, so an update is written only
+    for a card that is already on its surface (``card_refs``) or whose post is being delivered
+    right now (claimed by a worker: it may have rendered before this change). A card whose
+    post is still waiting gets no update (the post will show the latest state), and neither
+    does a card with an update still waiting (that one will): pending updates of a card
+    coalesce into one, which takes the higher priority of the two. Other kinds go as they are.
+    """
+    updates = [r for r in rows if r["kind"] == MessageKind.UPDATE.value]
+    if not updates:
+        insert_ignore(conn, OUTBOX, rows, "idempotency_key")
+        return len(rows)
+    keys = sorted({r["order_key"] for r in updates})
+    posted: set[str] = set()
+    waiting: dict[str, int] = {}  # order_key -> id of its pending, unclaimed update
+    blocked: set[str] = set()  # a pending post will render the latest state
+    in_flight: set[str] = set()  # a post claimed by a worker
+    ids = sorted({int(r["incident_id"]) for r in updates})
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        posted.update(
+            f"{s}:{c}:{i}"
+            for s, c, i in conn.execute(
+                select(CARD_REFS.c.surface, CARD_REFS.c.channel, CARD_REFS.c.incident_id).where(
+                    CARD_REFS.c.incident_id.in_(chunk)
+                )
+            )
+        )
+    for start in range(0, len(keys), 500):
+        query = select(OUTBOX.c.id, OUTBOX.c.order_key, OUTBOX.c.kind, OUTBOX.c.claimed_by).where(
+            OUTBOX.c.status == "pending",
+            OUTBOX.c.order_key.in_(keys[start : start + 500]),
+            OUTBOX.c.kind.in_([MessageKind.POST.value, MessageKind.UPDATE.value]),
+        )
+        if conn.dialect.name == "postgresql":  # a worker cannot claim them until we commit
+            query = query.with_for_update(of=OUTBOX)
+        for row_id, key, kind, claimed_by in conn.execute(query):
+            if kind == MessageKind.POST.value:
+                (in_flight if claimed_by else blocked).add(key)
+            elif not claimed_by:
+                waiting.setdefault(key, row_id)
+    keep: list[dict[str, Any]] = []
+    kept: dict[str, dict[str, Any]] = {}  # this batch's update of a card
+    person: set[int] = set()
+    for row in rows:
+        key = row["order_key"]
+        if row["kind"] != MessageKind.UPDATE.value:
+            keep.append(row)
+        elif key in kept:  # coalesced into this batch's earlier update of the card
+            kept[key]["priority"] = min(kept[key].get("priority", 1), row.get("priority", 1))
+        elif key in waiting:
+            if row.get("priority", 1) < Priority.ROUTINE:
+                person.add(waiting[key])
+        elif key not in blocked and (key in posted or key in in_flight):
+            kept[key] = dict(row)
+            keep.append(kept[key])
+    insert_ignore(conn, OUTBOX, keep, "idempotency_key")
+    if person:
+        conn.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.id.in_(sorted(person)))
+            .values(priority=int(Priority.PERSON))
+        )
+    return len(keep)

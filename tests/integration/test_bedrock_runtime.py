@@ -14,7 +14,7 @@ from bot.pipeline.ingest import ingest
 from bot.settings import load_settings
 from bot.store.repo import AUDIT, INCIDENTS, OUTBOX
 from bot.wiring import Runtime
-from tests.builders import alert, console_policy
+from tests.builders import alert, console_policy, mark_cards_posted
 from tests.conftest import FakeClock
 from tests.fakes.bedrock import FakeBedrock, aws_test_env, good
 
@@ -38,6 +38,7 @@ async def test_bedrock_answer_updates_the_card_and_is_audited(
             (incident,) = ingest(
                 conn, [alert(clock.now(), evidence=6)], clock.now(), console_policy()
             ).created
+        mark_cards_posted(runtime.engine, clock.now())  # the card is out
         report = await runtime.enricher.analyse(incident)
         assert report is not None and report.engine.startswith("bedrock:")
         assert fake.requests and "anthropic.claude-test-v1:0" in fake.requests[0].model_id

@@ -13,7 +13,7 @@ from bot.interactions import Interactions
 from bot.pipeline.ingest import ingest
 from bot.pipeline.mute import Silence, parse_matchers
 from bot.store.repo import ALERTS, INCIDENTS, OUTBOX, TIMELINE
-from tests.builders import alert, console_policy
+from tests.builders import alert, console_policy, mark_cards_posted
 from tests.conftest import FakeClock
 
 
@@ -54,9 +54,10 @@ def test_repeated_hits_update_the_alert_not_create_anything(
     assert incident.hit_count == 8 and stored.count == 8
     assert incident.last_seen == clock.now()
     assert len(json.loads(stored.evidence_json)) == 4  # both runs' lines, newest first
-    # no second card: one post, plus one coalesced refresh of the counts
+    # no second card, and no refresh of a card still waiting for its post: the post shows the
+    # latest counts when it is delivered
     kinds = sorted(r.kind for r in _outbox(engine))
-    assert kinds == ["post", "update"]
+    assert kinds == ["post"]
 
 
 def test_same_alert_seen_twice_in_one_batch_makes_one_incident(
@@ -80,9 +81,16 @@ def test_alerts_with_same_group_key_join_one_incident(engine: Engine, clock: Fak
 
 def test_refresh_is_coalesced_within_card_refresh(engine: Engine, clock: FakeClock) -> None:
     run(engine, [alert(clock.now())], clock)
+    mark_cards_posted(engine, clock.now())
     for _ in range(20):  # 100 s of hits every 5 s: two refresh buckets of 60 s
         clock.advance(5)
         run(engine, [alert(clock.now(), new_events=1)], clock)
+    # the second bucket's refresh coalesced into the first, still waiting to be delivered
+    assert sorted(r.kind for r in _outbox(engine)) == ["post", "update"]
+    with engine.begin() as conn:  # delivered: the next bucket refreshes the card again
+        conn.execute(OUTBOX.update().values(status="sent"))
+    clock.advance(60)
+    run(engine, [alert(clock.now(), new_events=1)], clock)
     assert sorted(r.kind for r in _outbox(engine)) == ["post", "update", "update"]
 
 

@@ -58,9 +58,9 @@ def test_acknowledge_writes_state_timeline_audit_and_card_messages(
     ) == ("console:alice", "api", "acknowledge", "open", "acknowledged", "applied")
     assert audit.correlation_id
     assert timeline[-1].text == "acknowledged by console:alice"
-    # the card post, then an in-place update and a threaded reply for the change
+    # the card post (it will show the change: no update of a card not yet posted), then a
+    # threaded reply for the change
     assert [(m.kind, m.order_key) for m in outbox[1:]] == [
-        ("update", f"console:console:{incident_id}"),
         ("reply", f"console:console:{incident_id}"),
     ]
 
@@ -75,7 +75,7 @@ def test_same_idempotency_key_twice_has_one_effect(
     assert second.message == first.message
     with engine.connect() as conn:
         assert len(conn.execute(select(AUDIT)).all()) == 1
-        assert len(conn.execute(select(OUTBOX)).all()) == 3  # post + update + reply, once
+        assert len(conn.execute(select(OUTBOX)).all()) == 2  # post + reply, once
 
 
 def test_viewer_is_refused_and_audited_and_nothing_changes(

@@ -97,9 +97,6 @@ async def test_a_card_claimed_by_a_dead_worker_waits_for_the_claim_to_lapse(
     engine: Engine, clock: FakeClock
 ) -> None:
     (incident,) = open_incidents(engine, clock)
-    Interactions(engine, Roles.embedded_default(), console_policy().router, clock).execute_sync(
-        incident, Command(CommandKind.ACKNOWLEDGE, actor="console:alice", surface="api")
-    )
     with engine.begin() as conn:  # a worker claimed the card's post, then died
         first = conn.execute(select(OUTBOX.c.id).order_by(OUTBOX.c.id)).scalars().first()
         conn.execute(
@@ -107,6 +104,10 @@ async def test_a_card_claimed_by_a_dead_worker_waits_for_the_claim_to_lapse(
             .where(OUTBOX.c.id == first)
             .values(claimed_by="dead", claimed_until=clock.now() + timedelta(seconds=60))
         )
+    # pressed while that post was on its way (it may show the card from before): an update
+    Interactions(engine, Roles.embedded_default(), console_policy().router, clock).execute_sync(
+        incident, Command(CommandKind.ACKNOWLEDGE, actor="console:alice", surface="api")
+    )
     surface = RecordingSurface()
     box = OutboxWorker(engine, {"console": surface}, clock, "http://bot.test", holder="live")
     assert await box.deliver_due() is not None

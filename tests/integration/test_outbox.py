@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from bot.authz import Roles
 from bot.domain.hits import Severity
@@ -39,7 +39,7 @@ def statuses(engine: Engine) -> list[tuple[str, str, int]]:
         ]
 
 
-async def test_card_post_then_update_and_reply_in_order(engine: Engine, clock: FakeClock) -> None:
+async def test_card_post_then_reply_in_order(engine: Engine, clock: FakeClock) -> None:
     (incident,) = open_incidents(engine, clock)
     Interactions(engine, Roles.embedded_default(), console_policy().router, clock).execute_sync(
         incident, Command(CommandKind.ACKNOWLEDGE, actor="console:alice", surface="api")
@@ -47,8 +47,8 @@ async def test_card_post_then_update_and_reply_in_order(engine: Engine, clock: F
     surface = RecordingSurface()
     await worker(engine, clock, surface).deliver_due()
     assert surface.calls == [
-        ("post", incident, "acknowledged"),  # rendered at delivery: already acknowledged
-        ("update", incident, f"msg-{incident}"),
+        # rendered at delivery: already acknowledged, so no update of a card not yet posted
+        ("post", incident, "acknowledged"),
         ("reply", incident, "acknowledged by console:alice"),
     ]
     assert {s for _, s, _ in statuses(engine)} == {"sent"}
@@ -111,12 +111,18 @@ async def test_permanent_failure_stops_and_is_recorded(engine: Engine, clock: Fa
 
 async def test_update_never_overtakes_the_post_it_updates(engine: Engine, clock: FakeClock) -> None:
     (incident,) = open_incidents(engine, clock)
+    with engine.begin() as conn:  # a worker that died was sending the post: it may have
+        # rendered the card before the press, so the press updates it
+        conn.execute(
+            update(OUTBOX).values(claimed_by="gone", claimed_until=clock.now() + timedelta(1))
+        )
     Interactions(engine, Roles.embedded_default(), console_policy().router, clock).execute_sync(
         incident, Command(CommandKind.ACKNOWLEDGE, actor="console:alice", surface="api")
     )
     surface = RecordingSurface()
     surface.failures.append(TransientError("timeout"))
     box = worker(engine, clock, surface)
+    clock.advance(timedelta(days=1, seconds=1).total_seconds())  # the claim lapses
     await box.deliver_due()
     assert surface.calls == []  # the update and reply waited for the post
     clock.advance(5)

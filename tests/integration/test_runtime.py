@@ -25,7 +25,7 @@ from bot.store import leases
 from bot.store.repo import ALERTS, AUDIT, INCIDENTS, OUTBOX, TIMELINE
 from bot.wiring import Runtime
 from integrations.heuristic import HeuristicRcaEngine
-from tests.builders import alert, console_policy
+from tests.builders import alert, console_policy, mark_cards_posted
 from tests.conftest import FakeClock
 
 
@@ -112,6 +112,7 @@ async def test_rca_updates_the_card_after_it_is_out_and_a_slow_engine_times_out(
         ).created
     with engine.connect() as conn:  # the cards were queued before any analysis
         assert conn.execute(select(func.count()).select_from(OUTBOX)).scalar_one() == 2
+    mark_cards_posted(engine, clock.now())  # the cards are out
     quick = Enricher(engine, SlowRca(0), console_policy().router, clock, timedelta(seconds=1))
     report = await quick.analyse(a)
     assert report is not None and report.status is RcaStatus.OK

@@ -6,21 +6,25 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from bot.authz import Roles
 from bot.domain.hits import Alert, Severity
 from bot.domain.incident import Command, CommandKind
 from bot.interactions import Interactions
 from bot.outbox import OutboxWorker
+from bot.pipeline.enrich import Enricher
 from bot.pipeline.ingest import IngestPolicy, ingest
 from bot.pipeline.notify import Router, RouteRule, Target
 from bot.settings import RateLimit
+from bot.store.repo import CARD_REFS, OUTBOX
+from integrations.heuristic import HeuristicRcaEngine
 from integrations.slack import SlackChatSurface, load_slack_settings
 from tests.builders import alert, console_policy
 from tests.conftest import FakeClock
@@ -205,5 +209,71 @@ async def test_card_updates_never_exceed_48_in_any_rolling_minute(
         most = max(sum(1 for t in updates if start <= t < start + 60) for start in updates)
         assert len(updates) > 48 and most <= 48
         assert fake.rejected["chat.update"] == 0
+    finally:
+        await fake.stop()
+
+
+def updates_for_unposted_cards(engine: Engine) -> list[str]:
+    """Update rows written after the post of their card while that post is still waiting, or
+    for a card that never was on Slack."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(OUTBOX.c.id, OUTBOX.c.order_key, OUTBOX.c.kind, OUTBOX.c.status).order_by(
+                OUTBOX.c.id
+            )
+        ).all()
+        refs = {
+            f"{r.surface}:{r.channel}:{r.incident_id}"
+            for r in conn.execute(
+                select(CARD_REFS.c.surface, CARD_REFS.c.channel, CARD_REFS.c.incident_id)
+            )
+        }
+    waiting: set[str] = set()
+    found = []
+    for row in rows:
+        if row.kind == "post" and row.status == "pending":
+            waiting.add(row.order_key)
+        elif row.kind == "update" and (row.order_key in waiting or row.order_key not in refs):
+            found.append(f"{row.order_key} (row {row.id})")
+    return found
+
+
+async def test_no_update_is_queued_for_a_card_that_is_not_posted_yet(
+    sqlite_engine: Engine, clock: FakeClock
+) -> None:
+    engine, policy = sqlite_engine, storm_policy()
+    fake = await limited_fake(clock).start()
+    try:
+        created = open_storm(engine, clock, 200, policy)
+        box = slack_worker(engine, clock, fake)
+        enricher = Enricher(
+            engine, HeuristicRcaEngine(), policy.router, clock, timedelta(seconds=5)
+        )
+        people = Interactions(engine, Roles.embedded_default(), policy.router, clock)
+        presses = rcas = 0
+        for tick in range(4 * 120):  # two minutes of storm, a round every 0.25 s
+            if tick % 2 == 0 and rcas < len(created):  # root causes arrive, two a second
+                await enricher.analyse(created[rcas])
+                rcas += 1
+            if tick % 40 == 20:  # every ten seconds someone acknowledges a card
+                pressed = created[(tick * 7) % len(created)]
+                command = CommandKind.ACKNOWLEDGE if presses % 2 == 0 else CommandKind.RESOLVE
+                people.execute_sync(
+                    pressed, Command(command, actor="console:alice", surface="slack")
+                )
+                presses += 1
+            if tick % 120 == 60:  # the storm goes on: new events refresh the counts
+                with engine.begin() as conn:
+                    alerts = [storm_alert(clock, i, i) for i in range(200)]
+                    ingest(conn, alerts, clock.now(), policy)
+            assert updates_for_unposted_cards(engine) == [], tick
+            await box.deliver_due()
+            clock.advance(0.25)
+        posts = len(card_posts(fake))
+        updates = [c for c in fake.calls_to("chat.update") if not c.error]
+        assert posts >= 100 and rcas == 200 and presses == 12
+        # every update shows something a person could not see yet: a press, a root cause
+        assert 0 < len(updates) <= posts + presses + rcas
+        assert fake.rejected["chat.postMessage"] == 0 and fake.rejected["chat.update"] == 0
     finally:
         await fake.stop()
