@@ -27,7 +27,7 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,10 +63,21 @@ PAGE_KINDS = frozenset(
 MAX_BACKOFF = 300.0
 CLAIM_TIMEOUT = timedelta(seconds=60)
 BLOCKED_POLL = 0.25  # due rows all claimed by other workers: look again this soon
+DIGEST_EVERY = 6.0  # seconds between edits of a storm digest while its backlog changes
+DIGEST_LINES = 1000  # incidents a digest counts (the surface shows the most severe of them)
 
 
 class ClaimLost(Exception):
     """This worker's claim on a row lapsed and another worker took it over."""
+
+
+@dataclass(frozen=True, slots=True)
+class DigestState:
+    """A channel's storm digest: where it is, what it shows, when it was last edited."""
+
+    ref: MessageRef
+    ids: tuple[int, ...]
+    edited_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +127,7 @@ class OutboxWorker:
         self._pagers = dict(pagers or {})
         self._digest_after = dict(digest_after or {})
         self._delivered: set[int] = set()  # rows delivered in the current round
-        self._digests: dict[tuple[str, str], tuple[MessageRef, tuple[int, ...]]] = {}
+        self._digests: dict[tuple[str, str], DigestState] = {}
         self._monotonic = monotonic or (lambda: clock.now().timestamp())
         self._engine = engine
         self._surfaces = dict(surfaces)
@@ -198,6 +209,8 @@ class OutboxWorker:
             async with asyncio.TaskGroup() as group:
                 for lane, lane_rows in batch.items():
                     group.create_task(self._deliver_lane(lane, lane_rows, waits))
+        if self._digests:  # a channel whose backlog is gone while others still have rows
+            await self._close_digests(lanes)
         return min(waits) if waits else 0.0
 
     # internals -------------------------------------------------------------------------------
@@ -251,16 +264,13 @@ class OutboxWorker:
         digest = isinstance(surface, DigestSurface) and surface_name in self._digest_after
         critical = [rs for rs in ordered if urgent(rs)]
         others = [rs for rs in ordered if not urgent(rs)]
-        # people's actions and critical cards first, then the storm digest, then everything
-        # else as budget allows
+        # people's actions and critical cards first, then the storm digest (ahead of routine
+        # card updates, within the same budget), then everything else as budget allows
         await self._deliver_cards(lane, critical, now, blocked, spent, waits)
-        if digest and lane not in self._digests:
+        if digest:
             assert isinstance(surface, DigestSurface)
-            await self._digest(surface, lane, self._waiting_posts(rows), waits)
+            await self._digest(surface, lane, waits)
         await self._deliver_cards(lane, others, now, blocked, spent, waits)
-        if digest and lane in self._digests:
-            assert isinstance(surface, DigestSurface)
-            await self._digest(surface, lane, self._waiting_posts(rows), waits)
 
     async def _deliver_cards(
         self,
@@ -295,25 +305,27 @@ class OutboxWorker:
                     break
 
     async def _digest(
-        self, surface: DigestSurface, lane: tuple[str, str], rows: list[Any], waits: list[float]
+        self, surface: DigestSurface, lane: tuple[str, str], waits: list[float]
     ) -> None:
         """In a storm, one message listing the incidents still waiting for their own card.
 
-        Posted once more than ``digest_after`` cards wait in a channel, updated in place as
-        cards go out (critical incidents are never only in a digest: they are posted first),
-        and closed with a last update when every card is out.
+        Posted once more than ``digest_after`` cards wait in a channel; while cards wait it is
+        edited at least every ``DIGEST_EVERY`` seconds when what waits has changed (counts by
+        severity, most severe first; critical incidents are never only in a digest: they are
+        posted first), and it says so at once when every card is out.
         """
         surface_name, channel = lane
-        waiting = sorted(
-            {r.incident_id: r for r in rows if r.severity_rank > 0}.values(),
-            key=lambda r: (r.severity_rank, r.incident_id),
-        )
+        ids = await asyncio.to_thread(self._waiting, lane)
         state = self._digests.get(lane)
-        ids = tuple(r.incident_id for r in waiting)
-        if state is None and len(waiting) <= self._digest_after[surface_name]:
+        if state is None and len(ids) <= self._digest_after[surface_name]:
             return
-        if state is not None and state[1] == ids:
-            return
+        if state is not None:
+            if state.ids == ids:
+                return
+            due = state.edited_at + DIGEST_EVERY - self._monotonic()
+            if ids and due > 0:
+                waits.append(due)
+                return
         kind = MessageKind.POST if state is None else MessageKind.UPDATE
         bucket = self._bucket(surface_name, channel, kind.value)
         if bucket is not None:
@@ -326,7 +338,7 @@ class OutboxWorker:
             if state is None:
                 ref = await surface.post_digest(channel, lines)
             else:
-                ref = state[0]
+                ref = state.ref
                 await surface.update_digest(ref, lines)
         except BotError as exc:
             log.warning("storm digest in %s:%s not delivered: %s", surface_name, channel, exc)
@@ -334,20 +346,35 @@ class OutboxWorker:
                 await asyncio.to_thread(bucket.pause, exc.retry_after)
             return
         if ids:
-            self._digests[lane] = (ref, ids)
+            self._digests[lane] = DigestState(ref, ids, self._monotonic())
+            waits.append(DIGEST_EVERY)
         else:
             self._digests.pop(lane, None)
 
-    def _waiting_posts(self, rows: list[Any]) -> list[Any]:
-        """The round's card posts that are still not delivered."""
-        return [r for r in rows if r.kind == MessageKind.POST.value and r.id not in self._delivered]
+    def _waiting(self, lane: tuple[str, str]) -> tuple[int, ...]:
+        """Incidents of the lane whose card post still waits (not the critical ones: they are
+        posted first), most severe first, then oldest."""
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                select(OUTBOX.c.incident_id)
+                .where(
+                    OUTBOX.c.status == "pending",
+                    OUTBOX.c.kind == MessageKind.POST.value,
+                    OUTBOX.c.surface == lane[0],
+                    OUTBOX.c.channel == lane[1],
+                    OUTBOX.c.severity_rank > 0,
+                )
+                .order_by(OUTBOX.c.severity_rank, OUTBOX.c.id)
+                .limit(DIGEST_LINES)
+            ).scalars()
+            return tuple(dict.fromkeys(int(i) for i in found if i is not None))
 
-    async def _close_digests(self) -> None:
-        """The storm is over: every digest gets its last update."""
+    async def _close_digests(self, busy: Collection[tuple[str, str]] = ()) -> None:
+        """Digests of lanes with nothing in this round: edited (or closed) all the same."""
         for lane in list(self._digests):
             surface = self._surfaces.get(lane[0])
-            if isinstance(surface, DigestSurface):
-                await self._digest(surface, lane, [], [])
+            if lane not in busy and isinstance(surface, DigestSurface):
+                await self._digest(surface, lane, [])
 
     def _digest_lines(self, ids: tuple[int, ...]) -> list[DigestLine]:
         if not ids:

@@ -3,6 +3,7 @@ limits on (HTTP 429 with Retry-After when exceeded)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -251,29 +252,94 @@ async def test_no_update_is_queued_for_a_card_that_is_not_posted_yet(
         )
         people = Interactions(engine, Roles.embedded_default(), policy.router, clock)
         presses = rcas = 0
-        for tick in range(4 * 120):  # two minutes of storm, a round every 0.25 s
-            if tick % 2 == 0 and rcas < len(created):  # root causes arrive, two a second
+        for tick in range(2 * 120):  # two minutes of storm, a round every 0.5 s
+            if rcas < len(created):  # root causes arrive, two a second
                 await enricher.analyse(created[rcas])
                 rcas += 1
-            if tick % 40 == 20:  # every ten seconds someone acknowledges a card
-                pressed = created[(tick * 7) % len(created)]
+            if tick % 20 == 10:  # every ten seconds someone acknowledges or resolves a card
+                pressed = created[presses * 13]
                 command = CommandKind.ACKNOWLEDGE if presses % 2 == 0 else CommandKind.RESOLVE
                 people.execute_sync(
                     pressed, Command(command, actor="console:alice", surface="slack")
                 )
                 presses += 1
-            if tick % 120 == 60:  # the storm goes on: new events refresh the counts
+            if tick % 60 == 30:  # the storm goes on: new events refresh the counts
                 with engine.begin() as conn:
                     alerts = [storm_alert(clock, i, i) for i in range(200)]
                     ingest(conn, alerts, clock.now(), policy)
             assert updates_for_unposted_cards(engine) == [], tick
             await box.deliver_due()
-            clock.advance(0.25)
+            clock.advance(0.5)
         posts = len(card_posts(fake))
+        # every press got its thread reply, under its card's post (a reply follows its post)
+        with engine.connect() as conn:
+            posted = set(conn.execute(select(CARD_REFS.c.message_id)).scalars())
+        replies = [c for c in fake.calls if is_reply(c)]
+        assert len(replies) == presses and {r.args["thread_ts"] for r in replies} <= posted
         updates = [c for c in fake.calls_to("chat.update") if not c.error]
         assert posts >= 100 and rcas == 200 and presses == 12
         # every update shows something a person could not see yet: a press, a root cause
         assert 0 < len(updates) <= posts + presses + rcas
+        assert fake.rejected["chat.postMessage"] == 0 and fake.rejected["chat.update"] == 0
+    finally:
+        await fake.stop()
+
+
+def is_digest(call: Call) -> bool:
+    return (
+        call.method in ("chat.postMessage", "chat.update")
+        and not call.error
+        and str(call.args.get("text", "")).startswith((":ocean: Storm", ":white_check_mark: Storm"))
+    )
+
+
+def waiting_cards(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return len(
+            conn.execute(
+                select(OUTBOX.c.id).where(OUTBOX.c.kind == "post", OUTBOX.c.status == "pending")
+            ).all()
+        )
+
+
+async def test_the_storm_digest_is_never_more_than_ten_seconds_old(
+    sqlite_engine: Engine, clock: FakeClock
+) -> None:
+    engine, policy = sqlite_engine, storm_policy()
+    fake = await limited_fake(clock).start()
+    try:
+        created = open_storm(engine, clock, 60, policy)
+        box = slack_worker(engine, clock, fake, digest_after={"slack": 10})
+        enricher = Enricher(
+            engine, HeuristicRcaEngine(), policy.router, clock, timedelta(seconds=5)
+        )
+        analysed: set[int] = set()
+        ages: list[float] = []
+        for _ in range(2 * 75):  # 75 s, a round every 0.5 s
+            # root causes land on every card that is out: routine updates compete for the
+            # same chat.update budget as the digest
+            with engine.connect() as conn:
+                out = set(conn.execute(select(CARD_REFS.c.incident_id)).scalars())
+            for incident in sorted(out - analysed)[:2]:
+                await enricher.analyse(incident)
+                analysed.add(incident)
+            waiting = waiting_cards(engine)
+            await box.deliver_due()
+            edits = [c.at for c in fake.calls if is_digest(c)]
+            if waiting and edits:
+                ages.append(clock.now().timestamp() - edits[-1])
+            clock.advance(0.5)
+        digests = [c for c in fake.calls if is_digest(c)]
+        assert ages and max(ages) <= 10, max(ages)
+        assert len(digests) >= 8  # edited all along the storm, not just posted
+        first = digests[0]
+        assert first.method == "chat.postMessage"
+        assert "waiting for a card" in first.args["text"] and "High" in json.dumps(
+            first.args["blocks"]
+        )
+        assert all(c.args["ts"] for c in digests[1:])
+        assert digests[-1].args["text"].startswith(":white_check_mark: Storm over")
+        assert len(card_posts(fake)) == len(created) and waiting_cards(engine) == 0
         assert fake.rejected["chat.postMessage"] == 0 and fake.rejected["chat.update"] == 0
     finally:
         await fake.stop()
