@@ -203,7 +203,7 @@ def enqueue(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
             OUTBOX.c.kind.in_([MessageKind.POST.value, MessageKind.UPDATE.value]),
         )
         if conn.dialect.name == "postgresql":  # a worker cannot claim them until we commit
-            query = query.with_for_update(of=OUTBOX)
+            query = query.order_by(OUTBOX.c.id).with_for_update(of=OUTBOX)  # in one order
         for row_id, key, kind, claimed_by in conn.execute(query):
             if kind == MessageKind.POST.value:
                 (in_flight if claimed_by else blocked).add(key)

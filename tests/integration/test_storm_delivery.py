@@ -27,7 +27,7 @@ from bot.settings import RateLimit
 from bot.store.repo import CARD_REFS, OUTBOX
 from integrations.heuristic import HeuristicRcaEngine
 from integrations.slack import SlackChatSurface, load_slack_settings
-from tests.builders import alert, console_policy
+from tests.builders import alert, console_policy, mark_cards_posted
 from tests.conftest import FakeClock
 from tests.fakes.slack import BOT_TOKEN, CHANNEL, Call, FakeSlack, Limit, slack_bot
 
@@ -343,3 +343,26 @@ async def test_the_storm_digest_is_never_more_than_ten_seconds_old(
         assert fake.rejected["chat.postMessage"] == 0 and fake.rejected["chat.update"] == 0
     finally:
         await fake.stop()
+
+
+def test_a_cards_waiting_updates_coalesce_and_a_press_moves_them_up(
+    engine: Engine, clock: FakeClock
+) -> None:
+    policy = storm_policy()
+    (incident,) = open_storm(engine, clock, 1, policy)
+    mark_cards_posted(engine, clock.now())
+    for _ in range(3):  # new events for a posted card: one refresh waits, the others coalesce
+        clock.advance(61)
+        with engine.begin() as conn:
+            ingest(conn, [storm_alert(clock, 0, 0)], clock.now(), policy)
+    Interactions(engine, Roles.embedded_default(), policy.router, clock).execute_sync(
+        incident, Command(CommandKind.ACKNOWLEDGE, actor="console:alice", surface="slack")
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(OUTBOX.c.kind, OUTBOX.c.priority)
+            .where(OUTBOX.c.status == "pending")
+            .order_by(OUTBOX.c.id)
+        ).all()
+    # one update shows it all, and it now goes in the press's lane, before its reply
+    assert [tuple(r) for r in rows] == [("update", 0), ("reply", 0)]
