@@ -47,6 +47,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/playbooks.py
 	$(BIN)/python bench/failover.py
 	$(BIN)/python bench/peer.py
+	$(BIN)/python bench/storm_delivery.py
+	$(BIN)/python bench/similar.py
 
 # the fuzz tests with 500 examples per operation and parser instead of the suite's 40
 fuzz-deep: $(STAMP)

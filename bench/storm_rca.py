@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common  # noqa: F401  (puts the project root on sys.path)
+
 from bot.domain.hits import Evidence
 from bot.domain.rca import RcaStatus
 from bot.ports import RcaContext
