@@ -9,7 +9,10 @@ authentication). Four kinds of activity matter:
 * ``invoke`` named ``adaptiveCard/action``: a card button (``Action.Execute``). The command
   runs as ``teams:<AAD object id>`` and the HTTP 200 answer carries the refreshed card (for
   the person who clicked; everyone else's copy is updated through the outbox). A refusal
-  (role, illegal transition) answers with the card and the reason above it.
+  (role, illegal transition) answers with the card and the reason above it. The verb
+  ``refresh`` (the card's ``refresh`` clause) answers with the asker's own view of the card:
+  no buttons for a viewer, no Approve for the requester of the run (see
+  :mod:`integrations.teams.views`).
 
 Handlers parse, build a command and hand it to :class:`~bot.operations.Operations`; they hold
 no business logic.
@@ -47,7 +50,7 @@ from microsoft_agents.hosting.core.authorization import AuthenticationConstants
 from microsoft_agents.hosting.fastapi import CloudAdapter, start_agent_process
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.domain.card import ActionKind
+from bot.domain.card import ActionKind, Card
 from bot.domain.durations import parse_duration
 from bot.domain.incident import Command, CommandKind
 from bot.errors import BotError, NotFound
@@ -62,10 +65,11 @@ from integrations.teams.conversations import (
 )
 from integrations.teams.plans import BACK_VERB, CONFIRM_VERB
 from integrations.teams.refusals import Refusals, token_problem
-from integrations.teams.render import CUSTOM, render_card, render_notice
+from integrations.teams.render import CUSTOM, REFRESH_VERB, render_notice
 from integrations.teams.runs import TeamsRuns
 from integrations.teams.shape import missing, unhandled
 from integrations.teams.surface import card_activity, text_activity
+from integrations.teams.views import CardViews, LastPressers
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +103,12 @@ def actor_of(activity: Activity) -> str:
     return f"teams:{ident or 'unknown'}"
 
 
+def user_of(activity: Activity) -> str:
+    """The Teams user id (``29:…``) of whoever sent ``activity``, for a card's ``userIds``."""
+    who = activity.from_property
+    return (who.id or "") if who else ""
+
+
 def command_for(kind: ActionKind, data: ActionData, actor: str, key: str) -> Command:
     """The command a card button stands for; raise ValueError for a bad custom duration."""
     duration: timedelta | None = None
@@ -127,8 +137,11 @@ class TeamsAgent:
         conversations: ConversationStore,
         commands: TeamsCommands,
         refusals: Refusals | None = None,
+        pressers: LastPressers | None = None,
     ) -> None:
         self._auth = auth
+        self.pressers = pressers or LastPressers()
+        self._views = CardViews(operations, self.pressers)
         self._refusals = refusals
         self._operations = operations
         self._conversations = conversations
@@ -149,6 +162,7 @@ class TeamsAgent:
         self.app.message()(self._on_message)
         for kind in ACTION_VERBS:
             self.app.adaptive_card.action_execute(kind.value)(self._action_handler(kind))
+        self.app.adaptive_card.action_execute(REFRESH_VERB)(self._refresh_handler)
         self._runs = TeamsRuns(operations)
         for verb in (*(k.value for k in RUN_VERBS), CONFIRM_VERB, BACK_VERB):
             self.app.adaptive_card.action_execute(verb)(self._run_handler(verb))
@@ -286,6 +300,7 @@ class TeamsAgent:
             payload = ActionData.model_validate(data)
         except ValidationError:
             return _card_response(render_notice(STALE_CARD))
+        self.pressers.note(payload.incident_id, user_of(activity))
         key = f"teams:{activity.id}:{kind.value}:{payload.version}"
         notice = ""
         try:
@@ -301,7 +316,24 @@ class TeamsAgent:
             card = await self._operations.card(payload.incident_id)
         except NotFound as exc:
             return _card_response(render_notice(str(exc)))
-        return _card_response(render_card(card, notice))
+        return _card_response(await self.view(card, activity, notice))
+
+    async def _refresh_handler(
+        self, context: TurnContext, state: TurnState, data: Any
+    ) -> AdaptiveCardInvokeResponse:
+        """Teams asks for this person's own view of a card (its ``refresh`` clause)."""
+        try:
+            payload = ActionData.model_validate(data)
+            card = await self._operations.card(payload.incident_id)
+        except ValidationError:
+            return _card_response(render_notice(STALE_CARD))
+        except NotFound as exc:
+            return _card_response(render_notice(str(exc)))
+        return _card_response(await self.view(card, context.activity))
+
+    async def view(self, card: Card, activity: Activity, notice: str = "") -> dict[str, Any]:
+        """The card as the person behind ``activity`` may use it, refreshing per user."""
+        return await self._views.render(card, actor_of(activity), notice)
 
     def _run_handler(
         self, verb: str
@@ -322,6 +354,7 @@ class TeamsAgent:
             payload = ActionData.model_validate(data)
         except ValidationError:
             return _card_response(render_notice(STALE_CARD))
+        self.pressers.note(payload.incident_id, user_of(activity))
         who = actor_of(activity)
         runs = self._runs
         if verb == ActionKind.AUTO_RESOLVE.value:

@@ -18,6 +18,7 @@ from integrations.teams.credentials import auth_configuration, connections
 from integrations.teams.refusals import Refusals
 from integrations.teams.settings import TeamsSettings
 from integrations.teams.surface import TeamsChatSurface
+from integrations.teams.views import LastPressers, refresh_users, responder_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +52,20 @@ def build_teams(
         store,
         TeamsCommands(operations, console_url),
         Refusals(engine, clock),
+        LastPressers(),
     )
+    responders = responder_ids(operations.roles)
     # proactive sends get an adapter of their own: no reply-with-the-error handler, so a
     # failed send reaches the outbox as an error it can retry
     outbound = CloudAdapter(connection_manager=links)
     outbound.on_turn_error = None
     surface = TeamsChatSurface(
-        outbound, settings.app_id, store, clock, settings.timeout, settings.default_channel
+        outbound,
+        settings.app_id,
+        store,
+        clock,
+        settings.timeout,
+        settings.default_channel,
+        refresh_for=lambda incident: refresh_users(responders, agent.pressers.of(incident)),
     )
     return TeamsIntegration(surface, agent.router(), agent, store)

@@ -5,7 +5,9 @@ Text that may come from logs, rules or the RCA engine (title, facts, evidence, R
 into a card. Buttons are ``Action.Execute`` (Universal Actions) whose ``verb`` is the
 :class:`~bot.domain.card.ActionKind` value and whose ``data`` names the incident and the card
 revision the person was looking at. Suppress and Resolve reveal their inputs with
-``Action.ShowCard``.
+``Action.ShowCard``. With ``refresh_for``, the card carries a ``refresh`` clause (an
+``Action.Execute`` with the verb ``refresh`` and those ``userIds``): Teams asks the bot for each
+of those people's own view of it (see :mod:`integrations.teams.views`).
 
 Teams refuses messages over about 28 KB. A card stays under :data:`MAX_CARD_BYTES`: long
 evidence lines and RCA text are cut, then evidence lines dropped, and a visible
@@ -43,6 +45,8 @@ BUTTON_STYLE = {"primary": "positive", "danger": "destructive", "default": "defa
 SUPPRESS_CHOICES = (("30 minutes", "30m"), ("1 hour", "1h"), ("4 hours", "4h"), ("24 hours", "24h"))
 CUSTOM = "custom"
 RUN_ACTIONS = (ActionKind.APPROVE_RUN, ActionKind.CANCEL_RUN)
+REFRESH_VERB = "refresh"  # Teams asks for a person's own view of a card with this verb
+MAX_REFRESH_USERS = 60  # Teams refreshes a card for at most 60 named people
 
 Json = dict[str, Any]
 
@@ -52,14 +56,18 @@ def card_revision(card: Card) -> str:
     return str(card.version)
 
 
-def render_card(card: Card, notice: str = "") -> Json:
-    """The incident card; ``notice`` (a refusal, for example) is shown above it when given."""
+def render_card(
+    card: Card, notice: str = "", refresh_for: Sequence[str] = (), footnote: str = ""
+) -> Json:
+    """The incident card; ``notice`` (a refusal, for example) is shown above it when given,
+    ``footnote`` (why there are no buttons, for example) below it; ``refresh_for`` are the
+    Teams user ids the card refreshes for (at most :data:`MAX_REFRESH_USERS`)."""
     cut = _clip(card)
-    content = _card(cut, notice, truncated=cut != card)
+    content = _card(cut, notice, truncated=cut != card, footnote=footnote)
     dropped = list(cut.evidence)
     while _size(content) > MAX_CARD_BYTES and dropped:
         dropped.pop()
-        content = _card(replace(cut, evidence=tuple(dropped)), notice, truncated=True)
+        content = _card(replace(cut, evidence=tuple(dropped)), notice, True, footnote)
     if _size(content) > MAX_CARD_BYTES:
         smaller = replace(
             cut,
@@ -67,7 +75,18 @@ def render_card(card: Card, notice: str = "") -> Json:
             rca_line=_shorten(cut.rca_line, SHORT_RCA_CHARS),
             title=_shorten(cut.title, SHORT_RCA_CHARS),
         )
-        content = _card(smaller, _shorten(notice, SHORT_RCA_CHARS), truncated=True)
+        content = _card(smaller, _shorten(notice, SHORT_RCA_CHARS), True, footnote)
+    users = list(dict.fromkeys(u for u in refresh_for if u))[:MAX_REFRESH_USERS]
+    if users:
+        content["refresh"] = {
+            "action": {
+                "type": "Action.Execute",
+                "title": "Refresh",
+                "verb": REFRESH_VERB,
+                "data": {"incident_id": card.incident_id, "version": card_revision(card)},
+            },
+            "userIds": users,
+        }
     return content
 
 
@@ -101,7 +120,7 @@ def _clip(card: Card) -> Card:
     )
 
 
-def _card(card: Card, notice: str, truncated: bool) -> Json:
+def _card(card: Card, notice: str, truncated: bool, footnote: str = "") -> Json:
     body: list[Json] = []
     if notice:
         body.append(_notice_block(notice))
@@ -127,6 +146,8 @@ def _card(card: Card, notice: str, truncated: bool) -> Json:
         body.append(_more(card.links))
     if card.links:
         body.append({"type": "ActionSet", "actions": [_open_url(link) for link in card.links]})
+    if footnote:
+        body.append(_plain(footnote, subtle=True, spacing="Medium"))
     buttons = [a for a in card.actions if a.kind is not ActionKind.VIEW]  # the console link views
     return _envelope(body, [_button(card, action) for action in buttons])
 

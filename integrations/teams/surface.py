@@ -9,13 +9,15 @@ reply goes into the card's thread with ``POST …/activities/{activityId}``. A c
 Failures are translated here: 429, 412, 5xx and network trouble are ``TransientError``
 (``Retry-After`` honoured); 401, 403, 404 and other refusals are ``PermanentError`` (a 404 on
 an update or a reply is ``NotFound``: the card was deleted, there is nothing left to change).
-Rate limits are the outbox's business (its ``teams`` token bucket).
+Rate limits are the outbox's business (its ``teams`` token bucket). ``refresh_for`` names,
+per incident, the Teams users its card refreshes for (their own view: see
+:mod:`integrations.teams.views`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -68,8 +70,10 @@ class TeamsChatSurface:
         clock: Clock,
         timeout: float = 10.0,
         default_channel: str = "",
+        refresh_for: Callable[[int], Sequence[str]] | None = None,
     ) -> None:
         self._adapter = adapter
+        self._refresh_for = refresh_for or (lambda incident_id: ())
         self._clock = clock
         self._app_id = app_id
         self._conversations = conversations
@@ -84,7 +88,10 @@ class TeamsChatSurface:
                 f"no Teams conversation is known as {channel!r}: add the app to that channel "
                 "(its key is printed when it joins) or fix the route"
             )
-        activity = card_activity(render_card(card), f"{card.human_id}: {card.title}")
+        activity = card_activity(
+            render_card(card, refresh_for=self._refresh_for(card.incident_id)),
+            f"{card.human_id}: {card.title}",
+        )
         sent = await self._turn(stored.reference, None, lambda ctx: ctx.send_activity(activity))
         if sent is None or not getattr(sent, "id", None):
             raise PermanentError(f"Teams accepted the card of {card.human_id} but gave no id")
@@ -94,7 +101,10 @@ class TeamsChatSurface:
     async def update(self, ref: MessageRef, card: object) -> None:
         assert isinstance(card, Card)
         reference, activity_id = await self._locate(ref)
-        activity = card_activity(render_card(card), f"{card.human_id}: {card.title}")
+        activity = card_activity(
+            render_card(card, refresh_for=self._refresh_for(card.incident_id)),
+            f"{card.human_id}: {card.title}",
+        )
         activity.id = activity_id
         await self._turn(reference, None, lambda ctx: ctx.update_activity(activity), gone=True)
 

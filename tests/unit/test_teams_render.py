@@ -27,6 +27,7 @@ from integrations.teams.render import (
     render_lines,
     render_notice,
 )
+from integrations.teams.views import VIEW_ONLY, without_buttons
 from tests.builders import incident as make_incident
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "teams" / "cards"
@@ -217,3 +218,35 @@ def test_even_absurd_cards_render_within_budget() -> None:
 def test_small_cards_are_not_marked_truncated() -> None:
     content = render_card(card_in(State.OPEN))
     assert MORE not in json.dumps(content, ensure_ascii=False)
+
+
+def test_golden_card_refreshing_per_user_and_a_view_only_footnote() -> None:
+    card = card_in(State.OPEN)
+    people = ("29:presser", "8:orgid:ann", "8:orgid:ben")
+    check_golden("card_refresh", render_card(card, refresh_for=people))
+    check_golden(
+        "card_view_only",
+        render_card(without_buttons(card), refresh_for=people, footnote=VIEW_ONLY),
+    )
+
+
+def test_refresh_names_the_incident_and_at_most_sixty_people_once_each() -> None:
+    card = card_in(State.OPEN)
+    people = ["29:presser", "29:presser", *(f"8:orgid:{n}" for n in range(80))]
+    refresh = render_card(card, refresh_for=people)["refresh"]
+    assert refresh["action"] == {
+        "type": "Action.Execute",
+        "title": "Refresh",
+        "verb": "refresh",
+        "data": {"incident_id": card.incident_id, "version": card_revision(card)},
+    }
+    users = refresh["userIds"]
+    assert len(users) == 60 and len(set(users)) == 60 and users[0] == "29:presser"
+    assert "refresh" not in render_card(card)  # nobody named: no refresh clause
+
+
+def test_a_view_only_card_has_links_but_no_buttons_and_says_why() -> None:
+    content = render_card(without_buttons(card_in(State.OPEN)), footnote=VIEW_ONLY)
+    assert "actions" not in content and not of_type(content, "Action.Execute")
+    assert of_type(content, "Action.OpenUrl")
+    assert VIEW_ONLY in json.dumps(content, ensure_ascii=False)
