@@ -49,10 +49,9 @@ from bot.outbox import OutboxWorker
 from bot.pipeline.ingest import IngestPolicy, ingest
 from bot.pipeline.notify import Router, RouteRule, Target
 from bot.ports import SystemClock
-from bot.settings import RateLimit
 from bot.store.db import make_engine, migrate
 from bot.store.repo import AUDIT, INCIDENTS, OUTBOX
-from integrations.slack import build_slack, load_slack_settings
+from integrations.slack import SlackSettings, build_slack, load_slack_settings
 from tests.builders import alert
 from tests.fakes.slack import (
     BOT_TOKEN,
@@ -154,7 +153,7 @@ async def run_bot(folder: Path, api_url: str, args: argparse.Namespace) -> None:
     await asyncio.to_thread(sys.stdin.readline)  # "go": Slack's limits are on
     timed.times.clear()
 
-    limits = {"slack": RateLimit(rate=1, burst=3), "slack.update": RateLimit(rate=50 / 60, burst=5)}
+    limits = SlackSettings().outbox_rate_limits()  # the budgets the bot ships with
     outbox = OutboxWorker(engine, surfaces, clock, CONSOLE, limits, digest_after={"slack": 10})
     storm.append(outbox)
     stop = asyncio.Event()
@@ -357,7 +356,8 @@ def report(
     )
     print(
         f"Slack chat.postMessage per channel-second: max {busiest}, mean {mean_rate:.2f}; "
-        f"429 answers: {rejected}; outbox when the storm stopped: {result['outbox']}"
+        f"429 answers: {rejected} {dict(fake.rejected)}; outbox when the storm stopped: "
+        f"{result['outbox']}"
     )
     emit(
         {
