@@ -30,9 +30,10 @@ DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fault-seconds", type=float, default=4.0)
-    parser.add_argument("--rounds", type=int, default=2, help="each dependency this many times")
+    parser.add_argument("--rounds", type=int, default=4, help="each dependency this many times")
     parser.add_argument("--kills", type=int, default=6)
     parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--every", type=float, default=2.0, help="seconds between bursts")
     parser.add_argument("--database-url", default=DEFAULT_URL)
     args = parser.parse_args()
 
@@ -45,7 +46,7 @@ def main() -> int:
         bots.settings["BOT_OUTBOX_RATE_LIMITS"] = '{"slack": {"rate": 20, "burst": 20}}'
         bots.start(args.replicas)
         storm = Storm(bots, fault_s=args.fault_seconds, kills=args.kills)
-        outcome = storm.run(storm.schedule(args.rounds))
+        outcome = storm.run(storm.schedule(args.rounds), every=args.every)
 
     for (dependency, kind), took in zip(outcome.faults, outcome.catchup_s, strict=False):
         print(f"{dependency}/{kind.value}: caught up {took:.2f}s after recovery", file=sys.stderr)
@@ -58,7 +59,8 @@ def main() -> int:
             print(f"{dependency}: min gap between 429s {min(gaps):.2f}s", file=sys.stderr)
     print(
         f"bursts {outcome.bursts}, clicks {outcome.clicks}, kills {outcome.kills}, "
-        f"max outbox depth {outcome.max_depth:.0f}, resent in flight {outcome.resent}",
+        f"max outbox depth {outcome.max_depth:.0f}, resent in flight {outcome.resent}, "
+        f"still queued at the end {outcome.queued_at_end}",
         file=sys.stderr,
     )
     for line in outcome.details + outcome.unsettled:
