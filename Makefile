@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-deps clean image-test fuzz-deep
+.PHONY: run test lint bench bench-deps clean image-test fuzz-deep chaos
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; set PYTHON=python3.x (3.11 or newer)"; exit 1; }
@@ -49,6 +49,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/peer.py
 	$(BIN)/python bench/storm_delivery.py
 	$(BIN)/python bench/similar.py
+	$(BIN)/python bench/chaos.py
+
+# outside services failing and the bot killed mid-storm (a real bot on PostgreSQL; about a minute)
+chaos: $(STAMP)
+	CHAOS_TEST=1 timeout 300 $(BIN)/python -m pytest -q tests/chaos
 
 # the fuzz tests with 500 examples per operation and parser instead of the suite's 40
 fuzz-deep: $(STAMP)
