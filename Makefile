@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-deps clean image-test fuzz-deep chaos
+.PHONY: run test lint bench bench-deps clean image-test fuzz-deep chaos proof
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; set PYTHON=python3.x (3.11 or newer)"; exit 1; }
@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not replicas"
 
 # Build the container image with podman on a local Debian base and run its entry point as the
 # task definition does (needs podman, buildah and mmdebstrap; .ci/run installs them). Bounded.
@@ -50,6 +50,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/storm_delivery.py
 	$(BIN)/python bench/similar.py
 	$(BIN)/python bench/chaos.py
+
+# the slower proof runs CI adds: several bots on one PostgreSQL database (kill -9, SIGSTOP)
+proof: $(STAMP)
+	timeout 600 $(BIN)/python -m pytest -q -p no:cacheprovider -m replicas tests/integration
 
 # outside services failing and the bot killed mid-storm (a real bot on PostgreSQL; about a minute)
 chaos: $(STAMP)
