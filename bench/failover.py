@@ -28,7 +28,6 @@ import argparse
 import random
 import sys
 import tempfile
-import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -36,66 +35,10 @@ from pathlib import Path
 import httpx
 from _common import emit, median, postgres_schema
 
-from tests.cluster import HITS_PER_BURST, Cluster, Replica
+from tests.cluster import HITS_PER_BURST, Cluster, Replica, Traffic
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 IN_FLIGHT_S = 0.5  # a post this close before a kill may have been in flight when it died
-
-
-class Traffic:
-    """Bursts and clicks from a thread until stopped."""
-
-    def __init__(self, bots: Cluster, every: float = 1.0) -> None:
-        self.bots = bots
-        self.every = every
-        self.clicked: list[str] = []
-        self.click_errors = 0
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
-        self._rng = random.Random(7)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            with self._lock:
-                self.bots.burst()
-            self._click()
-
-    def _click(self) -> None:
-        """Acknowledge the oldest incident not clicked yet."""
-        opened = {row.service: row.id for row in self.bots.incidents()}
-        todo = [s for s in self.bots.bursts if s in opened and s not in self.clicked]
-        if not todo:
-            return
-        service = todo[0]
-        self.clicked.append(service)
-        for _ in range(5):
-            live = self.bots.alive
-            if not live:
-                time.sleep(0.2)
-                continue
-            replica = self._rng.choice(live)
-            try:
-                response = replica.api.post(
-                    f"/api/v1/incidents/{opened[service]}/commands",
-                    json={"command": "acknowledge"},
-                    headers={"Idempotency-Key": f"click-{service}"},
-                    timeout=5.0,
-                )
-            except httpx.HTTPError:
-                self.click_errors += 1
-                continue
-            if response.status_code == 200:
-                return
-            self.click_errors += 1
-            time.sleep(0.2)
 
 
 def scrape(replica: Replica, name: str) -> float:
@@ -123,7 +66,7 @@ def main() -> int:
         bots.settings["BOT_OUTBOX_RATE_LIMITS"] = '{"slack": {"rate": 20, "burst": 20}}'
         bots.start(3)
         bots.wait_holder(timeout=30)
-        traffic = Traffic(bots)
+        traffic = Traffic(bots, every=1.0, attempts=5, seed=7)
         traffic.start()
         takeovers: list[float] = []
         kills_at: list[float] = []

@@ -12,6 +12,7 @@ twice as a hit count of 20.
 from __future__ import annotations
 
 import json
+import random
 import signal
 import subprocess
 import sys
@@ -371,3 +372,58 @@ def at_once(*calls: Callable[[], T]) -> list[T]:
     for thread in threads:
         thread.join(30)
     return results
+
+
+class Traffic:
+    """Bursts and clicks from a thread until stopped."""
+
+    def __init__(self, bots: Cluster, every: float = 1.0, attempts: int = 5, seed: int = 7) -> None:
+        self.bots = bots
+        self.every = every
+        self.clicked: list[str] = []
+        self.click_errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
+        self._rng = random.Random(seed)
+        self.attempts = attempts  # a load balancer retrying until a replica answers
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.bots.burst()
+            self._click()
+
+    def _click(self) -> None:
+        """Acknowledge the oldest incident not clicked yet."""
+        opened = {row.service: row.id for row in self.bots.incidents()}
+        todo = [s for s in self.bots.bursts if s in opened and s not in self.clicked]
+        if not todo:
+            return
+        service = todo[0]
+        self.clicked.append(service)
+        for _ in range(self.attempts):
+            live = self.bots.alive
+            if not live:
+                time.sleep(0.2)
+                continue
+            replica = self._rng.choice(live)
+            try:
+                response = replica.api.post(
+                    f"/api/v1/incidents/{opened[service]}/commands",
+                    json={"command": "acknowledge"},
+                    headers={"Idempotency-Key": f"click-{service}"},
+                    timeout=5.0,
+                )
+            except httpx.HTTPError:
+                self.click_errors += 1
+                continue
+            if response.status_code == 200:
+                return
+            self.click_errors += 1
+            time.sleep(0.2)

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import itertools
 import random
-import threading
 import time
 from dataclasses import dataclass, field
 
 import httpx
 
-from tests.cluster import HITS_PER_BURST, Cluster, Replica
+from tests.cluster import HITS_PER_BURST, Cluster, Replica, Traffic
 from tests.fakes.faults import Fault, FaultSwitch
 
 DEPENDENCIES = {"slack": "surface:slack", "pagerduty": "pager:pagerduty", "splunk": "search"}
@@ -50,55 +49,6 @@ class Outcome:
     details: list[str] = field(default_factory=list)
 
 
-class Traffic:
-    """A burst every ``every`` seconds and a click on the oldest unclicked incident."""
-
-    def __init__(self, bots: Cluster, every: float) -> None:
-        self.bots = bots
-        self.every = every
-        self.clicked: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
-        self._rng = random.Random(13)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            self.bots.burst()
-            self._click()
-
-    def _click(self) -> None:
-        opened = {row.service: row.id for row in self.bots.incidents()}
-        todo = [s for s in self.bots.bursts if s in opened and s not in self.clicked]
-        if not todo:
-            return
-        service = todo[0]
-        self.clicked.append(service)
-        for _ in range(20):  # a load balancer retrying until a replica answers
-            live = self.bots.alive
-            if live:
-                try:
-                    response = self._rng.choice(live).api.post(
-                        f"/api/v1/incidents/{opened[service]}/commands",
-                        json={"command": "acknowledge"},
-                        headers={"Idempotency-Key": f"click-{service}"},
-                        timeout=5.0,
-                    )
-                    if response.status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-            if self._stop.is_set():
-                return
-            time.sleep(0.5)
-
-
 class Storm:
     def __init__(self, bots: Cluster, fault_s: float, kills: int, seed: int = 5) -> None:
         self.bots = bots
@@ -124,7 +74,7 @@ class Storm:
         """Bursts every ``every`` seconds: each costs two PagerDuty events and about two card
         updates, so below 2 s the traffic alone outruns PagerDuty's events budget and Slack's
         48 chat.update a minute, and the backlog never drains whatever the faults."""
-        traffic = Traffic(self.bots, every)
+        traffic = Traffic(self.bots, every, attempts=20, seed=13)
         traffic.start()
         try:
             time.sleep(1.5)
