@@ -377,7 +377,14 @@ def at_once(*calls: Callable[[], T]) -> list[T]:
 class Traffic:
     """Bursts and clicks from a thread until stopped."""
 
-    def __init__(self, bots: Cluster, every: float = 1.0, attempts: int = 5, seed: int = 7) -> None:
+    def __init__(
+        self,
+        bots: Cluster,
+        every: float = 1.0,
+        attempts: int = 5,
+        seed: int = 7,
+        pause: float = 0.2,
+    ) -> None:
         self.bots = bots
         self.every = every
         self.clicked: list[str] = []
@@ -385,7 +392,7 @@ class Traffic:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
         self._rng = random.Random(seed)
-        self.attempts = attempts  # a load balancer retrying until a replica answers
+        self.attempts, self.pause = attempts, pause
 
     def start(self) -> None:
         self._thread.start()
@@ -407,23 +414,25 @@ class Traffic:
             return
         service = todo[0]
         self.clicked.append(service)
-        for _ in range(self.attempts):
-            live = self.bots.alive
-            if not live:
-                time.sleep(0.2)
-                continue
-            replica = self._rng.choice(live)
-            try:
-                response = replica.api.post(
-                    f"/api/v1/incidents/{opened[service]}/commands",
-                    json={"command": "acknowledge"},
-                    headers={"Idempotency-Key": f"click-{service}"},
-                    timeout=5.0,
-                )
-            except httpx.HTTPError:
-                self.click_errors += 1
-                continue
-            if response.status_code == 200:
+        for _ in range(self.attempts):  # a load balancer retrying until a replica answers
+            if self._post(opened[service], service):
                 return
             self.click_errors += 1
-            time.sleep(0.2)
+            if self._stop.is_set():
+                return
+            time.sleep(self.pause)
+
+    def _post(self, incident_id: int, service: str) -> bool:
+        live = self.bots.alive
+        if not live:
+            return False
+        try:
+            response = self._rng.choice(live).api.post(
+                f"/api/v1/incidents/{incident_id}/commands",
+                json={"command": "acknowledge"},
+                headers={"Idempotency-Key": f"click-{service}"},
+                timeout=5.0,
+            )
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200

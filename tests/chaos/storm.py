@@ -74,7 +74,7 @@ class Storm:
         """Bursts every ``every`` seconds: each costs two PagerDuty events and about two card
         updates, so below 2 s the traffic alone outruns PagerDuty's events budget and Slack's
         48 chat.update a minute, and the backlog never drains whatever the faults."""
-        traffic = Traffic(self.bots, every, attempts=20, seed=13)
+        traffic = Traffic(self.bots, every, attempts=20, seed=13, pause=0.5)
         traffic.start()
         try:
             time.sleep(1.5)
