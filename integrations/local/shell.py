@@ -82,13 +82,14 @@ class ShellExecutor:
             async with asyncio.timeout(plan.timeout_s):
                 out, err = await process.communicate()
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # its own session: children go too
-            await process.wait()
+            await _kill(process)
             return StepResult(
                 ok=False,
                 error=f"{shlex.join([command, *args])} was killed after {plan.timeout_s:g}s",
             )
+        except BaseException:  # cancelled (the bot stops): no command outlives its step
+            await asyncio.shield(_kill(process))
+            raise
         stdout = out.decode("utf-8", "replace")
         stderr = err.decode("utf-8", "replace")
         if process.returncode != 0:
@@ -98,6 +99,13 @@ class ShellExecutor:
                 error=clip(f"{command} exited with {process.returncode}: {stderr or stdout}"),
             )
         return StepResult(ok=True, output=clip(stdout))
+
+
+async def _kill(process: asyncio.subprocess.Process) -> None:
+    """Kill the command and everything it started (its own session), and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    await process.wait()
 
 
 def resolve(command: str) -> str:

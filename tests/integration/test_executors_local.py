@@ -3,6 +3,7 @@ subprocesses, and the generator fix against a real event store and the shipped r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -195,6 +196,34 @@ async def test_shell_failure_and_timeout_are_failed_steps() -> None:
     assert not failed.ok and "false exited with 1" in failed.error
     slow = await executor.run(await executor.plan("run", {"command": "sleep", "args": "5"}, 0.3))
     assert not slow.ok and "sleep 5 was killed after 0.3s" in slow.error
+
+
+def _running(*cmdline: str) -> bool:
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit():
+                continue
+            argv = (proc / "cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
+        except OSError:
+            continue
+        if [Path(argv[0]).name, *argv[1:]] == list(cmdline):
+            return True
+    return False
+
+
+async def test_a_cancelled_shell_step_leaves_no_command_running() -> None:
+    executor = ShellExecutor(["sleep"])
+    plan = await executor.plan("run", {"command": "sleep", "args": "41.25"}, 60)
+    step = asyncio.create_task(executor.run(plan))
+    for _ in range(100):
+        if _running("sleep", "41.25"):
+            break
+        await asyncio.sleep(0.02)
+    assert _running("sleep", "41.25")
+    step.cancel()  # the bot stops, or the kill switch takes the task down
+    with pytest.raises(asyncio.CancelledError):
+        await step
+    assert not _running("sleep", "41.25")
 
 
 # the generator fix ---------------------------------------------------------------------------
