@@ -18,8 +18,8 @@ from collections.abc import Iterator
 
 from detectors.fields import ANY_FIELD, FieldExtractor, producible_fields
 from detectors.model import Rule
-from integrations.local import SplError, parse
-from integrations.local import spl_ast as ast
+from detectors.spl import SplError, parse
+from detectors.spl import nodes as ast
 
 _BUILTIN = frozenset(("_time", "_raw", "index", "sourcetype", "source", "host", "count"))
 

@@ -35,8 +35,8 @@ from detectors.rule_source import (
     without_hidden,
     yaml_files,
 )
+from detectors.spl import SplError, parse
 from detectors.types import RULE_TYPES
-from integrations.local import SplError, parse
 
 SHIPPED = Path(__file__).parent / "content"
 RULE_SUFFIXES = YAML_SUFFIXES

@@ -27,9 +27,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from bot.errors import ConfigError
 from bot.ports import SearchBackend
 from detectors.fields import load_extractor
+from detectors.spl.time import resolve_time
 from detectors.tools.logfiles import LogOptions, is_plain_log, read_log
 from integrations.local import Event, EventStore, LocalSearchBackend
-from integrations.local.spl_time import resolve_time
 
 MAX_REPORTED = 20
 _EPOCH = re.compile(r"\d+(?:\.\d+)?")

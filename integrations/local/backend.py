@@ -14,9 +14,9 @@ from bot.errors import PermanentError, TransientError
 from bot.ports import Health, HealthStatus
 from detectors.fields import DEFAULT as DEFAULT_EXTRACTOR
 from detectors.fields import FieldExtractor
+from detectors.spl.engine import parse, run
+from detectors.spl.values import format_value, to_number
 from integrations.local.events import EventStore
-from integrations.local.spl import parse, run
-from integrations.local.spl_values import format_value, to_number
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ from types import MappingProxyType
 
 log = logging.getLogger(__name__)
 
-BUILTIN_FIELDS = ("_time", "_raw", "index", "sourcetype", "source", "host")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

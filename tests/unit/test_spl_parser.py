@@ -9,8 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.errors import PermanentError
-from integrations.local import SplError, parse, run
-from integrations.local.spl_ast import (
+from detectors.spl.nodes import (
     And,
     BinCommand,
     FieldIn,
@@ -22,7 +21,8 @@ from integrations.local.spl_ast import (
     StatsCommand,
     Term,
 )
-from integrations.local.spl_time import parse_span, resolve_time
+from detectors.spl.time import parse_span, resolve_time
+from integrations.local import SplError, parse, run
 
 
 def first_clause(text: str):

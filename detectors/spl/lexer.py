@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import NoReturn
 
-from integrations.local.spl_ast import SplError
+from detectors.spl.nodes import SplError
 
 WORD = "word"
 STRING = "string"  # a double-quoted string, unescaped

@@ -14,8 +14,8 @@ from functools import lru_cache
 
 from detectors.fields.jsonpath import lookup, parse_json
 from detectors.fields.model import python_regex
-from integrations.local.spl_time import resolve_time
-from integrations.local.spl_values import Value, format_value, like_pattern, sort_key, to_number
+from detectors.spl.time import resolve_time
+from detectors.spl.values import Value, format_value, like_pattern, sort_key, to_number
 
 # The "now" of the running search (epoch seconds); set by spl.run for now()/time().
 NOW: ContextVar[float | None] = ContextVar("spl_now", default=None)

@@ -16,7 +16,10 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from detectors.fields.extractor import FieldExtractor
-from integrations.local.spl_values import wildcard
+from detectors.spl.values import wildcard
+
+#: the fields every event row has, whatever its sourcetype
+BUILTIN_FIELDS = ("_time", "_raw", "index", "sourcetype", "source", "host")
 
 
 class EventRow(dict):

@@ -16,7 +16,10 @@ from itertools import islice
 
 from detectors.fields.extractor import DEFAULT as DEFAULT_EXTRACTOR
 from detectors.fields.extractor import FieldExtractor
-from integrations.local.spl_ast import (
+from detectors.spl.commands import Plan, compile_plan
+from detectors.spl.fields import EventRow, match_fields, materialize
+from detectors.spl.functions import NOW, compile_regex
+from detectors.spl.nodes import (
     And,
     BinCommand,
     Command,
@@ -37,13 +40,10 @@ from integrations.local.spl_ast import (
     Term,
     TopCommand,
 )
-from integrations.local.spl_commands import Plan, compile_plan
-from integrations.local.spl_fields import EventRow, match_fields, materialize
-from integrations.local.spl_functions import NOW, compile_regex
-from integrations.local.spl_parser import SUPPORTED_COMMANDS, parse_commands
-from integrations.local.spl_search import term_needle
-from integrations.local.spl_time import resolve_time
-from integrations.local.spl_values import format_value, to_number
+from detectors.spl.parser import SUPPORTED_COMMANDS, parse_commands
+from detectors.spl.search import term_needle
+from detectors.spl.time import resolve_time
+from detectors.spl.values import format_value, to_number
 
 _PUSHABLE = ("index", "sourcetype", "host", "source")
 _INTERNAL = ("_time", "_raw")

@@ -14,7 +14,17 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 
-from integrations.local.spl_ast import (
+from detectors.spl.evals import Getter, compile_expr
+from detectors.spl.fields import lazy_get, match_fields, materialize, plain_get
+from detectors.spl.more import (
+    eventstats_stage,
+    regex_stage,
+    rex_stage,
+    spath_stage,
+    streamstats_stage,
+    top_stage,
+)
+from detectors.spl.nodes import (
     BinCommand,
     Command,
     DedupCommand,
@@ -35,19 +45,9 @@ from integrations.local.spl_ast import (
     TopCommand,
     WhereCommand,
 )
-from integrations.local.spl_eval import Getter, compile_expr
-from integrations.local.spl_fields import lazy_get, match_fields, materialize, plain_get
-from integrations.local.spl_more import (
-    eventstats_stage,
-    regex_stage,
-    rex_stage,
-    spath_stage,
-    streamstats_stage,
-    top_stage,
-)
-from integrations.local.spl_search import compile_search
-from integrations.local.spl_stats import run_stats
-from integrations.local.spl_values import format_value, sort_key, to_number, truthy
+from detectors.spl.search import compile_search
+from detectors.spl.stats import run_stats
+from detectors.spl.values import format_value, sort_key, to_number, truthy
 
 Rows = Iterable[dict]
 Stage = Callable[[Rows], Rows]

@@ -6,8 +6,9 @@ import re
 
 from detectors.fields.jsonpath import check_path
 from detectors.fields.model import python_regex
-from integrations.local.spl_args import _field_list, _option, _whole, _words, parse_stats
-from integrations.local.spl_ast import (
+from detectors.spl.args import _field_list, _option, _whole, _words, parse_stats
+from detectors.spl.lexer import STRING, WORD, Segment, Token, _read_string
+from detectors.spl.nodes import (
     EventstatsCommand,
     RegexCommand,
     RexCommand,
@@ -16,7 +17,6 @@ from integrations.local.spl_ast import (
     StreamstatsCommand,
     TopCommand,
 )
-from integrations.local.spl_lexer import STRING, WORD, Segment, Token, _read_string
 
 
 def _compile(text: str, at: int, command: str) -> re.Pattern[str]:

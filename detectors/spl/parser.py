@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from integrations.local.spl_args import (
+from detectors.spl.args import (
     parse_bin,
     parse_dedup,
     parse_fields,
@@ -16,7 +16,7 @@ from integrations.local.spl_args import (
     parse_stats,
     parse_table,
 )
-from integrations.local.spl_args_more import (
+from detectors.spl.args_more import (
     parse_eventstats,
     parse_rare,
     parse_regex,
@@ -25,7 +25,20 @@ from integrations.local.spl_args_more import (
     parse_streamstats,
     parse_top,
 )
-from integrations.local.spl_ast import (
+from detectors.spl.exprs import SearchParser, parse_expression
+from detectors.spl.lexer import (
+    COMMA,
+    FIELD,
+    OP,
+    STRING,
+    WORD,
+    Segment,
+    TokenStream,
+    split_pipes,
+    tokenize_expr,
+    tokenize_words,
+)
+from detectors.spl.nodes import (
     And,
     Command,
     EvalCommand,
@@ -38,20 +51,7 @@ from integrations.local.spl_ast import (
     Term,
     WhereCommand,
 )
-from integrations.local.spl_exprs import SearchParser, parse_expression
-from integrations.local.spl_lexer import (
-    COMMA,
-    FIELD,
-    OP,
-    STRING,
-    WORD,
-    Segment,
-    TokenStream,
-    split_pipes,
-    tokenize_expr,
-    tokenize_words,
-)
-from integrations.local.spl_time import resolve_time
+from detectors.spl.time import resolve_time
 
 SUPPORTED_COMMANDS = (
     "search",

@@ -7,9 +7,9 @@ import math
 import re
 from collections.abc import Callable
 
-from integrations.local.spl_ast import Binary, Call, Expr, FieldRef, Literal, Unary
-from integrations.local.spl_functions import FUNCTIONS
-from integrations.local.spl_values import (
+from detectors.spl.functions import FUNCTIONS
+from detectors.spl.nodes import Binary, Call, Expr, FieldRef, Literal, Unary
+from detectors.spl.values import (
     Value,
     compare,
     format_value,

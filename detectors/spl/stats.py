@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 
-from integrations.local.spl_ast import Aggregation, StatsCommand
-from integrations.local.spl_values import Value, format_value, sort_key, to_number
+from detectors.spl.nodes import Aggregation, StatsCommand
+from detectors.spl.values import Value, format_value, sort_key, to_number
 
 Getter = Callable[[dict, str], object]
 

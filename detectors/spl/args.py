@@ -6,7 +6,19 @@ from __future__ import annotations
 import re
 import sys
 
-from integrations.local.spl_ast import (
+from detectors.spl.lexer import (
+    COMMA,
+    EOF,
+    LPAREN,
+    OP,
+    RPAREN,
+    STRING,
+    WORD,
+    Segment,
+    TokenStream,
+    tokenize_words,
+)
+from detectors.spl.nodes import (
     Aggregation,
     BinCommand,
     DedupCommand,
@@ -19,19 +31,7 @@ from integrations.local.spl_ast import (
     StatsCommand,
     TableCommand,
 )
-from integrations.local.spl_lexer import (
-    COMMA,
-    EOF,
-    LPAREN,
-    OP,
-    RPAREN,
-    STRING,
-    WORD,
-    Segment,
-    TokenStream,
-    tokenize_words,
-)
-from integrations.local.spl_time import parse_span
+from detectors.spl.time import parse_span
 
 DEFAULT_SORT_LIMIT = 10_000
 

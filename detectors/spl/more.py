@@ -7,8 +7,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
 from detectors.fields.jsonpath import flatten, lookup, parse_json
-from integrations.local.events import BUILTIN_FIELDS
-from integrations.local.spl_ast import (
+from detectors.spl.evals import Getter
+from detectors.spl.fields import BUILTIN_FIELDS
+from detectors.spl.nodes import (
     EventstatsCommand,
     RegexCommand,
     RexCommand,
@@ -16,9 +17,8 @@ from integrations.local.spl_ast import (
     StreamstatsCommand,
     TopCommand,
 )
-from integrations.local.spl_eval import Getter
-from integrations.local.spl_stats import new_state, run_stats
-from integrations.local.spl_values import format_value, sort_key, to_number
+from detectors.spl.stats import new_state, run_stats
+from detectors.spl.values import format_value, sort_key, to_number
 
 Rows = Iterable[dict]
 Stage = Callable[[Rows], Rows]

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from integrations.local.spl_ast import And, FieldIn, FieldMatch, Not, Or, SearchNode, Term
-from integrations.local.spl_values import format_value, to_number, wildcard
+from detectors.spl.nodes import And, FieldIn, FieldMatch, Not, Or, SearchNode, Term
+from detectors.spl.values import format_value, to_number, wildcard
 
 Getter = Callable[[dict, str], object]
 Predicate = Callable[[dict], bool]

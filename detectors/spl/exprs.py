@@ -9,7 +9,19 @@ from __future__ import annotations
 
 import re
 
-from integrations.local.spl_ast import (
+from detectors.spl.functions import FUNCTIONS, REGEX_ARGUMENT
+from detectors.spl.lexer import (
+    COMMA,
+    FIELD,
+    LPAREN,
+    NUMBER,
+    OP,
+    RPAREN,
+    STRING,
+    WORD,
+    TokenStream,
+)
+from detectors.spl.nodes import (
     And,
     Binary,
     Call,
@@ -24,18 +36,6 @@ from integrations.local.spl_ast import (
     SplError,
     Term,
     Unary,
-)
-from integrations.local.spl_functions import FUNCTIONS, REGEX_ARGUMENT
-from integrations.local.spl_lexer import (
-    COMMA,
-    FIELD,
-    LPAREN,
-    NUMBER,
-    OP,
-    RPAREN,
-    STRING,
-    WORD,
-    TokenStream,
 )
 
 # --- search clauses -------------------------------------------------------------------------
