@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from bot.domain.hits import Hit
 from bot.errors import TransientError
-from integrations.local.backend import render_row
+from detectors.spl.hits import render_row
 from integrations.splunk.errors import raise_for_messages
 from integrations.splunk.transport import Abort
 

@@ -40,7 +40,7 @@ from xml.sax.saxutils import escape
 
 from bot.domain.hits import SearchQuery
 from integrations.local import Event, EventStore, LocalSearchBackend, SplError, parse
-from integrations.local.backend import format_time
+from detectors.spl.hits import format_time
 from tests.fakes.faults import FaultSwitch, FaultyHandler
 
 ATOM = 'xmlns="http://www.w3.org/2005/Atom" xmlns:s="http://dev.splunk.com/ns/rest"'
