@@ -1,28 +1,17 @@
 """Schedules: detector runs, suppression expiry, retention; under the scheduler lease.
 
-Every write made here goes through the engine the runtime hands in, which fences each
-transaction with the lease's generation (``bot.store.leases``): a run whose lease moved on to
-another replica rolls back and records nothing; the new holder searches that window again.
-
 APScheduler 3's ``AsyncIOScheduler`` with in-memory jobs: what must survive a restart (each
 rule's last window end, run counts, errors) lives in the ``rule_state`` table, so the job store
-holds nothing worth keeping. Job functions are module-level functions of this module.
-
-Windows: a run covers from the rule's last successful window end to ``now - query_delay``
-(looking back ``window`` for sliding rule types); after a restart or an outage the gap is
-replayed in interval-sized steps, bounded by ``max_catchup``. The window end advances in the
-same transaction as the incidents it produced: no gap, no overlap, no double incident.
+holds nothing worth keeping. Job functions are module-level functions of this module. What one
+run does is :class:`bot.runner.RuleRunner`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,393 +24,12 @@ from apscheduler.events import (
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine, select, update
 
-from bot.errors import BotError
-from bot.metrics import Metrics
-from bot.pipeline.ingest import Detection, IngestPolicy, IngestResult, ingest
-from bot.pipeline.inhibit import InhibitRule
-from bot.pipeline.mute import Silence
-from bot.pipeline.recover import clean_runs
-from bot.ports import Clock, SearchBackend
-from bot.store.leases import FencedWrite
-from bot.store.maintenance import active_silences, muter_for
-from bot.store.repo import INCIDENTS, RULE_STATE, insert_ignore
-from bot.store.tables import RuleMemoryRow
-from detectors.memory import RuleMemory
-from detectors.model import Rule
-from detectors.runner import run_rule
-from detectors.types import rule_type
-from detectors.window import Window
+from bot.runner import DEFAULT_MAX_INDEX_LAG, IndexLag, RuleRunner, RunSummary
+from bot.store.rule_state import RULE_MEMORY, read_memory, save_memory
+from detectors.planning import plan_windows
 
 log = logging.getLogger(__name__)
-RULE_MEMORY = RuleMemoryRow.__table__  # type: ignore[attr-defined]
-SILENCE_TTL = timedelta(seconds=2)
-
-
-def plan_windows(
-    now: datetime,
-    last_end: datetime | None,
-    rule: Rule,
-    sliding: bool,
-    index_lag: timedelta | None = None,
-) -> tuple[list[Window], timedelta]:
-    """The windows the next run must search, and how much data was given up (past catch-up).
-
-    With ``index_lag`` the windows are bounded by index time: each covers the events indexed
-    since the previous window's end (``Window.index_since``) and reaches ``index_lag`` further
-    back in event time, so an event indexed up to that late is still found, and new, once.
-    Index-time bounds fall on whole seconds, as Splunk's ``_indextime`` does."""
-    end = now - rule.query_delay
-    if index_lag is not None:  # Splunk keeps index times in whole seconds
-        end = end.replace(microsecond=0)
-    if last_end is None:
-        start = end - rule.window
-        first = Window(start=start, end=end, new_since=start)
-        if index_lag is not None:
-            first = replace(first, index_since=start)
-        return [first], timedelta(0)
-    if end <= last_end:
-        return [], timedelta(0)
-    cursor = max(last_end, end - rule.max_catchup)
-    skipped = cursor - last_end
-    step = rule.interval or rule.window
-    steps = max(1, round((end - cursor) / step))
-    size = (end - cursor) / steps
-    windows = []
-    for i in range(steps):
-        new_since = cursor + size * i
-        stop = end if i == steps - 1 else cursor + size * (i + 1)
-        start = min(stop - rule.window if sliding else new_since, new_since)
-        if index_lag is None:
-            windows.append(Window(start=start, end=stop, new_since=new_since))
-        else:
-            windows.append(
-                Window(
-                    start=start - index_lag, end=stop, new_since=new_since, index_since=new_since
-                )
-            )
-    return windows, skipped
-
-
-DEFAULT_MAX_INDEX_LAG = timedelta(minutes=5)
-
-
-@dataclass(frozen=True, slots=True)
-class IndexLag:
-    """The indexing lag of one sourcetype's events as runs found them: the latest, the largest
-    and how many events were measured (seconds)."""
-
-    last: float
-    largest: float
-    events: int
-
-    def add(self, seconds: float) -> IndexLag:
-        return IndexLag(seconds, max(self.largest, seconds), self.events + 1)
-
-
-@dataclass(frozen=True, slots=True)
-class RunSummary:
-    rule_id: str
-    windows: int
-    hits: int
-    result: IngestResult
-    error: str = ""
-
-
-class RuleRunner:
-    """Runs one rule end to end: plan windows, search, evaluate, ingest, record state."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        backend: SearchBackend,
-        rules: Sequence[Rule],
-        clock: Clock,
-        redact: Callable[[str], str],
-        policy_for: Callable[[Rule], IngestPolicy],
-        metrics: Metrics,
-        on_ingested: Callable[[IngestResult], None] = lambda result: None,
-        clear: Callable[[int], Awaitable[object]] | None = None,
-        max_index_lag: timedelta = DEFAULT_MAX_INDEX_LAG,
-    ) -> None:
-        self._max_index_lag = max_index_lag
-        #: the indexing lag seen per sourcetype (the rules page shows it)
-        self.index_lag: dict[str, IndexLag] = {}
-        self._clear = clear
-        self._silence_cache: tuple[datetime, list[Silence]] | None = None
-        #: inhibit rules from the rule files (an active incident mutes lower ones)
-        self.inhibit_rules: tuple[InhibitRule, ...] = ()
-        # each rule's last window end and memory as this process committed them
-        self._state: dict[str, tuple[datetime | None, RuleMemory]] = {}
-        self._engine = engine
-        self._backend = backend
-        self.rules: dict[str, Rule] = {r.id: r for r in rules}
-        self._clock = clock
-        self._redact = redact
-        self._policy_for = policy_for
-        self._metrics = metrics
-        self._on_ingested = on_ingested
-
-    async def run(self, rule_id: str) -> RunSummary:
-        rule = self.rules[rule_id]
-        started = time.perf_counter()
-        now = self._clock.now()
-        cached = self._state.pop(rule_id, None)  # taken out: a failed run must reload it
-        try:
-            if cached is None:
-                cached = await asyncio.to_thread(self._load_state, rule_id)
-            last_end, memory = cached
-        except Exception as exc:  # the database is away (or the lease): recorded when back
-            log.warning("rule %s: state not readable: %s", rule_id, exc)
-            return RunSummary(rule_id, 0, 0, IngestResult(), str(exc))
-        kind = rule_type(rule.type)
-        windows, skipped = plan_windows(now, last_end, rule, kind.sliding, self.index_lag_for(rule))
-        if skipped > timedelta(0):
-            log.warning(
-                "rule %s: %s of data older than max_catchup (%s) was not searched",
-                rule_id,
-                skipped,
-                rule.max_catchup,
-            )
-        total = IngestResult()
-        hits = 0
-        fired: set[str] = set()
-        try:
-            for index, window in enumerate(windows):
-                outcome = await run_rule(rule, self._backend, window, self._redact, memory)
-                fired.update(alert.group_key for alert in outcome.alerts)
-                hits += outcome.hits
-                self._observe_lags(outcome.index_lags)
-                last = index == len(windows) - 1 and not rule.resolve_after
-                # the last window also records the run, in the same transaction
-                finish = (hits, time.perf_counter() - started) if last else None
-                result = await asyncio.to_thread(
-                    self._commit, rule, outcome.alerts, window, memory, now, finish
-                )
-                _merge(total, result)
-                self._on_ingested(result)
-        except FencedWrite as exc:  # the lease moved on: the new holder runs this window
-            log.warning("rule %s: run refused, %s", rule_id, exc)
-            return RunSummary(rule_id, len(windows), hits, total, str(exc))
-        except Exception as exc:  # a rule's failure is recorded; it never stops the others
-            if not isinstance(exc, BotError | OSError | TimeoutError):
-                log.exception("rule %s: unexpected failure", rule_id)
-            elapsed = time.perf_counter() - started
-            await asyncio.to_thread(self._record_failure, rule_id, now, str(exc), elapsed)
-            self._metrics.rule_runs.labels(rule_id, "error").inc()
-            log.warning("rule %s failed: %s", rule_id, exc)
-            return RunSummary(rule_id, len(windows), hits, total, str(exc))
-        if rule.resolve_after and windows and self._clear is not None:
-            await self._recover(rule, fired, memory, now)
-        # what this process just committed is the rule's state: the next run needs no read
-        self._state[rule_id] = (windows[-1].end if windows else last_end, memory)
-        elapsed = time.perf_counter() - started
-        if not windows or rule.resolve_after:
-            await asyncio.to_thread(self._record_success, rule_id, now, hits, elapsed, total)
-        self._metrics.rule_runs.labels(rule_id, "ok").inc()
-        self._metrics.rule_duration.labels(rule_id).observe(elapsed)
-        self._metrics.rule_hits.labels(rule_id).inc(hits)
-        self._metrics.incidents_created.inc(len(total.created))
-        return RunSummary(rule_id, len(windows), hits, total)
-
-    def index_lag_for(self, rule: Rule) -> timedelta | None:
-        """How far back in event time the rule's runs reach for late events; None when its runs
-        are bounded by event time (its type or the backend cannot use index time)."""
-        if not rule_type(rule.type).index_time:
-            return None
-        if not getattr(self._backend, "index_time_bounds", False):
-            return None
-        return rule.max_index_lag or self._max_index_lag
-
-    def _observe_lags(self, lags: Sequence[tuple[str, float]]) -> None:
-        for sourcetype, seconds in lags:
-            self._metrics.index_lag.labels(sourcetype).observe(seconds)
-            seen = self.index_lag.get(sourcetype)
-            self.index_lag[sourcetype] = (
-                IndexLag(seconds, seconds, 1) if seen is None else seen.add(seconds)
-            )
-
-    async def _recover(
-        self, rule: Rule, fired: set[str], memory: RuleMemory, now: datetime
-    ) -> None:
-        assert rule.resolve_after is not None and self._clear is not None
-        active = await asyncio.to_thread(self._active_groups, rule.id)
-        due = clean_runs(active, fired, memory, rule.resolve_after)
-
-        def save() -> None:
-            with self._engine.begin() as conn:
-                save_memory(conn, rule.id, memory, now)
-
-        await asyncio.to_thread(save)
-        for incident_id in due:
-            try:
-                await self._clear(incident_id)
-            except BotError as exc:  # resolved by someone else meanwhile: nothing to do
-                log.info("rule %s: INC-%s not cleared: %s", rule.id, incident_id, exc)
-
-    def _active_groups(self, rule_id: str) -> list[tuple[int, str]]:
-        with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(INCIDENTS.c.id, INCIDENTS.c.group_key).where(
-                    INCIDENTS.c.rule_id == rule_id, INCIDENTS.c.active_key.is_not(None)
-                )
-            )
-            return [(r.id, r.group_key) for r in rows]
-
-    # state -----------------------------------------------------------------------------------
-
-    def _silences(self, conn: Any, now: datetime) -> list[Silence]:
-        """Active silences, read at most every ``SILENCE_TTL`` (every run needs them; they
-        change rarely). ``silences_changed()`` makes the next read fresh."""
-        cached = self._silence_cache
-        if cached is not None and timedelta(0) <= now - cached[0] < SILENCE_TTL:
-            return [s for s in cached[1] if s.active(now)]
-        found = active_silences(conn, now)
-        self._silence_cache = (now, found)
-        return found
-
-    def silences_changed(self) -> None:
-        self._silence_cache = None
-
-    def forget_state(self) -> None:
-        """Read every rule's state from the database again (another replica may have run
-        the rules meanwhile, e.g. after this one lost and regained the scheduler lease)."""
-        self._state.clear()
-
-    def _load_state(self, rule_id: str) -> tuple[datetime | None, RuleMemory]:
-        """Where the last run ended and the rule's memory: one connection, one thread hop."""
-        with self._engine.connect() as conn:
-            row = conn.execute(
-                select(RULE_STATE.c.last_window_end).where(RULE_STATE.c.rule_id == rule_id)
-            ).first()
-            return (row[0] if row else None), read_memory(conn, rule_id)
-
-    def _commit(
-        self,
-        rule: Rule,
-        alerts: list[Any],
-        window: Window,
-        memory: RuleMemory,
-        now: datetime,
-        finish: tuple[int, float] | None = None,
-    ) -> IngestResult:
-        with self._engine.begin() as conn:
-            silences = muter_for(conn, now, self._silences(conn, now), self.inhibit_rules)
-            found_by = Detection(rule.id, rule.query, window.start, window.end)
-            result = ingest(conn, alerts, now, self._policy_for(rule), silences, found_by)
-            save_memory(conn, rule.id, memory, now)
-            values: dict[str, Any] = {"last_window_end": window.end, "last_alerts": len(alerts)}
-            if finish is not None:
-                hits, elapsed = finish
-                values.update(_success_values(now, hits, elapsed))
-            done = conn.execute(
-                update(RULE_STATE).where(RULE_STATE.c.rule_id == rule.id).values(**values)
-            )
-            if done.rowcount == 0:  # the rule's first run: its state row is new
-                _ensure_state(conn, rule.id)
-                conn.execute(
-                    update(RULE_STATE).where(RULE_STATE.c.rule_id == rule.id).values(**values)
-                )
-        return result
-
-    def _record_success(
-        self, rule_id: str, now: datetime, hits: int, elapsed: float, result: IngestResult
-    ) -> None:
-        with self._engine.begin() as conn:
-            _ensure_state(conn, rule_id)
-            conn.execute(
-                update(RULE_STATE)
-                .where(RULE_STATE.c.rule_id == rule_id)
-                .values(**_success_values(now, hits, elapsed))
-            )
-
-    def _record_failure(self, rule_id: str, now: datetime, error: str, elapsed: float) -> None:
-        with self._engine.begin() as conn:
-            _ensure_state(conn, rule_id)
-            conn.execute(
-                update(RULE_STATE)
-                .where(RULE_STATE.c.rule_id == rule_id)
-                .values(
-                    last_run_at=now,
-                    last_duration_ms=elapsed * 1000,
-                    last_error=error[:2000],
-                    consecutive_failures=RULE_STATE.c.consecutive_failures + 1,
-                    runs=RULE_STATE.c.runs + 1,
-                    errors=RULE_STATE.c.errors + 1,
-                )
-            )
-
-    def record_skip(self, rule_id: str) -> None:
-        with self._engine.begin() as conn:
-            _ensure_state(conn, rule_id)
-            conn.execute(
-                update(RULE_STATE)
-                .where(RULE_STATE.c.rule_id == rule_id)
-                .values(skipped=RULE_STATE.c.skipped + 1)
-            )
-        self._metrics.rule_skipped.labels(rule_id).inc()
-
-    def record_next_runs(self, next_runs: Mapping[str, datetime | None]) -> None:
-        with self._engine.begin() as conn:
-            for rule_id, at in next_runs.items():
-                _ensure_state(conn, rule_id)
-                conn.execute(
-                    update(RULE_STATE).where(RULE_STATE.c.rule_id == rule_id).values(next_run_at=at)
-                )
-
-
-def _success_values(now: datetime, hits: int, elapsed: float) -> dict[str, Any]:
-    return {
-        "last_run_at": now,
-        "last_success_at": now,
-        "last_duration_ms": elapsed * 1000,
-        "last_hits": hits,
-        "last_error": "",
-        "consecutive_failures": 0,
-        "runs": RULE_STATE.c.runs + 1,
-    }
-
-
-def read_memory(conn: Any, rule_id: str) -> RuleMemory:
-    rows = conn.execute(
-        select(RULE_MEMORY.c.key, RULE_MEMORY.c.value_json).where(RULE_MEMORY.c.rule_id == rule_id)
-    )
-    return RuleMemory({key: json.loads(value) for key, value in rows})
-
-
-def save_memory(conn: Any, rule_id: str, memory: RuleMemory, now: datetime) -> None:
-    """Write what the run changed; part of the run's transaction."""
-    changed, deleted = memory.changes()
-    gone = [*deleted, *changed]
-    for start in range(0, len(gone), 500):
-        conn.execute(
-            RULE_MEMORY.delete().where(
-                RULE_MEMORY.c.rule_id == rule_id, RULE_MEMORY.c.key.in_(gone[start : start + 500])
-            )
-        )
-    if changed:
-        conn.execute(
-            RULE_MEMORY.insert(),
-            [
-                {"rule_id": rule_id, "key": k, "value_json": json.dumps(v), "updated_at": now}
-                for k, v in changed.items()
-            ],
-        )
-    memory.saved()
-
-
-def _merge(total: IngestResult, part: IngestResult) -> None:
-    total.created += part.created
-    total.reopened += part.reopened
-    total.updated += part.updated
-    total.muted += part.muted
-    total.held_by_realert += part.held_by_realert
-    total.messages += part.messages
-
-
-def _ensure_state(conn: Any, rule_id: str) -> None:
-    insert_ignore(conn, RULE_STATE, [{"rule_id": rule_id}], "rule_id")
 
 
 # jobs: module-level functions, referenced by APScheduler -------------------------------------
@@ -534,3 +142,16 @@ class Scheduler:
             rule_id = event.job_id.removeprefix("rule:")
             log.warning("rule %s: previous run still going; this run is skipped", rule_id)
             asyncio.get_running_loop().run_in_executor(None, self._runner.record_skip, rule_id)
+
+
+__all__ = [
+    "DEFAULT_MAX_INDEX_LAG",
+    "RULE_MEMORY",
+    "IndexLag",
+    "RuleRunner",
+    "RunSummary",
+    "Scheduler",
+    "plan_windows",
+    "read_memory",
+    "save_memory",
+]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from bot import scheduler
+from bot import runner as scheduler
 from bot.domain.hits import Hit, SearchQuery
 from bot.errors import TransientError
 from bot.metrics import Metrics
