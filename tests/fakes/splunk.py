@@ -13,9 +13,12 @@ this long), :meth:`fatal` (the next search fails with a message), ``index_clock`
 switched on: a search sees only events whose index time, ``Event.indexed``, has passed by this
 clock, as splunkd answers only with what is already indexed). Searches honour the
 ``index_earliest``/``index_latest`` job parameters, and event rows carry ``_indextime`` (whole
-epoch seconds), ``_cd`` and ``_bkt`` as splunkd's do. Records: ``requests``,
-``logins``, ``cancelled`` (job ids), ``exports`` (how each export ended),
-``max_concurrent_seen``.
+epoch seconds), ``_cd`` and ``_bkt`` as splunkd's do. ``max_jobs`` (None: no limit) is
+splunkd's concurrent-search quota: while that many searches run, a new export or job is refused
+with splunkd's 503 and its message (``quota.scope``: the user's role quota or the instance's
+limit; :mod:`tests.fakes.splunk_quota`). Records: ``requests``, ``logins``, ``cancelled`` (job
+ids), ``exports`` (how each export ended), ``max_concurrent_seen``, and ``ledger``: every
+search's event-time span, index-time bounds and rows, with totals a bench can read and reset.
 """
 
 from __future__ import annotations
@@ -34,14 +37,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape
 
 from bot.domain.hits import SearchQuery
-from integrations.local import Event, EventStore, LocalSearchBackend, SplError, parse
 from detectors.spl.hits import format_time
+from integrations.local import Event, EventStore, LocalSearchBackend, SplError, parse
 from tests.fakes.faults import FaultSwitch, FaultyHandler
+from tests.fakes.splunk_quota import (
+    QUOTA_LEVEL,
+    QUOTA_STATUS,
+    SearchLedger,
+    SearchQuota,
+    search_record,
+)
 
 ATOM = 'xmlns="http://www.w3.org/2005/Atom" xmlns:s="http://dev.splunk.com/ns/rest"'
 _NAMESPACED = re.compile(r"^/services(?:NS/([^/]+)/([^/]+))?(/.*)$")
@@ -104,13 +114,15 @@ class FakeSplunk:
         self.cancelled: list[str] = []
         self.exports: list[ExportRecord] = []
         self.max_concurrent_seen = 0
+        self.ledger = SearchLedger()
+        self.quota = SearchQuota()
         self._lock = threading.Lock()
         self.faults = FaultSwitch()  # tests.fakes.faults: 5xx, 429, hang, reset for a while
         self._sessions: set[str] = set()
         self._failures: deque[tuple[int, float | None]] = deque()
         self._fatal: deque[tuple[str, str]] = deque()
         self._jobs: dict[str, _Job] = {}
-        self._exporting = 0
+        self._held = 0  # searches admitted and not yet a job, or exporting
         self._closing = threading.Event()
         self._server = _Server((self.host, 0), _Handler)
         self._server.daemon_threads = True
@@ -141,6 +153,15 @@ class FakeSplunk:
     @property
     def url(self) -> str:
         return f"{self.scheme}://{self.host}:{self.port}"
+
+    @property
+    def max_jobs(self) -> int | None:
+        """The concurrent-search quota (None: unlimited)."""
+        return self.quota.max_jobs
+
+    @max_jobs.setter
+    def max_jobs(self, value: int | None) -> None:
+        self.quota.max_jobs = value
 
     # knobs -----------------------------------------------------------------------------------
 
@@ -197,21 +218,28 @@ class FakeSplunk:
                 return value in self._sessions
         return False
 
-    def _started(self, export: bool) -> None:
+    def _admit(self) -> str | None:
+        """Hold a place for a new search; splunkd's refusal instead when the quota is full."""
         with self._lock:
             now = time.monotonic()
-            if export:
-                self._exporting += 1
-            running = self._exporting + sum(
+            running = self._held + sum(
                 1 for j in self._jobs.values() if not j.cancelled and j.ready_at > now
             )
-            self.max_concurrent_seen = max(self.max_concurrent_seen, running)
+            refusal = self.quota.refusal(running)
+            if refusal is not None:
+                self.ledger.refuse()
+                return refusal
+            self._held += 1
+            self.max_concurrent_seen = max(self.max_concurrent_seen, running + 1)
+            return None
 
-    def _export_ended(self) -> None:
+    def _release(self) -> None:
         with self._lock:
-            self._exporting -= 1
+            self._held -= 1
 
-    def _execute(self, params: dict[str, str]) -> tuple[list[dict[str, str]], bool]:
+    def _execute(
+        self, params: dict[str, str], kind: Literal["export", "job"] = "export"
+    ) -> tuple[list[dict[str, str]], bool]:
         """Final rows of the search in ``params`` and whether it aggregates; raises SplError."""
         text = params.get("search", "").strip()
         if text.lower().startswith("search "):
@@ -236,12 +264,19 @@ class FakeSplunk:
             index_latest=index_latest,
         )
         hits = LocalSearchBackend(self.store).search_sync(query)
+        self.ledger.record(search_record(kind, params, len(hits), transforming))
         return [_as_splunkd(dict(h.fields)) for h in hits], transforming
 
     def _create_job(self, params: dict[str, str], namespace: str) -> _Job:
-        rows, _ = self._execute(params)
+        """Run the search of an admitted job (its place is released here, failed or not)."""
+        try:
+            rows, _ = self._execute(params, "job")
+        except BaseException:
+            self._release()
+            raise
         owner, _, app = namespace.partition("/")
         with self._lock:
+            self._held -= 1  # from now on the job itself counts while it runs
             sid = f"{int(time.time())}.{len(self._jobs) + 1}"
             job = _Job(
                 sid=sid,
@@ -255,7 +290,6 @@ class FakeSplunk:
         fatal = self._next_fatal()
         if fatal is not None:
             job.messages.append(fatal)
-        self._started(export=False)
         return job
 
     def _job(self, sid: str) -> _Job | None:
@@ -381,19 +415,25 @@ class _Handler(FaultyHandler):
         )
 
     def _export(self, params: dict[str, str]) -> None:
+        refusal = self.fake._admit()
+        if refusal is not None:
+            return self._json_messages(QUOTA_STATUS, QUOTA_LEVEL, refusal)
         try:
             rows, transforming = self.fake._execute(params)
         except SplError as exc:
+            self.fake._release()
             return self._json_messages(400, "FATAL", f"Error in 'SearchParser': {exc}")
+        except BaseException:
+            self.fake._release()
+            raise
         record = ExportRecord(query=params.get("search", ""), rows=len(rows))
         with self.fake._lock:
             self.fake.exports.append(record)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.fake._started(export=True)
         try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Connection", "close")
+            self.end_headers()
             if self.fake.delay and not self.fake._wait(self.fake.delay, self.connection):
                 record.abandoned = True
                 return
@@ -409,7 +449,7 @@ class _Handler(FaultyHandler):
         except (BrokenPipeError, ConnectionResetError):
             record.abandoned = True
         finally:
-            self.fake._export_ended()
+            self.fake._release()
 
     def _stream(
         self, rows: list[dict[str, str]], preview: bool, record: ExportRecord | None = None
@@ -430,6 +470,9 @@ class _Handler(FaultyHandler):
                 record.written += len(chunk)
 
     def _create(self, params: dict[str, str], namespace: str) -> None:
+        refusal = self.fake._admit()
+        if refusal is not None:
+            return self._messages(QUOTA_STATUS, QUOTA_LEVEL, refusal)
         try:
             job = self.fake._create_job(params, namespace)
         except SplError as exc:

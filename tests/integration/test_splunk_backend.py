@@ -36,6 +36,7 @@ from integrations.splunk import (
     SplunkSettings,
     SplunkTimeout,
     SplunkTlsError,
+    SplunkUnavailable,
 )
 from tests.fakes.splunk import FakeSplunk
 from tests.fakes.tls import Tls, make_tls
@@ -329,6 +330,45 @@ async def test_never_more_than_max_concurrent_searches(fake: FakeSplunk) -> None
     assert all(len(run.result()) == 5 for run in runs)
     assert fake.max_concurrent_seen == 3
     assert splunk.counters.max_active == 3 and splunk.counters.started == 10
+
+
+@pytest.mark.parametrize("mode", ["export", "job"])
+async def test_a_full_search_quota_is_a_transient_error_with_splunks_reason(
+    fake: FakeSplunk, mode: str
+) -> None:
+    fake.max_jobs = 1  # the role's srchJobsQuota, smaller than SPLUNK_MAX_CONCURRENT
+    fake.delay = 5
+    splunk = backend(fake, max_concurrent=3)
+    holder = asyncio.create_task(splunk.search(query(), mode="job"))
+    await wait_until(lambda: len(fake.searches()) == 1)
+
+    with pytest.raises(SplunkUnavailable) as refused:
+        await splunk.search(query(), mode=mode)  # type: ignore[arg-type]
+    holder.cancel()
+    await asyncio.gather(holder, return_exceptions=True)
+
+    text = str(refused.value)
+    assert "answered 503 Service Unavailable" in text
+    assert "maximum number of concurrent historical searches for this user" in text
+    assert "concurrency_limit=1" in text
+    assert fake.ledger.totals().refused == 3  # retried with backoff, as a transient failure
+    assert splunk.counters.errors == {"unavailable": 1}
+
+
+async def test_a_search_refused_by_the_quota_runs_once_a_place_frees_up(
+    fake: FakeSplunk,
+) -> None:
+    fake.max_jobs = 1
+    fake.quota.scope = "instance"
+    fake.delay = 0.3
+    splunk = backend(fake, max_concurrent=2)
+
+    first, second = await asyncio.gather(splunk.search(query()), splunk.search(query()))
+
+    assert len(first) == len(second) == 5
+    assert fake.ledger.totals().refused >= 1 and splunk.counters.retries >= 1
+    assert fake.max_concurrent_seen == 1
+    assert splunk.counters.errors == {}
 
 
 async def test_credentials_never_appear_in_errors_or_logs(
