@@ -26,6 +26,25 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        self.rule_coalesced = Counter(
+            "bot_rule_runs_coalesced_total",
+            "Runs that covered more than one interval (a run late, failed or refused caught up)",
+            ["rule"],
+            registry=r,
+        )
+        self.rule_search_lag = Gauge(
+            "bot_rule_search_lag_seconds",
+            "How far the data a rule has searched trails now (now - its last window end)",
+            ["rule"],
+            registry=r,
+        )
+        self.feed = Gauge(
+            "bot_feed",
+            "Shared searches since start, per feed: searches, sweeps, rows, scanned_seconds "
+            "(event time searched), late_found, errors, cached_events, scan_back_seconds",
+            ["feed", "figure"],
+            registry=r,
+        )
         self.index_lag = Histogram(
             "bot_index_lag_seconds",
             "How long after its timestamp each new event was indexed (_indextime - _time)",

@@ -38,6 +38,7 @@ from bot.store.rule_state import (
     save_memory,
     success_values,
 )
+from detectors.feeds import FeedSet
 from detectors.memory import RuleMemory
 from detectors.model import Rule
 from detectors.planning import plan_windows
@@ -88,8 +89,17 @@ class RuleRunner:
         on_ingested: Callable[[IngestResult], None] = lambda result: None,
         clear: Callable[[int], Awaitable[object]] | None = None,
         max_index_lag: timedelta = DEFAULT_MAX_INDEX_LAG,
+        feeds: FeedSet | None = None,
     ) -> None:
         self._max_index_lag = max_index_lag
+        #: shared searches (None: every rule runs its own search over its whole window)
+        self.feeds = feeds
+        if feeds is not None:
+            feeds.on_lag = self._observe_lag
+        #: runs that covered more than one interval, and how far each rule's data trails now
+        self.coalesced: dict[str, int] = {}
+        self._busy: set[str] = set()
+        self.search_lag: dict[str, float] = {}
         #: the indexing lag seen per sourcetype (the rules page shows it)
         self.index_lag: dict[str, IndexLag] = {}
         self._clear = clear
@@ -108,6 +118,16 @@ class RuleRunner:
         self._on_ingested = on_ingested
 
     async def run(self, rule_id: str) -> RunSummary:
+        if rule_id in self._busy:  # its first run and its first tick may meet: one at a time
+            await asyncio.to_thread(self.record_skip, rule_id)
+            return RunSummary(rule_id, 0, 0, IngestResult(), "a run of this rule is still going")
+        self._busy.add(rule_id)
+        try:
+            return await self._run(rule_id)
+        finally:
+            self._busy.discard(rule_id)
+
+    async def _run(self, rule_id: str) -> RunSummary:
         rule = self.rules[rule_id]
         started = time.perf_counter()
         now = self._clock.now()
@@ -119,24 +139,18 @@ class RuleRunner:
         except Exception as exc:  # the database is away (or the lease): recorded when back
             log.warning("rule %s: state not readable: %s", rule_id, exc)
             return RunSummary(rule_id, 0, 0, IngestResult(), str(exc))
-        kind = rule_type(rule.type)
-        windows, skipped = plan_windows(now, last_end, rule, kind.sliding, self.index_lag_for(rule))
-        if skipped > timedelta(0):
-            log.warning(
-                "rule %s: %s of data older than max_catchup (%s) was not searched",
-                rule_id,
-                skipped,
-                rule.max_catchup,
-            )
         total = IngestResult()
         hits = 0
         fired: set[str] = set()
+        windows: list[Window] = []
         try:
+            backend, windows = await self._plan(rule, now, last_end)
             for index, window in enumerate(windows):
-                outcome = await run_rule(rule, self._backend, window, self._redact, memory)
+                outcome = await run_rule(rule, backend, window, self._redact, memory)
                 fired.update(alert.group_key for alert in outcome.alerts)
                 hits += outcome.hits
-                self._observe_lags(outcome.index_lags)
+                if backend is self._backend:  # a feed measures each event once, as it fetches
+                    self._observe_lags(outcome.index_lags)
                 last = index == len(windows) - 1 and not rule.resolve_after
                 # the last window also records the run, in the same transaction
                 finish = (hits, time.perf_counter() - started) if last else None
@@ -167,24 +181,58 @@ class RuleRunner:
         self._metrics.rule_duration.labels(rule_id).observe(elapsed)
         self._metrics.rule_hits.labels(rule_id).inc(hits)
         self._metrics.incidents_created.inc(len(total.created))
+        searched_to = windows[-1].end if windows else last_end
+        if searched_to is not None:
+            lag = max(0.0, (now - searched_to).total_seconds())
+            self.search_lag[rule_id] = lag
+            self._metrics.rule_search_lag.labels(rule_id).set(lag)
         return RunSummary(rule_id, len(windows), hits, total)
 
-    def index_lag_for(self, rule: Rule) -> timedelta | None:
+    async def _plan(
+        self, rule: Rule, now: datetime, last_end: datetime | None
+    ) -> tuple[SearchBackend, list[Window]]:
+        """Where the rule's rows come from (its feed, or its own search) and its windows."""
+        backend, end = self._backend, None
+        if self.feeds is not None and self.feeds.fed(rule.id):
+            end = await self.feeds.end_for(rule, now - rule.query_delay)
+            backend = self.feeds.view(rule.id)
+        kind = rule_type(rule.type)
+        windows, skipped = plan_windows(
+            now, last_end, rule, kind.sliding, self.index_lag_for(rule, backend), end=end
+        )
+        if skipped > timedelta(0):
+            log.warning(
+                "rule %s: %s of data older than max_catchup (%s) was not searched",
+                rule.id,
+                skipped,
+                rule.max_catchup,
+            )
+        step = rule.interval or rule.window
+        if len(windows) > 1 or (windows and windows[0].end - windows[0].new_since > 1.5 * step):
+            # a run that was late, failed or was refused covers the time it missed
+            self.coalesced[rule.id] = self.coalesced.get(rule.id, 0) + 1
+            self._metrics.rule_coalesced.labels(rule.id).inc()
+        return backend, windows
+
+    def index_lag_for(self, rule: Rule, backend: SearchBackend | None = None) -> timedelta | None:
         """How far back in event time the rule's runs reach for late events; None when its runs
         are bounded by event time (its type or the backend cannot use index time)."""
         if not rule_type(rule.type).index_time:
             return None
-        if not getattr(self._backend, "index_time_bounds", False):
+        if not getattr(backend or self._backend, "index_time_bounds", False):
             return None
         return rule.max_index_lag or self._max_index_lag
 
     def _observe_lags(self, lags: Sequence[tuple[str, float]]) -> None:
         for sourcetype, seconds in lags:
-            self._metrics.index_lag.labels(sourcetype).observe(seconds)
-            seen = self.index_lag.get(sourcetype)
-            self.index_lag[sourcetype] = (
-                IndexLag(seconds, seconds, 1) if seen is None else seen.add(seconds)
-            )
+            self._observe_lag(sourcetype, seconds)
+
+    def _observe_lag(self, sourcetype: str, seconds: float) -> None:
+        self._metrics.index_lag.labels(sourcetype).observe(seconds)
+        seen = self.index_lag.get(sourcetype)
+        self.index_lag[sourcetype] = (
+            IndexLag(seconds, seconds, 1) if seen is None else seen.add(seconds)
+        )
 
     async def _recover(
         self, rule: Rule, fired: set[str], memory: RuleMemory, now: datetime

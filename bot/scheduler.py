@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from apscheduler.events import (
 )
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.runner import DEFAULT_MAX_INDEX_LAG, IndexLag, RuleRunner, RunSummary
@@ -30,6 +32,8 @@ from bot.store.rule_state import RULE_MEMORY, read_memory, save_memory
 from detectors.planning import plan_windows
 
 log = logging.getLogger(__name__)
+#: fed rules run this long after each tick of their interval (whole seconds of index time)
+FEED_TICK_OFFSET_S = 0.3
 
 
 # jobs: module-level functions, referenced by APScheduler -------------------------------------
@@ -69,19 +73,39 @@ class Scheduler:
 
     def start(self) -> None:
         now = datetime.now(UTC)
+        feeds = self._runner.feeds
         for rule in self._runner.rules.values():
             if not rule.enabled:
                 continue
             trigger: Any
+            first: dict[str, Any] = {}  # no next_run_time: the trigger's first time
             if rule.schedule:
                 trigger = CronTrigger.from_crontab(rule.schedule, timezone=UTC)
-                first = None
+            elif feeds is not None and feeds.fed(rule.id):
+                # the rules of one feed run right after the same ticks, so one fetch serves
+                # them all; a first run now fetches the feed's windows once
+                assert rule.interval is not None
+                period = rule.interval.total_seconds()
+                base = math.floor(now.timestamp() / period) * period + FEED_TICK_OFFSET_S
+                trigger = IntervalTrigger(
+                    seconds=period, start_date=datetime.fromtimestamp(base, UTC)
+                )
+                self._aps.add_job(
+                    run_rule_job,
+                    DateTrigger(now + timedelta(seconds=self._rng.uniform(0.2, 1.0))),
+                    args=[self._runner, rule.id],
+                    id=f"first:{rule.id}",
+                    name=rule.id,
+                    misfire_grace_time=None,
+                )
             else:
                 assert rule.interval is not None
                 trigger = IntervalTrigger(
                     seconds=rule.interval.total_seconds(), jitter=self._jitter or None
                 )
-                first = now + timedelta(seconds=self._rng.uniform(0.2, 1.0 + self._jitter))
+                first["next_run_time"] = now + timedelta(
+                    seconds=self._rng.uniform(0.2, 1.0 + self._jitter)
+                )
             self._aps.add_job(
                 run_rule_job,
                 trigger,
@@ -91,7 +115,7 @@ class Scheduler:
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=None,
-                next_run_time=first,
+                **first,
             )
         for name, every, task in self._chores:
             self._aps.add_job(

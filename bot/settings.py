@@ -122,6 +122,13 @@ class Settings(BaseSettings):
     schedule_jitter: Duration = timedelta(seconds=2)
     # how late an event may reach the index and still be counted (docs/rules.md, "Late data")
     max_index_lag: Duration = Field(default=timedelta(minutes=5), ge=timedelta(seconds=1))
+    # rules over one index share one index-time-incremental search (docs/rules.md)
+    shared_searches: bool = True
+    # how often a shared search re-reads the rest of max_index_lag for events later than the lag
+    # it has measured
+    late_sweep: Duration = Field(default=timedelta(minutes=15), ge=timedelta(seconds=1))
+    # at most this many events in one shared search's cache (beyond: its rules search alone)
+    feed_max_events: int = Field(default=200_000, ge=100)
     # the scheduler lease is renewed every heartbeat and lasts 2 x heartbeat (docs/replicas.md)
     lease_heartbeat: Duration = Field(default=timedelta(seconds=5), ge=timedelta(milliseconds=100))
     outbox_claim_timeout: Duration = Field(default=timedelta(seconds=60), ge=timedelta(seconds=1))

@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import event, select
 
 from bot.authz import Roles
+from bot.charts.delivery import ChartDelivery
+from bot.charts.service import charts_from_settings
 from bot.domain.card import CardOptions
 from bot.domain.durations import format_duration
 from bot.domain.incident import Command, CommandKind, State
@@ -50,6 +52,7 @@ from bot.similar.service import Similar
 from bot.store import leases, replicas
 from bot.store.db import SchemaTooNew, check_connection, make_engine, migrate
 from bot.store.repo import INCIDENTS
+from detectors.feeds import FeedSet
 from detectors.fields import load_extractor
 from detectors.model import Rule
 from detectors.rules import load_inhibit_rules, load_rules
@@ -201,9 +204,9 @@ class Runtime:
         self.event_store: EventStore | None = None
         if backend is None and self.splunk is not None:
             backend = SplunkSearchBackend(self.splunk, clock=self.clock)
+        extractor = load_extractor(settings.field_extraction_paths)  # ConfigError: file:line
         if backend is None:
             self.event_store = EventStore(settings.local_events_path)
-            extractor = load_extractor(settings.field_extraction_paths)  # ConfigError: file:line
             backend = LocalSearchBackend(self.event_store, extractor)
         self.backend = backend
         # the generator answers `simulate` even when its background scenarios are off
@@ -300,6 +303,13 @@ class Runtime:
             claim_timeout=settings.outbox_claim_timeout,
             on_claimed=self.metrics.outbox_claims.inc,
         )
+        # the chart of what each rule saw: console page, Slack thread, Teams card image
+        self.charts = charts_from_settings(
+            settings, self.engine, self.backend, self.rules, self.clock
+        )
+        self.outbox.charts = ChartDelivery(self.charts, self.engine, self.clock)
+        if self.teams is not None:
+            self.teams.charts.url_of = self.charts.image_url
         rca_timeout = settings.rca_timeout
         if rca is None:
             if settings.rca == "bedrock":
@@ -336,6 +346,16 @@ class Runtime:
             self.metrics,
             on_ingested=self._ingested,
             max_index_lag=settings.max_index_lag,
+            feeds=FeedSet(
+                self.backend,
+                self.rules,
+                max_index_lag=settings.max_index_lag,
+                late_sweep=settings.late_sweep,
+                max_events=settings.feed_max_events,
+                extractor=extractor,
+            )
+            if settings.shared_searches
+            else None,
             clear=lambda incident_id: self.interactions.execute(
                 incident_id, Command(CommandKind.CLEAR, actor="bot", surface="scheduler")
             ),

@@ -15,14 +15,17 @@ def plan_windows(
     rule: Rule,
     sliding: bool,
     index_lag: timedelta | None = None,
+    end: datetime | None = None,
 ) -> tuple[list[Window], timedelta]:
     """The windows the next run must search, and how much data was given up (past catch-up).
 
     With ``index_lag`` the windows are bounded by index time: each covers the events indexed
     since the previous window's end (``Window.index_since``) and reaches ``index_lag`` further
     back in event time, so an event indexed up to that late is still found, and new, once.
+    ``end``, when given, is where the rule's data ends (its feed's index-time cursor).
     Index-time bounds fall on whole seconds, as Splunk's ``_indextime`` does."""
-    end = now - rule.query_delay
+    if end is None:  # else the rule's feed says how far its data goes
+        end = now - rule.query_delay
     if index_lag is not None:  # Splunk keeps index times in whole seconds
         end = end.replace(microsecond=0)
     if last_end is None:

@@ -1,0 +1,116 @@
+"""Which rules share one search: the planner over the parsed queries.
+
+A rule is *fed* when the bot can evaluate its whole query itself (detectors/spl) over raw events
+of one index: then one search per index and tick fetches the events that became searchable since
+the previous one, and every member rule runs its own pipeline over them. A rule that cannot be
+fed keeps its own full-window search and says why (``validate``, the rules page).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from detectors.model import Rule
+from detectors.spl import SplError, parse
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSpec:
+    """One shared search: an index, the sourcetypes its rules read (empty: all of them) and
+    the rules it feeds."""
+
+    index: str
+    sourcetypes: tuple[str, ...]
+    rules: tuple[str, ...]
+    #: the fastest member's interval: the feed fetches at most this often
+    interval: timedelta
+    #: how far back in event time the longest member window reaches
+    longest_window: timedelta
+
+    @property
+    def name(self) -> str:
+        return f"index={self.index}"
+
+    @property
+    def query(self) -> str:
+        """The search the feed runs: raw events of its index and sourcetypes, nothing else."""
+        text = f"search index={_quote(self.index)}"
+        if not self.sourcetypes:
+            return text
+        types = " OR ".join(f"sourcetype={_quote(s)}" for s in self.sourcetypes)
+        return f"{text} ({types})" if len(self.sourcetypes) > 1 else f"{text} {types}"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPlan:
+    specs: tuple[FeedSpec, ...] = ()
+    #: rules that run their own search, with the reason
+    alone: dict[str, str] = field(default_factory=dict)
+
+    def feed_of(self, rule_id: str) -> FeedSpec | None:
+        for spec in self.specs:
+            if rule_id in spec.rules:
+                return spec
+        return None
+
+
+def why_not_shared(rule: Rule) -> str | None:
+    """Why ``rule`` cannot share a search (it then runs its own over its whole window), or None
+    when it can."""
+    if not rule.enabled:
+        return "disabled"
+    if rule.interval is None:
+        return "runs on a cron schedule"
+    try:
+        pipeline = parse(rule.query)
+    except SplError as exc:
+        return f"uses SPL the bot cannot evaluate itself ({exc})"
+    prefilter = pipeline.prefilter
+    if prefilter.earliest is not None or prefilter.latest is not None:
+        return "sets its own earliest/latest in the query"
+    if not prefilter.index:
+        return "has no index= term to share a search on"
+    return None
+
+
+def plan_feeds(rules: Iterable[Rule]) -> FeedPlan:
+    """Group the rules that can share a search by index; the others run alone."""
+    alone: dict[str, str] = {}
+    members: dict[str, list[tuple[Rule, str | None]]] = {}
+    for rule in rules:
+        reason = why_not_shared(rule)
+        if reason is not None:
+            alone[rule.id] = reason
+            continue
+        prefilter = parse(rule.query).prefilter
+        assert prefilter.index is not None
+        members.setdefault(prefilter.index.lower(), []).append(
+            (rule, prefilter.sourcetype.lower() if prefilter.sourcetype else None)
+        )
+    specs = [_spec(index, found) for index, found in sorted(members.items())]
+    return FeedPlan(tuple(specs), alone)
+
+
+def _spec(index: str, found: Sequence[tuple[Rule, str | None]]) -> FeedSpec:
+    sourcetypes: tuple[str, ...] = ()
+    if all(sourcetype is not None for _, sourcetype in found):
+        sourcetypes = tuple(sorted({s for _, s in found if s is not None}))
+    intervals = [rule.interval for rule, _ in found if rule.interval is not None]
+    return FeedSpec(
+        index=index,
+        sourcetypes=sourcetypes,
+        rules=tuple(rule.id for rule, _ in found),
+        interval=min(intervals),
+        longest_window=max(rule.window for rule, _ in found),
+    )
+
+
+def _quote(value: str) -> str:
+    if value and all(c.isalnum() or c in "_-:.*" for c in value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+__all__ = ["FeedPlan", "FeedSpec", "plan_feeds", "why_not_shared"]

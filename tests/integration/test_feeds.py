@@ -1,0 +1,215 @@
+"""Shared searches: rules over one index read one feed that fetches, once, only what became
+searchable since its last fetch (index-time bounds through the real splunk-sdk against the fake
+with indexing lag on, and through the local backend); late bursts still raise their incident
+once; a restart resumes without a gap or a second incident; rules the bot cannot evaluate
+itself run alone and say why."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from bot.metrics import Metrics
+from bot.scheduler import RuleRunner
+from detectors.feeds import FeedSet, plan_feeds
+from detectors.rules import load_rules
+from integrations.local import EventStore, LocalSearchBackend
+from integrations.local.events import Event
+from tests.builders import console_policy
+from tests.conftest import FakeClock
+from tests.fakes.splunk import FakeSplunk
+from tests.integration.test_late_events import (
+    EXPECTED,
+    RULE,
+    burst,
+    incidents,
+    splunk,  # noqa: F401  (fixture)
+    splunk_backend,
+)
+
+# a second rule over the same sourcetype: it shares the feed, so the same searches serve both
+BUSY = """\
+id: busy-bastion
+title: "Many failed logins on {host}"
+type: threshold
+query: >-
+  index=os sourcetype=linux_secure "Failed password" | stats count as failures by host
+interval: 2s
+window: 40s
+group_by: [host]
+threshold: {field: failures, op: ">=", value: 20}
+severity: medium
+category: security
+"""
+
+
+def rules(tmp_path: Path, *texts: str) -> list[Any]:
+    folder = tmp_path / "rules"
+    folder.mkdir(exist_ok=True)
+    for n, text in enumerate(texts):
+        (folder / f"r{n}.yaml").write_text(text)
+    return load_rules([folder], include_shipped=False)
+
+
+def runner_for(
+    engine: Engine, backend: Any, loaded: list[Any], clock: FakeClock, **knobs: Any
+) -> RuleRunner:
+    feeds = FeedSet(backend, loaded, max_index_lag=timedelta(minutes=5), **knobs)
+    return RuleRunner(
+        engine,
+        backend,
+        loaded,
+        clock,
+        lambda s: s,
+        lambda r: console_policy(),
+        Metrics(),
+        feeds=feeds,
+    )
+
+
+async def trial(runner: RuleRunner, clock: FakeClock, add: Callable[[list[Event]], object]) -> None:
+    """The issue's trial: a burst searchable 0.5 s after it happened, one 8 s after."""
+    for rule_id in runner.rules:
+        await runner.run(rule_id)
+    add(burst(clock.now() + timedelta(seconds=1), "203.0.113.7", timedelta(seconds=0.5)))
+    add(burst(clock.now() + timedelta(seconds=3), "198.51.100.9", timedelta(seconds=8)))
+    for _ in range(40):
+        clock.advance(2)
+        for rule_id in runner.rules:
+            summary = await runner.run(rule_id)
+            assert not summary.error, summary.error
+
+
+async def test_through_splunk_one_search_per_tick_serves_both_rules_and_fetches_each_event_once(
+    engine: Engine,
+    clock: FakeClock,
+    tmp_path: Path,
+    splunk: FakeSplunk,  # noqa: F811
+) -> None:
+    loaded = rules(tmp_path, RULE, BUSY)
+    runner = runner_for(engine, splunk_backend(splunk), loaded, clock)
+    await trial(runner, clock, splunk.add_events)
+    found = incidents(engine)
+    assert {k: v for k, v in found.items() if k.startswith("ssh-guessing")} == EXPECTED
+    assert "busy-bastion|host=bastion" in found  # the threshold rule saw both bursts (24)
+    searches = splunk.searches()
+    assert len(searches) == 41  # one per tick for the two rules, not two
+    # contiguous index-time bounds: each fetch starts where the previous one ended
+    for before, after in itertools.pairwise(searches[1:]):
+        assert after.params["index_earliest"] == before.params["index_latest"]
+    assert runner.feeds is not None
+    assert runner.feeds.totals.rows == 24  # each event fetched once
+    # while it learns how late the pipeline indexes, a fetch reaches back max_index_lag
+    last = searches[-1].params
+    assert float(last["index_earliest"]) - float(last["earliest_time"]) == 300
+    lag = runner.index_lag["linux_secure"]
+    assert lag.events == 24 and 7 <= lag.largest <= 8.5  # each event measured once
+
+
+async def test_through_the_local_backend_both_bursts_raise_their_incident_once(
+    engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
+    store = EventStore(tmp_path / "events.db")
+    loaded = rules(tmp_path, RULE, BUSY)
+    runner = runner_for(engine, LocalSearchBackend(store), loaded, clock)
+    await trial(runner, clock, store.add)
+    found = incidents(engine)
+    assert {k: v for k, v in found.items() if k.startswith("ssh-guessing")} == EXPECTED
+    assert runner.feeds is not None and runner.feeds.totals.rows == 24
+    store.close()
+
+
+async def test_a_restart_resumes_the_feed_without_a_gap_or_a_second_incident(
+    engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
+    store = EventStore(tmp_path / "events.db")
+    loaded = rules(tmp_path, RULE)
+    first = runner_for(engine, LocalSearchBackend(store), loaded, clock)
+    await first.run("ssh-guessing")
+    store.add(burst(clock.now() + timedelta(seconds=1), "203.0.113.7", timedelta(seconds=0.5)))
+    clock.advance(10)
+    assert (await first.run("ssh-guessing")).result.created
+    # the process dies; a burst is indexed while it is away; a new one starts cold
+    store.add(burst(clock.now() + timedelta(seconds=2), "198.51.100.9", timedelta(seconds=1)))
+    clock.advance(30)
+    second = runner_for(engine, LocalSearchBackend(store), loaded, clock)
+    summary = await second.run("ssh-guessing")
+    assert not summary.error
+    clock.advance(2)
+    await second.run("ssh-guessing")
+    assert incidents(engine) == EXPECTED  # the second burst once, the first not again
+    store.close()
+
+
+def test_rules_the_bot_cannot_evaluate_itself_run_alone_and_say_why(tmp_path: Path) -> None:
+    plain = RULE
+    no_index = RULE.replace("id: ssh-guessing", "id: anywhere").replace(
+        "index=os sourcetype=linux_secure ", ""
+    )
+    modifiers = RULE.replace("id: ssh-guessing", "id: own-time").replace(
+        "index=os", "index=os earliest=-1h"
+    )
+    cron = RULE.replace("id: ssh-guessing", "id: nightly").replace(
+        "interval: 2s", 'schedule: "0 3 * * *"'
+    )
+    other = BUSY.replace("index=os sourcetype=linux_secure", "index=web sourcetype=nginx").replace(
+        "id: busy-bastion", "id: busy-web"
+    )
+    plan = plan_feeds(rules(tmp_path, plain, no_index, modifiers, cron, other, BUSY))
+    assert plan.alone == {
+        "anywhere": "has no index= term to share a search on",
+        "own-time": "sets its own earliest/latest in the query",
+        "nightly": "runs on a cron schedule",
+    }
+    by_name = {spec.name: spec for spec in plan.specs}
+    assert set(by_name) == {"index=os", "index=web"}
+    assert sorted(by_name["index=os"].rules) == ["busy-bastion", "ssh-guessing"]
+    assert by_name["index=web"].rules == ("busy-web",)
+    assert by_name["index=os"].query == "search index=os sourcetype=linux_secure"
+
+
+async def test_the_scan_back_follows_the_measured_lag_and_the_sweep_finds_what_is_later(
+    engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
+    store = EventStore(tmp_path / "events.db")
+    loaded = rules(tmp_path, RULE)
+    runner = runner_for(
+        engine, LocalSearchBackend(store), loaded, clock, late_sweep=timedelta(seconds=30)
+    )
+    assert runner.feeds is not None
+    feed = runner.feeds.feed("ssh-guessing")
+    await runner.run("ssh-guessing")
+    for n in range(LEARN_TICKS):  # quiet logins, indexed a second after they happen
+        store.add([single(clock, n, lag_s=1)])
+        clock.advance(2)
+        await runner.run("ssh-guessing")
+    assert feed.scan_back == 1.25 * 1 + 2  # no longer max_index_lag (300 s)
+    # a burst indexed a minute late: beyond the scan-back, so the sweep finds it, once
+    store.add(burst(clock.now() - timedelta(seconds=50), "198.51.100.9", timedelta(seconds=60)))
+    for _ in range(30):
+        clock.advance(2)
+        await runner.run("ssh-guessing")
+    assert incidents(engine) == {"ssh-guessing|host=bastion,src=198.51.100.9": 12}
+    assert feed.figures.late_found == 12
+    assert feed.scan_back >= 60  # it widened to the lag it found
+    store.close()
+
+
+LEARN_TICKS = 310  # ten minutes of index time, two seconds apart
+
+
+def single(clock: FakeClock, n: int, lag_s: float) -> Event:
+    at = clock.now() - timedelta(seconds=0.5)
+    return Event(
+        time=at,
+        raw=f"sshd[{n}]: Accepted publickey for deploy from 192.0.2.8 host=bastion src=192.0.2.8",
+        index="os",
+        sourcetype="linux_secure",
+        host="bastion",
+        indexed=at + timedelta(seconds=lag_s),
+    )
