@@ -234,8 +234,25 @@ def rules_json(runtime: Runtime) -> list[dict[str, Any]]:
     with runtime.engine.connect() as conn:
         states = {r.rule_id: r for r in conn.execute(select(RULE_STATE))}
     out = []
+    feeds = runtime.runner.feeds
     for rule in runtime.rules:
         st = states.get(rule.id)
+        search: dict[str, Any] = {"shared": False, "reason": "shared searches are off"}
+        if feeds is not None:
+            spec = feeds.plan.feed_of(rule.id)
+            if spec is None:
+                search = {"shared": False, "reason": feeds.plan.alone.get(rule.id, "")}
+            else:
+                broken = feeds.feed(rule.id).broken
+                search = {
+                    "shared": not broken,
+                    "feed": spec.name,
+                    "with": [other for other in spec.rules if other != rule.id],
+                    "reason": broken,
+                }
+        lag = runtime.runner.search_lag.get(rule.id)
+        search["search_lag_s"] = None if lag is None else round(lag, 1)
+        search["coalesced_runs"] = runtime.runner.coalesced.get(rule.id, 0)
         out.append(
             {
                 "id": rule.id,
@@ -248,6 +265,7 @@ def rules_json(runtime: Runtime) -> list[dict[str, Any]]:
                 "schedule": rule.schedule,
                 "window": format_duration(rule.window),
                 "source": f"{rule.source_file}:{rule.source_line}",
+                "search": search,
                 "state": None
                 if st is None
                 else {

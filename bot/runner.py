@@ -194,7 +194,10 @@ class RuleRunner:
         """Where the rule's rows come from (its feed, or its own search) and its windows."""
         backend, end = self._backend, None
         if self.feeds is not None and self.feeds.fed(rule.id):
-            end = await self.feeds.end_for(rule, now - rule.query_delay)
+            try:
+                end = await self.feeds.end_for(rule, now - rule.query_delay)
+            finally:
+                self._export_feeds()
             backend = self.feeds.view(rule.id)
         kind = rule_type(rule.type)
         windows, skipped = plan_windows(
@@ -222,6 +225,23 @@ class RuleRunner:
         if not getattr(backend or self._backend, "index_time_bounds", False):
             return None
         return rule.max_index_lag or self._max_index_lag
+
+    def _export_feeds(self) -> None:
+        assert self.feeds is not None
+        gauge = self._metrics.feed
+        for info in self.feeds.describe():
+            f = info.figures
+            for figure, value in (
+                ("searches", f.searches),
+                ("sweeps", f.sweeps),
+                ("rows", f.rows),
+                ("scanned_seconds", f.scanned_s),
+                ("late_found", f.late_found),
+                ("errors", f.errors),
+                ("cached_events", info.cached),
+                ("scan_back_seconds", info.scan_back_s),
+            ):
+                gauge.labels(info.name, figure).set(value)
 
     def _observe_lags(self, lags: Sequence[tuple[str, float]]) -> None:
         for sourcetype, seconds in lags:

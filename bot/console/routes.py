@@ -114,7 +114,8 @@ def make_console(runtime: Runtime, caller: Callable[[Request], Caller]) -> APIRo
         items = await asyncio.to_thread(rules_json, runtime)
         flags = await asyncio.to_thread(rule_flags, runtime.rules, runtime.engine)
         lags = sorted(runtime.runner.index_lag.items())  # measured by this replica's runs
-        return page(request, "rules.html", rules=items, flags=flags, index_lags=lags)
+        feeds = runtime.runner.feeds.describe() if runtime.runner.feeds is not None else []
+        return page(request, "rules.html", rules=items, flags=flags, index_lags=lags, feeds=feeds)
 
     @router.get("/maintenance", response_class=HTMLResponse)
     async def maintenance(request: Request) -> Response:

@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 
 from bot.metrics import Metrics
@@ -213,3 +214,53 @@ def single(clock: FakeClock, n: int, lag_s: float) -> Event:
         host="bastion",
         indexed=at + timedelta(seconds=lag_s),
     )
+
+
+async def test_the_rules_page_api_and_metrics_show_which_rules_share_which_search(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    from tests.integration.test_api import make_client
+
+    async for client, runtime in make_client(tmp_path, clock):
+        assert await runtime.acquire_lease()
+        for rule_id in ("high-cpu", "memory-pressure"):  # both over index=metrics
+            assert not (await runtime.runner.run(rule_id)).error
+        clock.advance(30)
+        assert not (await runtime.runner.run("high-cpu")).error
+        page = (await client.get("/rules")).text
+        assert "Shared searches" in page
+        assert "<code>search index=metrics" in page
+        assert "shares <code>index=metrics</code> with" in page
+        answer = (await client.get("/api/v1/rules")).json()
+        listed = {r["id"]: r["search"] for r in answer["items"]}
+        cpu = listed["high-cpu"]
+        assert cpu["shared"] and cpu["feed"] == "index=metrics"
+        assert "memory-pressure" in cpu["with"]
+        assert cpu["search_lag_s"] is not None and cpu["search_lag_s"] < 30
+        metrics = (await client.get("/metrics")).text
+        assert 'bot_feed{feed="index=metrics",figure="searches"} 2.0' in metrics
+        assert 'bot_rule_search_lag_seconds{rule="high-cpu"}' in metrics
+
+
+def test_cron_rules_are_scheduled_not_paused(
+    tmp_path: Path, engine: Engine, clock: FakeClock
+) -> None:
+    import asyncio
+
+    from bot.scheduler import Scheduler
+
+    cron = RULE.replace("interval: 2s", 'schedule: "0 3 * * *"')
+    runner = runner_for(engine, None, rules(tmp_path, cron, BUSY), clock)
+
+    async def start() -> dict[str, Any]:
+        scheduler = Scheduler(runner, timedelta(0))
+        scheduler.start()
+        try:
+            return scheduler.next_runs()
+        finally:
+            scheduler.shutdown()
+
+    runs = asyncio.run(start())
+    assert runs["ssh-guessing"] is not None and runs["ssh-guessing"].hour == 3
+    assert runs["busy-bastion"] is not None  # a fed rule: on the ticks of its interval
+    assert runs["busy-bastion"].timestamp() % 2 == pytest.approx(0.3)
