@@ -239,15 +239,15 @@ def rules_json(runtime: Runtime) -> list[dict[str, Any]]:
         st = states.get(rule.id)
         search: dict[str, Any] = {"shared": False, "reason": "shared searches are off"}
         if feeds is not None:
-            spec = feeds.plan.feed_of(rule.id)
-            if spec is None:
+            specs = feeds.plan.feeds_of(rule.id)
+            if not specs:
                 search = {"shared": False, "reason": feeds.plan.alone.get(rule.id, "")}
             else:
-                broken = feeds.feed(rule.id).broken
+                broken = "; ".join(f.broken for f in feeds.feeds(rule.id) if f.broken)
                 search = {
                     "shared": not broken,
-                    "feed": spec.name,
-                    "with": [other for other in spec.rules if other != rule.id],
+                    "feed": ", ".join(spec.name for spec in specs),
+                    "with": sorted({o for spec in specs for o in spec.rules if o != rule.id}),
                     "reason": broken,
                 }
         lag = runtime.runner.search_lag.get(rule.id)

@@ -71,23 +71,28 @@ class FeedSet:
             )
             for spec in self.plan.specs
         }
-        self._by_rule = {rule_id: spec.name for spec in self.plan.specs for rule_id in spec.rules}
+        self._by_rule: dict[str, list[str]] = {}
+        for spec in self.plan.specs:
+            for rule_id in spec.rules:
+                self._by_rule.setdefault(rule_id, []).append(spec.name)
 
     def fed(self, rule_id: str) -> bool:
-        """Whether ``rule_id`` reads a feed (not when it runs alone, or its feed broke)."""
-        name = self._by_rule.get(rule_id)
-        return name is not None and not self._feeds[name].broken
+        """Whether ``rule_id`` reads feeds (not when it runs alone, or one of them broke)."""
+        names = self._by_rule.get(rule_id, [])
+        return bool(names) and not any(self._feeds[name].broken for name in names)
 
-    def feed(self, rule_id: str) -> Feed:
-        return self._feeds[self._by_rule[rule_id]]
+    def feeds(self, rule_id: str) -> list[Feed]:
+        """The feeds ``rule_id`` reads: one per index its query names."""
+        return [self._feeds[name] for name in self._by_rule.get(rule_id, [])]
 
     async def end_for(self, rule: Rule, wanted: datetime) -> datetime:
-        """The index-time end of ``rule``'s next window: its feed fetched up to ``wanted``
+        """The index-time end of ``rule``'s next window: its feeds fetched up to ``wanted``
         (or within a few seconds of it, when another member just fetched)."""
-        return await self.feed(rule.id).advance(wanted)
+        ends = [await feed.advance(wanted) for feed in self.feeds(rule.id)]
+        return min(ends)
 
     def view(self, rule_id: str) -> FeedView:
-        return FeedView(self.feed(rule_id), self._backend, self._extractor)
+        return FeedView(self.feeds(rule_id), self._backend, self._extractor)
 
     def describe(self) -> list[FeedInfo]:
         return [
@@ -129,17 +134,24 @@ class FeedView:
 
     index_time_bounds = True
 
-    def __init__(self, feed: Feed, backend: SearchBackend, extractor: FieldExtractor) -> None:
-        self._feed = feed
+    def __init__(
+        self, feeds: Sequence[Feed], backend: SearchBackend, extractor: FieldExtractor
+    ) -> None:
+        self._feeds = feeds
         self._backend = backend
         self._extractor = extractor
 
     async def search(self, query: SearchQuery) -> list[Hit]:
-        await self._feed.ensure_from(query.earliest)
+        for feed in self._feeds:
+            await feed.ensure_from(query.earliest)
         pipeline = parse(query.text)
         start, end = pipeline.window(query.earliest, query.latest, query.latest)
         seen_before = (query.index_latest or query.latest).timestamp()
-        rows = self._feed.cache.window(start.timestamp(), end.timestamp(), seen_before)
+        rows: list[dict] = []
+        for feed in self._feeds:
+            rows.extend(feed.cache.window(start.timestamp(), end.timestamp(), seen_before))
+        if len(self._feeds) > 1:  # newest first across indexes, as Splunk returns them
+            rows.sort(key=lambda row: row["_time"], reverse=True)
         transforming = pipeline.is_transforming
 
         def evaluate() -> list[Hit]:
@@ -161,7 +173,7 @@ class FeedView:
 
     def _as_seen(self, hit: Hit, row: dict) -> Hit:
         """An event the late sweep found counts as indexed when the sweep found it."""
-        seen = self._feed.late_seen(row)
+        seen = next((s for f in self._feeds if (s := f.late_seen(row)) is not None), None)
         if seen is None:
             return hit
         return replace(hit, indexed=datetime.fromtimestamp(seen, UTC))

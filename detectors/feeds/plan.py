@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from detectors.model import Rule
-from detectors.spl import SplError, parse
+from detectors.spl import Pipeline, SplError, parse
+from detectors.spl.nodes import And, FieldIn, FieldMatch, SearchCommand
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +50,9 @@ class FeedPlan:
     #: rules that run their own search, with the reason
     alone: dict[str, str] = field(default_factory=dict)
 
-    def feed_of(self, rule_id: str) -> FeedSpec | None:
-        for spec in self.specs:
-            if rule_id in spec.rules:
-                return spec
-        return None
+    def feeds_of(self, rule_id: str) -> list[FeedSpec]:
+        """The feeds ``rule_id`` reads (one per index its query names); [] when it runs alone."""
+        return [spec for spec in self.specs if rule_id in spec.rules]
 
 
 def why_not_shared(rule: Rule) -> str | None:
@@ -70,33 +69,50 @@ def why_not_shared(rule: Rule) -> str | None:
     prefilter = pipeline.prefilter
     if prefilter.earliest is not None or prefilter.latest is not None:
         return "sets its own earliest/latest in the query"
-    if not prefilter.index:
-        return "has no index= term to share a search on"
+    if not _named(pipeline, "index"):
+        return "has no index= term (or index IN list) naming its indexes exactly"
     return None
+
+
+def _named(pipeline: Pipeline, name: str) -> tuple[str, ...]:
+    """The exact values the first search clause requires of field ``name`` (``name=v`` or
+    ``name IN (a, b)`` at its top level); () when it does not pin them down."""
+    first = pipeline.commands[0]
+    assert isinstance(first, SearchCommand)
+    nodes = first.expr.items if isinstance(first.expr, And) else (first.expr,)
+    for node in nodes:
+        if isinstance(node, FieldMatch) and node.field == name and node.op == "=":
+            values: tuple[str, ...] = (node.value,)
+        elif isinstance(node, FieldIn) and node.field == name:
+            values = node.values
+        else:
+            continue
+        if values and all(v and "*" not in v for v in values):
+            return tuple(sorted({v.lower() for v in values}))
+    return ()
 
 
 def plan_feeds(rules: Iterable[Rule]) -> FeedPlan:
     """Group the rules that can share a search by index; the others run alone."""
     alone: dict[str, str] = {}
-    members: dict[str, list[tuple[Rule, str | None]]] = {}
+    members: dict[str, list[tuple[Rule, tuple[str, ...]]]] = {}
     for rule in rules:
         reason = why_not_shared(rule)
         if reason is not None:
             alone[rule.id] = reason
             continue
-        prefilter = parse(rule.query).prefilter
-        assert prefilter.index is not None
-        members.setdefault(prefilter.index.lower(), []).append(
-            (rule, prefilter.sourcetype.lower() if prefilter.sourcetype else None)
-        )
+        pipeline = parse(rule.query)
+        sourcetypes = _named(pipeline, "sourcetype")
+        for index in _named(pipeline, "index"):
+            members.setdefault(index, []).append((rule, sourcetypes))
     specs = [_spec(index, found) for index, found in sorted(members.items())]
     return FeedPlan(tuple(specs), alone)
 
 
-def _spec(index: str, found: Sequence[tuple[Rule, str | None]]) -> FeedSpec:
+def _spec(index: str, found: Sequence[tuple[Rule, tuple[str, ...]]]) -> FeedSpec:
     sourcetypes: tuple[str, ...] = ()
-    if all(sourcetype is not None for _, sourcetype in found):
-        sourcetypes = tuple(sorted({s for _, s in found if s is not None}))
+    if all(named for _, named in found):  # else one of the rules reads every sourcetype
+        sourcetypes = tuple(sorted({s for _, named in found for s in named}))
     intervals = [rule.interval for rule, _ in found if rule.interval is not None]
     return FeedSpec(
         index=index,

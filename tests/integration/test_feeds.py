@@ -163,7 +163,7 @@ def test_rules_the_bot_cannot_evaluate_itself_run_alone_and_say_why(tmp_path: Pa
     )
     plan = plan_feeds(rules(tmp_path, plain, no_index, modifiers, cron, other, BUSY))
     assert plan.alone == {
-        "anywhere": "has no index= term to share a search on",
+        "anywhere": "has no index= term (or index IN list) naming its indexes exactly",
         "own-time": "sets its own earliest/latest in the query",
         "nightly": "runs on a cron schedule",
     }
@@ -183,7 +183,7 @@ async def test_the_scan_back_follows_the_measured_lag_and_the_sweep_finds_what_i
         engine, LocalSearchBackend(store), loaded, clock, late_sweep=timedelta(seconds=30)
     )
     assert runner.feeds is not None
-    feed = runner.feeds.feed("ssh-guessing")
+    [feed] = runner.feeds.feeds("ssh-guessing")
     await runner.run("ssh-guessing")
     for n in range(LEARN_TICKS):  # quiet logins, indexed a second after they happen
         store.add([single(clock, n, lag_s=1)])
