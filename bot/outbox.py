@@ -35,10 +35,11 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from bot.charts.delivery import CHART, ChartDelivery
 from bot.domain.card import CardOptions
-from bot.domain.page import Page, build_page
 from bot.errors import BotError, NotFound, PermanentError, TransientError
-from bot.pipeline.notify import MessageKind, Priority, enqueue
+from bot.outbox_pages import PAGE_KINDS, PageSender
+from bot.pipeline.notify import MessageKind, Priority
 from bot.ports import (
     ChatSurface,
     Clock,
@@ -46,20 +47,16 @@ from bot.ports import (
     DigestSurface,
     DirectSurface,
     MessageRef,
-    NotingPager,
     Pager,
 )
 from bot.ratelimit import Budget, SharedBucket, SlidingWindow
 from bot.settings import RateLimit
-from bot.store.cards import load_card, rca_from_json
+from bot.store.cards import load_card
 from bot.store.claims import Claims
-from bot.store.repo import CARD_REFS, INCIDENTS, OUTBOX, to_incident
+from bot.store.repo import CARD_REFS, INCIDENTS, OUTBOX
 
 log = logging.getLogger(__name__)
 
-PAGE_KINDS = frozenset(
-    {MessageKind.TRIGGER, MessageKind.ACKNOWLEDGE, MessageKind.RESOLVE, MessageKind.NOTE}
-)
 MAX_BACKOFF = 300.0
 CLAIM_TIMEOUT = timedelta(seconds=60)
 BLOCKED_POLL = 0.25  # due rows all claimed by other workers: look again this soon
@@ -142,6 +139,8 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._rng = random.Random()
         self._on_delivered = on_delivered
+        self._pages = PageSender(engine, clock, self._console_url, self.wake)
+        self.charts: ChartDelivery | None = None  # set by the wiring when charts are on
 
     # public ----------------------------------------------------------------------------------
 
@@ -229,8 +228,8 @@ class OutboxWorker:
         ``<surface>:<channel>``); updates per surface (``<surface>.update``), since chat APIs
         budget in-place edits per method rather than per channel."""
         limit: RateLimit | None
-        if kind == MessageKind.UPDATE.value and f"{surface}.update" in self._limits:
-            key, limit = (surface, "*update*"), self._limits[f"{surface}.update"]
+        if kind in (MessageKind.UPDATE.value, CHART) and f"{surface}.{kind}" in self._limits:
+            key, limit = (surface, f"*{kind}*"), self._limits[f"{surface}.{kind}"]
         else:
             limit = self._limits.get(f"{surface}:{channel}") or self._limits.get(surface)
             key = (surface, channel)
@@ -448,9 +447,13 @@ class OutboxWorker:
     async def _send(self, surface: Any, row: Any) -> bool:
         """Deliver one message; True when its row was already marked sent (with the card's
         reference, in one transaction)."""
+        if row.kind == CHART:  # the card's chart, after it (bot.charts.delivery)
+            if self.charts is None:
+                raise NotFound("charts are not set up")
+            return await self.charts.send(surface, row)
         kind = MessageKind(row.kind)
         if kind in PAGE_KINDS:
-            await self._page(surface, row, kind)
+            await self._pages.send(surface, row, kind)
             return False
         if kind is MessageKind.POST:
             card = await asyncio.to_thread(self._card, row.incident_id)
@@ -472,76 +475,6 @@ class OutboxWorker:
             text = json.loads(row.payload_json).get("text", "")
             await surface.reply(ref, text)
         return False
-
-    async def _page(self, pager: Pager, row: Any, kind: MessageKind) -> None:
-        if kind is MessageKind.TRIGGER:
-            page = await asyncio.to_thread(self._page_of, row.incident_id)
-            ref = await pager.trigger(page, row.channel)
-            if ref.url or ref.oncall:
-                await asyncio.to_thread(self._save_page_url, row.incident_id, ref.url, ref.oncall)
-            return
-        key = await asyncio.to_thread(self._page_key, row.incident_id)
-        if not key:
-            raise NotFound(f"INC-{row.incident_id} was never paged")
-        if kind is MessageKind.NOTE:
-            if not isinstance(pager, NotingPager):
-                raise PermanentError(f"{row.surface} takes no notes")
-            await pager.note(key, json.loads(row.payload_json).get("text", ""))
-        elif kind is MessageKind.ACKNOWLEDGE:
-            await pager.acknowledge(key, row.channel)
-        else:
-            await pager.resolve(key, row.channel)
-
-    def _page_of(self, incident_id: int) -> Page:
-        with self._engine.connect() as conn:
-            row = conn.execute(select(INCIDENTS).where(INCIDENTS.c.id == incident_id)).one()
-        return build_page(
-            to_incident(row), rca_from_json(row.rca_json), self._console_url, row.search_link
-        )
-
-    def _page_key(self, incident_id: int) -> str:
-        with self._engine.connect() as conn:
-            key = conn.execute(
-                select(INCIDENTS.c.page_ref).where(INCIDENTS.c.id == incident_id)
-            ).scalar()
-        return str(key or "")
-
-    def _save_page_url(self, incident_id: int, url: str, oncall: str = "") -> None:
-        """The page's link and who is on call go on the incident, and every card of it is
-        refreshed to show them."""
-        now = self._clock.now()
-        with self._engine.begin() as conn:
-            conn.execute(
-                update(INCIDENTS)
-                .where(INCIDENTS.c.id == incident_id)
-                .values(page_url=url, oncall=oncall, updated_at=now)
-            )
-            refs = conn.execute(
-                select(CARD_REFS.c.surface, CARD_REFS.c.channel).where(
-                    CARD_REFS.c.incident_id == incident_id
-                )
-            ).all()
-            rows = [
-                {
-                    "idempotency_key": f"pageurl:{r.surface}:{r.channel}:{incident_id}",
-                    "surface": r.surface,
-                    "channel": r.channel,
-                    "kind": MessageKind.UPDATE.value,
-                    "incident_id": incident_id,
-                    "order_key": f"{r.surface}:{r.channel}:{incident_id}",
-                    "payload_json": "{}",
-                    "severity_rank": 2,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                    "sent_at": None,
-                    "last_error": "",
-                }
-                for r in refs
-            ]
-            enqueue(conn, rows)
-        self.wake()
 
     def _card(self, incident_id: int) -> Any:
         with Session(self._engine) as session:
@@ -590,6 +523,8 @@ class OutboxWorker:
                     }
                 ],
             )
+            if self.charts is not None:
+                self.charts.after_post(conn, row, ref, self._surfaces.get(row.surface), now)
 
     def _finish(self, row: Any, status: str, error: str) -> None:
         with self._engine.begin() as conn:

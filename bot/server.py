@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.api import make_router
 from bot.api_admin import make_admin_router
+from bot.api_charts import make_charts_router
 from bot.api_maintenance import make_maintenance_router
 from bot.api_reports import make_reports_router
 from bot.api_runs import make_runs_router
@@ -210,6 +211,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(make_admin_router(runtime, caller))
     app.include_router(make_maintenance_router(runtime, caller))
     app.include_router(make_reports_router(runtime, caller))
+    app.include_router(make_charts_router(runtime.charts))  # signed links: no caller needed
     for router in runtime.webhook_routers():
         app.include_router(router)
     app.include_router(make_console(runtime, caller))

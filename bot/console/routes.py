@@ -20,6 +20,7 @@ from bot import reports
 from bot.api import incident_detail, incident_number, rules_json
 from bot.api_reports import period
 from bot.auth import Caller, Unauthenticated
+from bot.charts.console import page_chart
 from bot.console.remediation import chrome, make_remediation_console
 from bot.domain.card import mute_phrase
 from bot.store.cards import load_card
@@ -94,7 +95,8 @@ def make_console(runtime: Runtime, caller: Callable[[Request], Caller]) -> APIRo
 
         card, detail = await asyncio.to_thread(load)
         cited = {eid for c in (detail["rca"] or {}).get("causes", []) for eid in c["evidence_ids"]}
-        return page(request, "incident.html", card=card, detail=detail, cited=cited)
+        chart = await page_chart(runtime.charts, number)
+        return page(request, "incident.html", card=card, detail=detail, cited=cited, chart=chart)
 
     @router.get("/console/cards/{incident_id}", response_class=HTMLResponse)
     async def card_fragment(request: Request, incident_id: str) -> Response:

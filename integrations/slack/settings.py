@@ -24,6 +24,7 @@ ENV_PREFIX = "SLACK_"
 DEFAULT_API_URL = "https://slack.com/api/"
 POSTS_PER_SECOND, POST_BURST = 1.0, 3
 UPDATES_PER_MINUTE, UPDATE_BURST = 48, 5
+CHARTS_PER_MINUTE = 20
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
 _SECRETS = ("bot_token", "signing_secret", "app_token")
 
@@ -87,11 +88,18 @@ class SlackSettings(BaseSettings):
     def outbox_rate_limits(self) -> dict[str, RateLimit]:
         """The outbox budget within Slack's limits: posts and replies about 1/s per channel
         (bursts of 3), in-place updates about 50/min for the whole workspace (Tier 3): paced at
-        48/min with bursts of 5, and never more than 48 in any rolling minute."""
+        48/min with bursts of 5, and never more than 48 in any rolling minute; charts in card
+        threads (``files.getUploadURLExternal`` + ``files.completeUploadExternal``) at most 20 a
+        minute, budgeted apart from the posts."""
         return {
             "slack": RateLimit(rate=POSTS_PER_SECOND, burst=POST_BURST),
             "slack.update": RateLimit(
                 rate=UPDATES_PER_MINUTE / 60, burst=UPDATE_BURST, window_max=UPDATES_PER_MINUTE
+            ),
+            # a chart in a card's thread: two file calls each, on their own budget (never the
+            # channel's posts), 20 a minute at most
+            "slack.chart": RateLimit(
+                rate=CHARTS_PER_MINUTE / 60, burst=3, window_max=CHARTS_PER_MINUTE
             ),
         }
 

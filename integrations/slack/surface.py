@@ -17,10 +17,12 @@ import aiohttp
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.charts.delivery import ChartFile
 from bot.domain.card import Card
 from bot.errors import BotError, PermanentError, TransientError
 from bot.ports import DigestLine, Health, HealthStatus, MessageRef
 from integrations.slack.errors import translate
+from integrations.slack.files import upload_chart
 from integrations.slack.render import render_card, render_digest, render_reply
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,8 @@ def call_failed(method: str, error: BotError) -> str:
 
 
 class SlackChatSurface:
-    """Implements ``ChatSurface``, ``DigestSurface`` and ``DirectSurface`` (``bot.ports``)."""
+    """Implements ``ChatSurface``, ``DigestSurface`` and ``DirectSurface`` (``bot.ports``) and
+    ``ChartSurface`` (``bot.charts.delivery``)."""
 
     name = NAME
 
@@ -119,6 +122,12 @@ class SlackChatSurface:
             "chat.postMessage",
             {"channel": channel, **message, "unfurl_links": False, "unfurl_media": False},
         )
+
+    # ChartSurface (bot.charts.delivery) ------------------------------------------------------
+
+    async def upload_chart(self, ref: MessageRef, chart: ChartFile) -> None:
+        """The incident's chart as a PNG in the card's thread (``files:write``)."""
+        await upload_chart(self._client, ref, chart, self._timeout, self._secrets)
 
     # private answers ---------------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ from bot.domain.durations import parse_duration
 from bot.domain.incident import Command, CommandKind
 from bot.errors import BotError, NotFound
 from bot.operations import Operations
+from integrations.teams.charts import ChartLinks
 from integrations.teams.commands import TeamsCommands, parse
 from integrations.teams.conversations import (
     ConversationStore,
@@ -138,10 +139,11 @@ class TeamsAgent:
         commands: TeamsCommands,
         refusals: Refusals | None = None,
         pressers: LastPressers | None = None,
+        charts: ChartLinks | None = None,
     ) -> None:
         self._auth = auth
         self.pressers = pressers or LastPressers()
-        self._views = CardViews(operations, self.pressers)
+        self._views = CardViews(operations, self.pressers, charts)
         self._refusals = refusals
         self._operations = operations
         self._conversations = conversations

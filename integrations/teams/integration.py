@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from bot.operations import Operations
 from bot.ports import Clock, SystemClock
 from integrations.teams.agent import TeamsAgent
+from integrations.teams.charts import ChartLinks
 from integrations.teams.commands import TeamsCommands
 from integrations.teams.conversations import ConversationStore
 from integrations.teams.credentials import auth_configuration, connections
@@ -27,6 +28,7 @@ class TeamsIntegration:
     router: APIRouter
     agent: TeamsAgent
     conversations: ConversationStore
+    charts: ChartLinks  # set ``charts.url_of`` to put each incident's chart on its card
 
 
 def build_teams(
@@ -45,6 +47,7 @@ def build_teams(
     clock = clock or SystemClock()
     store = ConversationStore(engine, clock)
     links = connections(settings, token_provider)
+    charts = ChartLinks()
     agent = TeamsAgent(
         auth_configuration(settings),
         links,
@@ -53,6 +56,7 @@ def build_teams(
         TeamsCommands(operations, console_url),
         Refusals(engine, clock),
         LastPressers(),
+        charts,
     )
     responders = responder_ids(operations.roles)
     # proactive sends get an adapter of their own: no reply-with-the-error handler, so a
@@ -67,5 +71,6 @@ def build_teams(
         settings.timeout,
         settings.default_channel,
         refresh_for=lambda incident: refresh_users(responders, agent.pressers.of(incident)),
+        charts=charts,
     )
-    return TeamsIntegration(surface, agent.router(), agent, store)
+    return TeamsIntegration(surface, agent.router(), agent, store, charts)

@@ -33,6 +33,7 @@ TITLE_CHARS = 200
 SHORT_RCA_CHARS = 200
 MORE = "…more in the console"
 CONSOLE_LINK = "Open in console"
+CHART_ALT = "Chart of the values the rule compared around this incident, and when it fired"
 
 SEVERITY_STYLE = {
     "critical": "attention",
@@ -57,13 +58,21 @@ def card_revision(card: Card) -> str:
 
 
 def render_card(
-    card: Card, notice: str = "", refresh_for: Sequence[str] = (), footnote: str = ""
+    card: Card,
+    notice: str = "",
+    refresh_for: Sequence[str] = (),
+    footnote: str = "",
+    chart_url: str = "",
 ) -> Json:
     """The incident card; ``notice`` (a refusal, for example) is shown above it when given,
     ``footnote`` (why there are no buttons, for example) below it; ``refresh_for`` are the
-    Teams user ids the card refreshes for (at most :data:`MAX_REFRESH_USERS`)."""
+    Teams user ids the card refreshes for (at most :data:`MAX_REFRESH_USERS`); ``chart_url``
+    is the chart image Teams fetches (shown under the root cause line)."""
     cut = _clip(card)
     content = _card(cut, notice, truncated=cut != card, footnote=footnote)
+    if chart_url:  # under the root cause line: notice, header, facts, root cause, chart
+        at = (1 if notice else 0) + 1 + len(_facts(cut)) + 1
+        content["body"].insert(at, chart_image(chart_url))
     dropped = list(cut.evidence)
     while _size(content) > MAX_CARD_BYTES and dropped:
         dropped.pop()
@@ -88,6 +97,17 @@ def render_card(
             "userIds": users,
         }
     return content
+
+
+def chart_image(url: str) -> Json:
+    """The chart as an Adaptive Card ``Image`` (full width, with its alt text)."""
+    return {
+        "type": "Image",
+        "url": url,
+        "altText": CHART_ALT,
+        "size": "Stretch",
+        "spacing": "Medium",
+    }
 
 
 def render_lines(title: str, lines: Sequence[str], footer: str = "") -> Json:

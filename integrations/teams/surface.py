@@ -30,6 +30,7 @@ from bot.domain.card import Card
 from bot.errors import BotError, NotFound, PermanentError, TransientError
 from bot.ports import Clock, Health, HealthStatus, MessageRef
 from integrations.retry_after import retry_after_seconds
+from integrations.teams.charts import ChartLinks
 from integrations.teams.conversations import (
     ConversationStore,
     StoredConversation,
@@ -71,8 +72,10 @@ class TeamsChatSurface:
         timeout: float = 10.0,
         default_channel: str = "",
         refresh_for: Callable[[int], Sequence[str]] | None = None,
+        charts: ChartLinks | None = None,
     ) -> None:
         self._adapter = adapter
+        self._charts = charts or ChartLinks()
         self._refresh_for = refresh_for or (lambda incident_id: ())
         self._clock = clock
         self._app_id = app_id
@@ -88,10 +91,7 @@ class TeamsChatSurface:
                 f"no Teams conversation is known as {channel!r}: add the app to that channel "
                 "(its key is printed when it joins) or fix the route"
             )
-        activity = card_activity(
-            render_card(card, refresh_for=self._refresh_for(card.incident_id)),
-            f"{card.human_id}: {card.title}",
-        )
+        activity = await self._card_activity(card)
         sent = await self._turn(stored.reference, None, lambda ctx: ctx.send_activity(activity))
         if sent is None or not getattr(sent, "id", None):
             raise PermanentError(f"Teams accepted the card of {card.human_id} but gave no id")
@@ -101,12 +101,18 @@ class TeamsChatSurface:
     async def update(self, ref: MessageRef, card: object) -> None:
         assert isinstance(card, Card)
         reference, activity_id = await self._locate(ref)
-        activity = card_activity(
-            render_card(card, refresh_for=self._refresh_for(card.incident_id)),
-            f"{card.human_id}: {card.title}",
-        )
+        activity = await self._card_activity(card)
         activity.id = activity_id
         await self._turn(reference, None, lambda ctx: ctx.update_activity(activity), gone=True)
+
+    async def _card_activity(self, card: Card) -> Activity:
+        """The card's message: refreshing per person, with its chart's signed image URL."""
+        content = render_card(
+            card,
+            refresh_for=self._refresh_for(card.incident_id),
+            chart_url=await self._charts.url(card.incident_id),
+        )
+        return card_activity(content, f"{card.human_id}: {card.title}")
 
     async def reply(self, ref: MessageRef, text: str) -> None:
         reference, activity_id = await self._locate(ref)

@@ -25,6 +25,7 @@ from bot.authz import Role, Roles
 from bot.domain.card import ActionKind, Card
 from bot.errors import BotError
 from bot.operations import Operations
+from integrations.teams.charts import ChartLinks
 from integrations.teams.render import MAX_REFRESH_USERS, render_card
 
 ORGID = "8:orgid:"
@@ -97,9 +98,12 @@ def offers_approval(card: Card) -> bool:
 class CardViews:
     """Renders an incident card for one person (``teams:<AAD object id>``)."""
 
-    def __init__(self, operations: Operations, pressers: LastPressers) -> None:
+    def __init__(
+        self, operations: Operations, pressers: LastPressers, charts: ChartLinks | None = None
+    ) -> None:
         self._operations = operations
         self._pressers = pressers
+        self._charts = charts or ChartLinks()
 
     async def render(self, card: Card, actor: str, notice: str = "") -> dict[str, Any]:
         roles = self._operations.roles
@@ -109,7 +113,8 @@ class CardViews:
         elif offers_approval(card) and await self._requested(card.run_id, actor):
             card = without_own_approval(card)
         users = refresh_users(responder_ids(roles), self._pressers.of(card.incident_id))
-        return render_card(card, notice, users, footnote)
+        chart = await self._charts.url(card.incident_id)
+        return render_card(card, notice, users, footnote, chart)
 
     async def _requested(self, run_id: int, actor: str) -> bool:
         """Whether ``actor`` requested run ``run_id`` (who may not approve it too)."""

@@ -210,6 +210,9 @@ class FakeSlack:
     failures: dict[str, deque[tuple[int, str]]] = field(default_factory=dict)
     rejected: Counter[str] = field(default_factory=Counter)  # 429s per method
     faults: FaultSwitch = field(default_factory=FaultSwitch)  # on /api/ (tests.fakes.faults)
+    # files_upload_v2: files by id (getUploadURLExternal, the upload URL, completeUploadExternal)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    missing_scopes: set[str] = field(default_factory=set)  # e.g. {"files:write"}
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _buckets: dict[tuple[str, str], Bucket] = field(default_factory=dict)
     _gates: dict[str, asyncio.Event] = field(default_factory=dict)
@@ -241,6 +244,7 @@ class FakeSlack:
         app = web.Application(middlewares=[fault_middleware(self.faults, "/api/")])
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/respond/{name}", self._respond)
+        app.router.add_post("/upload/v1/{file_id}", self._upload)
         app.router.add_get("/socket", self._socket)
         return app
 
@@ -368,6 +372,8 @@ class FakeSlack:
             return self._answer(method, args, authorization, 429, "ratelimited", retry=retry)
         if isinstance(result, str):  # "error_code" or "error_code|message"
             return self._answer(method, args, authorization, 200, result)
+        if isinstance(result, tuple):  # (error code, more fields of the error body)
+            return self._answer(method, args, authorization, 200, result[0], extra=result[1])
         return self._answer(method, args, authorization, 200, "", result)
 
     def _answer(
@@ -379,11 +385,12 @@ class FakeSlack:
         error: str,
         data: dict[str, Any] | None = None,
         retry: str = "",
+        extra: dict[str, Any] | None = None,
     ) -> web.Response:
         error, _, message = error.partition("|")
         self.calls.append(Call(method, args, status, error, self.clock(), authorization))
         if error:
-            body: dict[str, Any] = {"ok": False, "error": error}
+            body: dict[str, Any] = {"ok": False, "error": error, **(extra or {})}
             if message:
                 body["response_metadata"] = {"messages": [f"[ERROR] {message}"]}
         else:
@@ -538,6 +545,100 @@ class FakeSlack:
 
     def _m_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"url": f"ws://127.0.0.1:{self._port}/socket"}
+
+    # files_upload_v2 ---------------------------------------------------------------------------
+
+    def uploads(self, channel: str = "", thread_ts: str = "") -> list[dict[str, Any]]:
+        """Files shared (completed), optionally only those in one channel or thread."""
+        return [
+            f
+            for f in self.files.values()
+            if f.get("shared")
+            and (not channel or f["channel"] == channel)
+            and (not thread_ts or f.get("thread_ts") == thread_ts)
+        ]
+
+    def _no_file_scope(self) -> tuple[str, dict[str, Any]] | None:
+        if "files:write" not in self.missing_scopes:
+            return None
+        return "missing_scope", {"needed": "files:write", "provided": "chat:write,commands"}
+
+    def _m_files_getUploadURLExternal(
+        self, args: dict[str, Any]
+    ) -> dict[str, Any] | str | tuple[str, dict[str, Any]]:
+        refused = self._no_file_scope()
+        if refused is not None:
+            return refused
+        if not args.get("filename"):
+            return "invalid_arguments|missing required field: filename"
+        length = str(args.get("length", ""))
+        if not length.isdigit() or int(length) < 1:
+            return "invalid_arguments|length must be a positive integer"
+        file_id = f"F{next(self._ts):010d}"
+        self.files[file_id] = {
+            "id": file_id,
+            "name": args["filename"],
+            "length": int(length),
+            "alt_txt": args.get("alt_txt", ""),
+            "data": None,
+        }
+        return {"upload_url": f"{self.url}/upload/v1/{file_id}", "file_id": file_id}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """The upload URL: the file's bytes, raw or as a multipart form (as Slack takes them)."""
+        found = self.files.get(request.match_info["file_id"])
+        if found is None:
+            return web.Response(status=404, text="Not Found")
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            part = next(iter(form.values()), b"")
+            data = part.file.read() if isinstance(part, web.FileField) else str(part).encode()
+        else:
+            data = await request.read()
+        found["data"] = data
+        return web.Response(text=f"OK - {len(data)}")
+
+    def _m_files_completeUploadExternal(
+        self, args: dict[str, Any]
+    ) -> dict[str, Any] | str | tuple[str, dict[str, Any]]:
+        refused = self._no_file_scope()
+        if refused is not None:
+            return refused
+        try:
+            items = json.loads(str(args.get("files", "")))
+        except ValueError:
+            return "invalid_arguments|files must be a JSON array"
+        if not isinstance(items, list) or not items:
+            return "invalid_arguments|files must be a non-empty JSON array"
+        channel, thread_ts = str(args.get("channel_id", "")), str(args.get("thread_ts", ""))
+        if thread_ts and not channel:
+            return "invalid_arguments|thread_ts needs channel_id"
+        if thread_ts and (channel, thread_ts) not in self.messages:
+            return "invalid_thread_ts"
+        done = []
+        for item in items:
+            found = self.files.get(str(item.get("id", "")) if isinstance(item, dict) else "")
+            if found is None or found["data"] is None:
+                return "file_not_found"
+            if len(found["data"]) != found["length"]:
+                return "file_upload_size_mismatch"
+            found.update(
+                title=item.get("title") or found["name"],
+                channel=channel,
+                thread_ts=thread_ts,
+                initial_comment=args.get("initial_comment", ""),
+                shared=True,
+            )
+            done.append(
+                {
+                    "id": found["id"],
+                    "name": found["name"],
+                    "title": found["title"],
+                    "mimetype": "image/png" if found["name"].endswith(".png") else "",
+                    "size": found["length"],
+                }
+            )
+        return {"files": done}
 
     # response_url and Socket Mode ------------------------------------------------------------
 

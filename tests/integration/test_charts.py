@@ -1,0 +1,221 @@
+"""The chart of what a rule saw, where people see it: inline SVG on the console's incident page
+(a real rule run over the local backend), one PNG in the Slack card's thread through slack-sdk's
+``files_upload_v2`` against the fake (none when the card failed; a missing ``files:write``
+scope recorded, not retried), and the Teams card's signed image link."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import select
+
+from bot.charts.png import SIGNATURE
+from bot.pipeline.ingest import ingest
+from bot.server import create_app
+from bot.settings import load_settings
+from bot.store.repo import AUDIT, OUTBOX, TIMELINE
+from bot.wiring import Runtime
+from integrations.local.events import Event
+from integrations.local.fleet import nginx_access
+from tests.builders import alert
+from tests.conftest import FakeClock
+from tests.fakes.slack import CHANNEL, SlackBot, slack_bot
+from tests.fakes.teams import teams_bot
+
+RULE = "web-5xx-burst"  # shipped: threshold >= 20 events in 5m, grouped by service
+
+
+def add_bursts(runtime: Runtime, clock: FakeClock) -> None:
+    """checkout: an error a minute for 25 minutes from half an hour ago, then 30 in the last 4
+    minutes; catalog: 45 in the last 4 minutes (another group, another incident)."""
+    assert runtime.event_store is not None
+    now = clock.now()
+    events = []
+    for i in range(25):
+        events.append(_error(now - timedelta(minutes=30) + i * timedelta(seconds=60), "checkout"))
+    for i in range(30):
+        events.append(_error(now - timedelta(minutes=4) + i * timedelta(seconds=7), "checkout"))
+    for i in range(45):
+        events.append(_error(now - timedelta(minutes=4) + i * timedelta(seconds=5), "catalog"))
+    runtime.event_store.add(events)
+
+
+def _error(at: datetime, service: str) -> Event:
+    return nginx_access(
+        at,
+        "web-1",
+        service,
+        method="GET",
+        path="/cart",
+        status=503,
+        latency_ms=12,
+        client="10.0.0.9",
+    )
+
+
+async def test_the_incident_page_shows_the_rules_values_for_its_own_group(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    settings = load_settings(
+        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        local_events_path=tmp_path / "events.db",
+        generator=False,
+    )
+    runtime = Runtime(settings, clock=clock)
+    await runtime.connect(attempts=1)
+    add_bursts(runtime, clock)
+    assert await runtime.acquire_lease()
+    created = (await runtime.runner.run(RULE)).result.created
+    assert len(created) == 2  # checkout and catalog
+    transport = httpx.ASGITransport(app=create_app(runtime))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://bot.test") as client:
+            pages = [(await client.get(f"/incidents/{i}")).text for i in created]
+    finally:
+        runtime.engine.dispose()
+        if runtime.event_store is not None:
+            runtime.event_store.close()
+    checkout = next(p for p in pages if "HTTP 5xx burst on checkout" in p)
+    svg = re.search(r"<svg.*?</svg>", checkout, re.DOTALL)
+    assert svg is not None, "no chart on the incident page"
+    chart = svg.group(0)
+    assert 'class="threshold"' in chart and 'data-value="20"' in chart
+    found = re.search(r'data-values="([^"]*)"', chart)
+    assert found is not None
+    values = [int(v) for v in found.group(1).split(",") if v]
+    assert max(values) == 30  # checkout's own burst: catalog's 45 are not in it
+    assert values[0] == 5  # the half hour before: 1 error a minute, 5 per window
+    desc = re.search(r"<desc[^>]*>(.*?)</desc>", chart, re.DOTALL)
+    assert desc is not None
+    assert "Rule web-5xx-burst (threshold)" in desc.group(1)
+    assert "service=checkout" in desc.group(1) and "threshold &gt;= 20" in desc.group(1)
+    assert "Fired at" in desc.group(1) and "with 30" in desc.group(1)
+
+
+# Slack -----------------------------------------------------------------------------------------
+
+
+async def deliver_until(bot: SlackBot, clock: FakeClock, done: Callable[[], bool]) -> None:
+    """Outbox rounds (the clock moving on) until ``done()``; the chart draws meanwhile."""
+    for _ in range(200):
+        await bot.outbox.deliver_due()
+        if done():
+            return
+        clock.advance(2)
+        await asyncio.sleep(0.02)
+    raise AssertionError("the outbox did not get there")
+
+
+def chart_rows(bot: SlackBot) -> list[tuple[str, str]]:
+    with bot.runtime.engine.connect() as conn:
+        query = select(OUTBOX.c.status, OUTBOX.c.last_error).where(OUTBOX.c.kind == "chart")
+        return [(r.status, r.last_error) for r in conn.execute(query)]
+
+
+async def test_the_slack_thread_gets_one_chart_after_the_card(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with slack_bot(tmp_path, clock) as bot:
+        (incident,) = bot.open_incidents(1, rule=RULE, group=(("service", "svc-0"),))
+        await deliver_until(bot, clock, lambda: bool(bot.fake.uploads()))
+        for _ in range(3):  # later rounds send nothing more
+            clock.advance(30)
+            await bot.outbox.deliver_due()
+        ts = bot.card_ts(incident)
+        (upload,) = bot.fake.uploads()
+        assert (upload["channel"], upload["thread_ts"]) == (CHANNEL, ts)
+        assert upload["data"].startswith(SIGNATURE) and upload["name"].endswith(".png")
+        assert upload["title"] == f"INC-{incident}: 5xx burst on svc-0 ({RULE})"
+        assert "events per 5m" in upload["initial_comment"]
+        assert "threshold >= 20" in upload["alt_txt"]
+        methods = [c.method for c in bot.fake.calls if not c.error]
+        card = methods.index("chat.postMessage")
+        assert methods.index("files.getUploadURLExternal") > card
+        assert methods.count("files.completeUploadExternal") == 1
+        assert chart_rows(bot) == [("sent", "")]
+
+
+async def test_no_chart_when_the_card_failed(tmp_path: Path, clock: FakeClock) -> None:
+    async with slack_bot(tmp_path, clock) as bot:
+        bot.fake.fail_next("chat.postMessage", "channel_not_found")
+        bot.open_incidents(1, rule=RULE, group=(("service", "svc-0"),))
+        for _ in range(5):
+            await bot.outbox.deliver_due()
+            clock.advance(10)
+        assert not bot.fake.uploads()
+        assert not [c for c in bot.fake.calls if c.method.startswith("files.")]
+        assert chart_rows(bot) == []
+
+
+async def test_a_missing_files_scope_is_recorded_once_and_not_retried(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with slack_bot(tmp_path, clock) as bot:
+        bot.fake.missing_scopes.add("files:write")
+        (incident,) = bot.open_incidents(1, rule=RULE, group=(("service", "svc-0"),))
+        await deliver_until(bot, clock, lambda: any(s == "dead" for s, _ in chart_rows(bot)))
+        for _ in range(5):
+            clock.advance(600)
+            await bot.outbox.deliver_due()
+        asked = [c for c in bot.fake.calls if c.method == "files.getUploadURLExternal"]
+        assert [c.error for c in asked] == ["missing_scope"]
+        ((status, error),) = chart_rows(bot)
+        assert status == "dead" and "missing_scope" in error and "files:write" in error
+        with bot.runtime.engine.connect() as conn:
+            lines = [
+                r.text
+                for r in conn.execute(select(TIMELINE).where(TIMELINE.c.incident_id == incident))
+            ]
+            audits = conn.execute(
+                select(AUDIT.c.action, AUDIT.c.result, AUDIT.c.detail).where(
+                    AUDIT.c.incident_id == incident, AUDIT.c.action == "chart"
+                )
+            ).all()
+        (line,) = [t for t in lines if t.startswith("chart not posted")]
+        assert "missing_scope" in line and "needs files:write" in line
+        assert [(a.action, a.result) for a in audits] == [("chart", "failed")]
+        assert bot.card_ts(incident)  # the card itself is there
+
+
+# Teams -----------------------------------------------------------------------------------------
+
+
+async def test_the_teams_card_image_is_a_signed_expiring_png_link(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with teams_bot(tmp_path, clock, public_url="https://bot.example") as bot:
+        await bot.send(bot.activity("conversation_update_team_added"))
+        bot.connector.calls.clear()
+        burst = alert(clock.now(), rule=RULE, service="checkout", group=(("service", "checkout"),))
+        with bot.runtime.engine.begin() as conn:
+            (incident,) = ingest(conn, [burst], clock.now(), bot.policy()).created
+        await bot.outbox.deliver_due()
+        (post,) = bot.connector.of_kind("post")
+        assert post.card is not None
+        (image,) = [b for b in post.card["body"] if b.get("type") == "Image"]
+        link = urlsplit(image["url"])
+        assert (link.scheme, link.netloc) == ("https", "bot.example")
+        assert link.path == f"/charts/{incident}.png"
+        assert image["altText"]
+        path = f"{link.path}?{link.query}"
+
+        got = await bot.client.get(path)
+        assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+        assert got.content.startswith(SIGNATURE)
+
+        forged = await bot.client.get(path[:-4] + "0000")
+        assert forged.status_code == 403
+        assert "not signed by this bot" in forged.json()["error"]
+        unknown_link = urlsplit(await bot.runtime.charts.image_url(999))
+        unknown = await bot.client.get(f"{unknown_link.path}?{unknown_link.query}")
+        assert unknown.status_code == 404 and "INC-999" in unknown.json()["error"]
+
+        clock.advance(hours=26)
+        expired = await bot.client.get(path)
+        assert expired.status_code == 403 and "expired" in expired.json()["error"]
