@@ -8,6 +8,7 @@ values in ``data-`` attributes.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from html import escape
 
@@ -24,11 +25,12 @@ class _Scale:
             values.append(chart.threshold)
         if chart.band is not None:
             values += [chart.band.low, chart.band.high]
-        self.low = min([0.0, *values])
-        self.high = max([1.0, *values])
-        if self.high == self.low:
-            self.high = self.low + 1
-        self.high += (self.high - self.low) * 0.08
+        low, high = min([0.0, *values]), max([1.0, *values])
+        self.step = _nice_step((high - low) * 1.08 or 1.0)
+        self.low = math.floor(low / self.step) * self.step
+        self.high = math.ceil(high * 1.04 / self.step) * self.step
+        if self.high <= self.low:
+            self.high = self.low + self.step
         self.start = chart.start.timestamp()
         self.span = max(chart.end.timestamp() - self.start, 1.0)
 
@@ -76,16 +78,26 @@ def render_svg(chart: Chart, element_id: str = "chart") -> str:
         f'<line class="fired" x1="{fired}" x2="{fired}" y1="{TOP}" y2="{HEIGHT - BOTTOM}" '
         f'stroke="#bf8700" stroke-width="2" data-at="{chart.fired_at.isoformat()}">'
         f"<title>fired at {chart.fired_at:%H:%M:%S} UTC</title></line>"
-        f'<text x="{fired + 4}" y="{TOP + 10}" font-size="11" fill="#bf8700">'
+        f'<text x="{fired + 4 if fired < WIDTH - 100 else fired - 4}" y="{TOP + 10}" '
+        f'text-anchor="{"start" if fired < WIDTH - 100 else "end"}" font-size="11" '
+        'fill="#bf8700">'
         f"fired {chart.fired_at:%H:%M}</text>"
     )
     parts.append("</svg>")
     return "".join(parts)
 
 
+def _nice_step(span: float) -> float:
+    """A round tick step (1, 2, 2.5 or 5 times a power of ten) for about four ticks."""
+    raw = span / 4
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+
+
 def _axes(chart: Chart, scale: _Scale) -> str:
     base = HEIGHT - BOTTOM
-    ticks = [scale.low, (scale.low + scale.high) / 2, scale.high]
+    count = round((scale.high - scale.low) / scale.step)
+    ticks = [scale.low + i * scale.step for i in range(count + 1)]
     out = [
         f'<g class="axes" font-size="11" fill="#57606a">'
         f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{base}" y2="{base}" stroke="#d0d7de"/>'
