@@ -327,7 +327,18 @@ def _validate(paths: Sequence[Path]) -> int:
             Roles.load(settings.roles_file)
         except ConfigError as exc:
             problems.append(str(exc))
-    for line in [*problems, *warnings]:
+    notes = []
+    if settings is None or settings.shared_searches:
+        from detectors.feeds import why_not_shared
+
+        for rule in rules:
+            reason = why_not_shared(rule)
+            if reason and reason != "disabled":
+                notes.append(
+                    f"{rule.source_file}:{rule.source_line}: note: rule {rule.id} runs its own "
+                    f"search over its whole window (it cannot share one: {reason})"
+                )
+    for line in [*problems, *warnings, *notes]:
         print(line)
     if problems:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)

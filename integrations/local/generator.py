@@ -19,7 +19,7 @@ import random
 import threading
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -97,13 +97,13 @@ class Generator:
 
     def inject(self, name: str, now: datetime) -> int:
         """Write scenario ``name`` ending at ``now``; returns how many events were written."""
-        return self._store.add(self._scenario(name, now))
+        return self._store.add(searchable(self._scenario(name, now), now))
 
     def start(self, name: str, now: datetime, lasts_s: float | None = None) -> int:
         """Write scenario ``name`` ending at ``now`` and keep it running: :meth:`advance` writes
         its next minute every minute until :meth:`end` stops it or, with ``lasts_s``, until that
         many seconds after ``now``. Returns how many events were written."""
-        events = self._scenario(name, now)
+        events = searchable(self._scenario(name, now), now)
         until = now + timedelta(seconds=lasts_s) if lasts_s is not None else None
         with self._lock:
             self._running[name] = RunningScenario(name, now + timedelta(seconds=SPAN_S), until)
@@ -118,7 +118,7 @@ class Generator:
                 if running.until is not None and now > running.until:
                     del self._running[name]
                 elif running.next_at <= now:
-                    written += self._store.add(self._scenario(name, now))
+                    written += self._store.add(searchable(self._scenario(name, now), now))
                     next_at = now + timedelta(seconds=SPAN_S)
                     self._running[name] = RunningScenario(name, next_at, running.until)
         return written
@@ -166,7 +166,8 @@ class Generator:
         while not stop.is_set():
             now = clock.now()
             if background:
-                await self._write(self.noise(now, (now - written_to).total_seconds()), "noise")
+                noise = self.noise(now, (now - written_to).total_seconds())
+                await self._write(searchable(noise, now), "noise")
                 written_to = max(written_to, now)
             await self._guarded("running scenarios", partial(self.advance, now))
             if background and loop.time() >= next_scenario:
@@ -368,3 +369,9 @@ def _base(host: str, what: str) -> float:
 
 def _clamp(value: float, low: float, high: float) -> float:
     return min(high, max(low, value))
+
+
+def searchable(events: Sequence[Event], now: datetime) -> list[Event]:
+    """``events`` as a live source writes them: indexed when written (``now``), as Splunk
+    indexes an event when it receives it, not at its timestamp."""
+    return [e if e.indexed is not None else replace(e, indexed=max(e.time, now)) for e in events]
