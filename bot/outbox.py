@@ -459,6 +459,8 @@ class OutboxWorker:
             card = await asyncio.to_thread(self._card, row.incident_id)
             ref = await surface.post(card, row.channel)
             await asyncio.to_thread(self._save_ref, row, ref)
+            if self.charts is not None:
+                self.charts.posted(surface, row.incident_id)  # starts drawing its chart
             return True
         if kind is MessageKind.DIRECT:
             if not isinstance(surface, DirectSurface):

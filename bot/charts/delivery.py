@@ -7,26 +7,29 @@ message has its own order key (a chart that waits never holds up the card's upda
 lowest priority (it goes after every card message of its lane), and its own rate budget
 (``<surface>.chart``, the file methods' tier, not the channel's post budget).
 
-Delivering it must not hold up the lane either: the first attempt starts drawing the chart in
-the background (:meth:`bot.charts.service.Charts.png_if_ready`) and the message is tried again
-shortly, uploaded once the PNG is there. A permanent failure (a missing ``files:write`` scope,
-say) is written on the incident's timeline and audit trail and the message stops (``dead``); a
-transient one is retried with backoff up to the outbox's attempt limit.
+Delivering it must not hold up the lane either: the chart is drawn in the background
+(:meth:`bot.charts.service.Charts.png_if_ready`), started when the card is posted, and the
+message comes due a few seconds later; while the PNG is not there yet it is tried again
+shortly (with backoff), and uploaded once it is. A permanent failure (a missing
+``files:write`` scope, say) is written on the incident's timeline and audit trail and the
+message stops (``dead``); a transient one is retried with backoff up to the outbox's attempt
+limit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import Connection, Engine, select
 
 from bot.charts.png import caption
 from bot.charts.service import Charts
-from bot.errors import NotFound, PermanentError, TransientError
+from bot.errors import BotError, NotFound, PermanentError, TransientError
 from bot.ports import Clock, MessageRef
 from bot.store import audit
 from bot.store.repo import CARD_REFS, OUTBOX, TIMELINE, insert_ignore
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 
 CHART = "chart"  # the outbox kind
 LOW_PRIORITY = 2  # after a person's actions (0) and the bot's routine messages (1)
+HEAD_START = timedelta(seconds=3)  # the chart is drawn meanwhile (started when the card posts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +93,19 @@ class ChartDelivery:
             "priority": LOW_PRIORITY,
             "status": "pending",
             "attempts": 0,
-            "next_attempt_at": now,
+            "next_attempt_at": now + HEAD_START,
             "created_at": now,
             "sent_at": None,
             "last_error": "",
         }
         insert_ignore(conn, OUTBOX, [chart_row], "idempotency_key")
+
+    def posted(self, surface: object, incident_id: int | None) -> None:
+        """A card was just posted: start drawing its chart, so it is ready when its message is
+        due (a failure here is met again, and handled, when the message is sent)."""
+        if isinstance(surface, ChartSurface) and incident_id is not None:
+            with contextlib.suppress(BotError):
+                self.charts.png_if_ready(incident_id)
 
     async def send(self, surface: object, row: Any) -> bool:
         """Upload the incident's chart into its card's thread. Raises ``ChartPending`` while it

@@ -76,9 +76,15 @@ def span_of(fired_at: datetime, until: datetime, rule: Rule) -> tuple[datetime, 
 
 
 def moments(
-    rule: Rule, measure: Measure, start: datetime, end: datetime, most: int = MAX_POINTS
+    rule: Rule,
+    measure: Measure,
+    start: datetime,
+    end: datetime,
+    fired_at: datetime,
+    most: int = MAX_POINTS,
 ) -> list[datetime]:
-    """The ends of the windows to value, oldest first, at most ``most`` of them."""
+    """The ends of the windows to value, oldest first, at most ``most`` of them: one of them
+    the moment the rule fired (for sliding types; bucket ends for ``anomaly``)."""
     if measure.aligned:
         step = measure.window.total_seconds()
     else:
@@ -91,6 +97,9 @@ def moments(
         step *= 2
     if measure.aligned:
         first = math.ceil(first / step) * step
+    elif first <= fired_at.timestamp() <= last:
+        fired = fired_at.timestamp()
+        first = fired - math.floor((fired - first) / step) * step
     count = int((last - first) // step) + 1
     return [datetime.fromtimestamp(first + i * step, UTC) for i in range(max(count, 1))]
 

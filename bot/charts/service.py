@@ -50,6 +50,7 @@ CACHE_SIZE = 128
 MAX_EVENTS = 20_000  # events one chart search reads
 SEARCHES_AT_ONCE = 4  # per-point searches of an aggregating query
 RENDERS_AT_ONCE = 2
+BUILDS_AT_ONCE = 2  # charts searching at once (each may ask SEARCHES_AT_ONCE searches)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,7 @@ class Charts:
         self._building: dict[int, asyncio.Task[Chart]] = {}
         self._drawing: dict[int, asyncio.Task[bytes]] = {}
         self._render_gate = asyncio.Semaphore(RENDERS_AT_ONCE)
+        self._build_gate = asyncio.Semaphore(BUILDS_AT_ONCE)
 
     # what callers ask for ----------------------------------------------------------------------
 
@@ -148,6 +150,10 @@ class Charts:
     # building ----------------------------------------------------------------------------------
 
     async def _build(self, incident_id: int) -> Chart:
+        async with self._build_gate:  # a storm of new cards: a few searches at a time
+            return await self._build_now(incident_id)
+
+    async def _build_now(self, incident_id: int) -> Chart:
         stored = await asyncio.to_thread(self._load, incident_id)
         incident = stored.incident
         rule = self._rules.get(incident.rule_id)
@@ -160,7 +166,8 @@ class Charts:
         start, end = span_of(incident.created_at, incident.resolved_at or self._clock.now(), rule)
         try:
             async with asyncio.timeout(self._search_timeout):
-                points, note = await self._points(rule, measure, group, start, end)
+                span = (start, end, incident.created_at)
+                points, note = await self._points(rule, measure, group, span)
         except TimeoutError:
             raise TransientError(
                 f"the chart search of {incident.human_id} took longer than "
@@ -189,11 +196,11 @@ class Charts:
         rule: Rule,
         measure: Measure,
         group: tuple[tuple[str, str], ...],
-        start: datetime,
-        end: datetime,
+        span: tuple[datetime, datetime, datetime],
     ) -> tuple[list[Point], str]:
+        start, end, fired_at = span
         if aggregates(rule.query):
-            at = moments(rule, measure, start, end, MAX_AGGREGATE_POINTS)
+            at = moments(rule, measure, start, end, fired_at, MAX_AGGREGATE_POINTS)
             gate = asyncio.Semaphore(SEARCHES_AT_ONCE)
 
             async def one(moment: datetime) -> list[Hit]:
@@ -202,7 +209,7 @@ class Charts:
 
             found = await asyncio.gather(*(one(m) for m in at))
             return from_windows(dict(zip(at, found, strict=True)), group, measure), ""
-        at = moments(rule, measure, start, end)
+        at = moments(rule, measure, start, end, fired_at)
         rows = await self._search(rule, at[0] - measure.window, at[-1], MAX_EVENTS)
         note = ""
         if len(rows) >= MAX_EVENTS:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -59,9 +60,9 @@ def _error(at: datetime, service: str) -> Event:
     )
 
 
-async def test_the_incident_page_shows_the_rules_values_for_its_own_group(
-    tmp_path: Path, clock: FakeClock
-) -> None:
+@asynccontextmanager
+async def local_runtime(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Runtime]:
+    """A runtime over the local backend (shipped rules), leading the schedules."""
     settings = load_settings(
         database_url=f"sqlite:///{tmp_path / 'bot.db'}",
         local_events_path=tmp_path / "events.db",
@@ -69,18 +70,25 @@ async def test_the_incident_page_shows_the_rules_values_for_its_own_group(
     )
     runtime = Runtime(settings, clock=clock)
     await runtime.connect(attempts=1)
-    add_bursts(runtime, clock)
-    assert await runtime.acquire_lease()
-    created = (await runtime.runner.run(RULE)).result.created
-    assert len(created) == 2  # checkout and catalog
-    transport = httpx.ASGITransport(app=create_app(runtime))
+    assert await runtime.acquire_lease()  # rule runs write under the scheduler lease
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://bot.test") as client:
-            pages = [(await client.get(f"/incidents/{i}")).text for i in created]
+        yield runtime
     finally:
         runtime.engine.dispose()
         if runtime.event_store is not None:
             runtime.event_store.close()
+
+
+async def test_the_incident_page_shows_the_rules_values_for_its_own_group(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with local_runtime(tmp_path, clock) as runtime:
+        add_bursts(runtime, clock)
+        created = (await runtime.runner.run(RULE)).result.created
+        assert len(created) == 2  # checkout and catalog
+        transport = httpx.ASGITransport(app=create_app(runtime))
+        async with httpx.AsyncClient(transport=transport, base_url="http://bot.test") as client:
+            pages = [(await client.get(f"/incidents/{i}")).text for i in created]
     checkout = next(p for p in pages if "HTTP 5xx burst on checkout" in p)
     svg = re.search(r"<svg.*?</svg>", checkout, re.DOTALL)
     assert svg is not None, "no chart on the incident page"
@@ -96,6 +104,41 @@ async def test_the_incident_page_shows_the_rules_values_for_its_own_group(
     assert "Rule web-5xx-burst (threshold)" in desc.group(1)
     assert "service=checkout" in desc.group(1) and "threshold &gt;= 20" in desc.group(1)
     assert "Fired at" in desc.group(1) and "with 30" in desc.group(1)
+
+
+async def test_an_aggregating_rule_is_charted_from_one_search_per_point(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """high-error-rate: ``stats`` of errors and requests per service, ``where total>=50``, then
+    ``error_rate > 5``: each point is the rate a run ending there computed."""
+    async with local_runtime(tmp_path, clock) as runtime:
+        assert runtime.event_store is not None
+        now = clock.now()
+        quiet = [  # too few requests to count before the last minutes
+            _request(now - timedelta(minutes=30) + i * timedelta(seconds=30), 200)
+            for i in range(40)
+        ]
+        busy = [
+            _request(now - timedelta(minutes=4) + i * timedelta(seconds=4), 503 if i % 5 else 200)
+            for i in range(60)
+        ]
+        runtime.event_store.add(quiet + busy)
+        (incident,) = (await runtime.runner.run("high-error-rate")).result.created
+        chart = await runtime.charts.chart(incident)
+    assert (chart.measure, chart.threshold, chart.threshold_label) == (
+        "error_rate per 5m",
+        5,
+        "> 5",
+    )
+    assert len(chart.points) <= 24
+    assert chart.value_at_fire() == 80  # 48 of 60 requests failed
+    assert chart.points[0].value is None  # fewer than 50 requests: the query kept no row
+
+
+def _request(at: datetime, status: int) -> Event:
+    return nginx_access(
+        at, "web-1", "checkout", method="GET", path="/", status=status, latency_ms=9, client="c"
+    )
 
 
 # Slack -----------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ def burst_chart() -> Chart:
     rule = parse_rule(BURST)
     measure = measure_for(rule, {})
     start, end = span_of(FIRED, FIRED, rule)
-    at = moments(rule, measure, start, end)
+    at = moments(rule, measure, start, end, FIRED)
     rows = (
         hits("checkout", FIRED - timedelta(minutes=30), 12, timedelta(minutes=2))
         + hits("checkout", FIRED - timedelta(minutes=4), 30, timedelta(seconds=6))
@@ -129,7 +129,7 @@ def test_an_anomaly_rule_gets_the_baseline_band_from_what_it_fired_with() -> Non
     assert measure.band is not None and measure.aligned
     assert (measure.band.low, measure.band.center, measure.band.high) == (-5, 10, 25)
     start, end = span_of(FIRED, FIRED, rule)
-    at = moments(rule, measure, start, end)
+    at = moments(rule, measure, start, end, FIRED)
     assert all(m.timestamp() % 60 == 0 for m in at)
 
 
