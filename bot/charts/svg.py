@@ -49,7 +49,8 @@ def render_svg(chart: Chart, element_id: str = "chart") -> str:
     title_id, desc_id = f"{element_id}-title", f"{element_id}-desc"
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" id="{escape(element_id)}" class="rule-chart" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" style="max-width:{WIDTH + 160}px" '
+        f'role="img" '
         f'aria-labelledby="{title_id} {desc_id}">',
         f'<title id="{title_id}">{escape(chart.title)}</title>',
         f'<desc id="{desc_id}">{escape(chart.describe())}</desc>',

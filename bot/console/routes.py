@@ -95,7 +95,8 @@ def make_console(runtime: Runtime, caller: Callable[[Request], Caller]) -> APIRo
 
         card, detail = await asyncio.to_thread(load)
         cited = {eid for c in (detail["rca"] or {}).get("causes", []) for eid in c["evidence_ids"]}
-        chart = await page_chart(runtime.charts, number)
+        # the chart re-runs the rule's search: only for a signed-in visitor
+        chart = await page_chart(runtime.charts, number) if who(request) else None
         return page(request, "incident.html", card=card, detail=detail, cited=cited, chart=chart)
 
     @router.get("/console/cards/{incident_id}", response_class=HTMLResponse)

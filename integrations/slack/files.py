@@ -1,6 +1,6 @@
 """A picture in a card's thread: slack-sdk's ``files_upload_v2``.
 
-Three steps, each within the surface's deadline: ``files.getUploadURLExternal`` (answers an
+Three steps, all within the surface's deadline: ``files.getUploadURLExternal`` (answers an
 upload URL and a file id), a POST of the bytes to that URL, then
 ``files.completeUploadExternal`` with ``channel_id`` and ``thread_ts``, which shares the file in
 the thread. The app needs the ``files:write`` scope (without it Slack answers
@@ -36,7 +36,7 @@ async def upload_chart(
 ) -> None:
     """Share ``chart`` in the thread of the card at ``ref``; raises translated errors."""
     try:
-        async with asyncio.timeout(deadline * 3 + 1):
+        async with asyncio.timeout(deadline + 1):  # all three steps: the lane waits for it
             await client.files_upload_v2(
                 channel=ref.channel,
                 thread_ts=ref.message_id,

@@ -161,27 +161,30 @@ def chart_rows(bot: SlackBot) -> list[tuple[str, str]]:
         return [(r.status, r.last_error) for r in conn.execute(query)]
 
 
-async def test_the_slack_thread_gets_one_chart_after_the_card(
+async def test_each_slack_thread_gets_one_chart_after_its_card(
     tmp_path: Path, clock: FakeClock
 ) -> None:
     async with slack_bot(tmp_path, clock) as bot:
-        (incident,) = bot.open_incidents(1, rule=RULE, group=(("service", "svc-0"),))
-        await deliver_until(bot, clock, lambda: bool(bot.fake.uploads()))
+        (first,) = bot.open_incidents(1, rule=RULE, group=(("service", "svc-0"),))
+        await bot.outbox.deliver_due()  # the card; its chart is drawn meanwhile
+        (second,) = bot.open_incidents(1, rule=RULE, group=(("service", "svc-1"),))
+        await bot.outbox.deliver_due()  # a waiting chart never holds up the next card
+        assert len(bot.fake.calls_to("chat.postMessage")) == 2 and not bot.fake.uploads()
+        await deliver_until(bot, clock, lambda: len(bot.fake.uploads()) == 2)
         for _ in range(3):  # later rounds send nothing more
             clock.advance(30)
             await bot.outbox.deliver_due()
-        ts = bot.card_ts(incident)
-        (upload,) = bot.fake.uploads()
-        assert (upload["channel"], upload["thread_ts"]) == (CHANNEL, ts)
-        assert upload["data"].startswith(SIGNATURE) and upload["name"].endswith(".png")
-        assert upload["title"] == f"INC-{incident}: 5xx burst on svc-0 ({RULE})"
-        assert "events per 5m" in upload["initial_comment"]
-        assert "threshold >= 20" in upload["alt_txt"]
+        for incident in (first, second):
+            (upload,) = bot.fake.uploads(CHANNEL, bot.card_ts(incident))
+            assert upload["data"].startswith(SIGNATURE) and upload["name"].endswith(".png")
+            assert upload["title"].startswith(f"INC-{incident}: 5xx burst on svc-0 ({RULE})")
+            assert "events per 5m" in upload["initial_comment"]
+            assert "threshold >= 20" in upload["alt_txt"]
+        assert len(bot.fake.uploads()) == 2
         methods = [c.method for c in bot.fake.calls if not c.error]
-        card = methods.index("chat.postMessage")
-        assert methods.index("files.getUploadURLExternal") > card
-        assert methods.count("files.completeUploadExternal") == 1
-        assert chart_rows(bot) == [("sent", "")]
+        assert methods.index("files.getUploadURLExternal") > methods.index("chat.postMessage")
+        assert methods.count("files.completeUploadExternal") == 2
+        assert chart_rows(bot) == [("sent", ""), ("sent", "")]
 
 
 async def test_no_chart_when_the_card_failed(tmp_path: Path, clock: FakeClock) -> None:
