@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,11 +38,11 @@ from bot.store.rule_state import (
     save_memory,
     success_values,
 )
-from detectors.feeds import FeedSet
+from detectors.feeds import FeedSet, FeedView
 from detectors.memory import RuleMemory
 from detectors.model import Rule
 from detectors.planning import plan_windows
-from detectors.runner import run_rule
+from detectors.runner import RunResult, run_rule
 from detectors.types import rule_type
 from detectors.window import Window
 
@@ -147,6 +147,8 @@ class RuleRunner:
             backend, windows = await self._plan(rule, now, last_end)
             for index, window in enumerate(windows):
                 outcome = await run_rule(rule, backend, window, self._redact, memory)
+                if isinstance(backend, FeedView):
+                    outcome = await self._revisit(rule, backend, window, outcome)
                 fired.update(alert.group_key for alert in outcome.alerts)
                 hits += outcome.hits
                 if backend is self._backend:  # a feed measures each event once, as it fetches
@@ -216,6 +218,32 @@ class RuleRunner:
             self.coalesced[rule.id] = self.coalesced.get(rule.id, 0) + 1
             self._metrics.rule_coalesced.labels(rule.id).inc()
         return backend, windows
+
+    async def _revisit(
+        self, rule: Rule, view: FeedView, window: Window, outcome: RunResult
+    ) -> RunResult:
+        """Evaluate again the past windows that events arriving late now complete, with every
+        event seen so far, as a backtest over all the events would (stateless types whose
+        condition more events can only make true; docs/rules.md, "Late data")."""
+        kind = rule_type(rule.type)
+        if kind.index_time or not kind.revisit(rule):
+            return outcome
+        late = view.late_times(window.new_since, window.end)
+        if not late:
+            return outcome
+        step = rule.interval or rule.window
+        oldest, newest = min(late), max(late)
+        alerts = {alert.group_key: alert for alert in outcome.alerts}
+        end = window.new_since  # where the previous run ended; earlier ones, a step apart
+        reach = rule.window + (rule.max_index_lag or self._max_index_lag)
+        while end.timestamp() > oldest and window.new_since - end <= reach:
+            if (end - rule.window).timestamp() <= newest:
+                past = Window(end - rule.window, end, end - step, seen_until=window.end)
+                again = await run_rule(rule, view, past, self._redact)
+                for alert in again.alerts:
+                    alerts.setdefault(alert.group_key, alert)
+            end -= step
+        return replace(outcome, alerts=list(alerts.values()))
 
     def index_lag_for(self, rule: Rule, backend: SearchBackend | None = None) -> timedelta | None:
         """How far back in event time the rule's runs reach for late events; None when its runs

@@ -41,7 +41,7 @@ async def run_rule(
         max_results=rule.max_results,
         mode=rule.search_mode,
         # an index-time run counts what was indexed before its end; the rest is the next run's
-        index_latest=window.end if window.index_since is not None else None,
+        index_latest=window.seen_until or (window.end if window.index_since is not None else None),
     )
     hits = await backend.search(query)
     link_of = getattr(backend, "search_link", None)

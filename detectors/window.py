@@ -17,12 +17,17 @@ class Window:
     search cost"): the search returns only events indexed before ``end``, and an event is new
     when it was indexed at or after ``index_since`` (where the previous run's index-time bound
     ended), whatever its timestamp. Rows without an index time (aggregates) fall back to
-    ``new_since``."""
+    ``new_since``.
+
+    ``seen_until`` is set when a run revisits a past window because events late for it have
+    arrived: the window is evaluated with every event indexed before ``seen_until`` (the
+    current run's end), not only those indexed before its own end."""
 
     start: datetime
     end: datetime
     new_since: datetime
     index_since: datetime | None = None
+    seen_until: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.start > self.end:

@@ -92,6 +92,8 @@ class Feed:
         self._lags: deque[tuple[float, float]] = shared_lags if shared_lags is not None else deque()
         self._failures = 0
         self._retry_at = 0.0
+        #: (seen, event time) of events that arrived after the tick their time belongs to
+        self._late: deque[tuple[float, float]] = deque()
 
     # what the rules ask ----------------------------------------------------------------------
 
@@ -138,6 +140,11 @@ class Feed:
     def late_seen(self, row: dict) -> float | None:
         return self.cache.late_seen(row)
 
+    def late_times(self, since: float, until: float) -> list[float]:
+        """Event times of the events seen in ``[since, until)`` that happened before ``since``:
+        the windows that ended before they arrived did not count them."""
+        return [t for seen, t in self._late if since <= seen < until and t < since]
+
     # fetching --------------------------------------------------------------------------------
 
     async def _warm(self, target: int) -> None:
@@ -159,7 +166,12 @@ class Feed:
         largest = 0.0
         for hit in found:
             lag = self._keep(hit, None, measure=True)
-            largest = max(largest, lag or 0.0)
+            if lag is None:
+                continue
+            largest = max(largest, lag)
+            at = hit.time.timestamp()
+            if at < self.cursor:
+                self._late.append((at + lag, at))
         self._remember(float(target), largest)
         if largest >= 0.8 * back and back < self._max_lag:
             self._sweep_now = True  # events close to the bound: there may be later ones
@@ -202,6 +214,7 @@ class Feed:
                 if lag is not None:
                     self.figures.late_found += 1
                     largest = max(largest, lag)
+                    self._late.append((self.cursor, hit.time.timestamp()))
             self._remember(self.cursor, largest)
         self._sweep_from = self._swept_at = self.cursor
         self._lower_max = -math.inf
@@ -267,6 +280,8 @@ class Feed:
         keep = self.spec.longest_window.total_seconds() + self._max_lag
         keep += 2 * self.spec.interval.total_seconds()
         horizon = self.cursor - keep
+        while self._late and self._late[0][0] < horizon:
+            self._late.popleft()
         if horizon > self._complete_from:
             self.cache.prune(horizon)
             self._complete_from = horizon

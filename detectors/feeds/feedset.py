@@ -171,6 +171,11 @@ class FeedView:
 
         return await asyncio.to_thread(evaluate)
 
+    def late_times(self, since: datetime, until: datetime) -> list[float]:
+        """Event times of events seen in ``[since, until)`` that happened before ``since``."""
+        a, b = since.timestamp(), until.timestamp()
+        return [t for feed in self._feeds for t in feed.late_times(a, b)]
+
     def _as_seen(self, hit: Hit, row: dict) -> Hit:
         """An event the late sweep found counts as indexed when the sweep found it."""
         seen = next((s for f in self._feeds if (s := f.late_seen(row)) is not None), None)

@@ -44,12 +44,21 @@ class RuleType:
     #: than its window, so its runs are bounded by index time where the backend can (late
     #: events counted once); the other types keep event-time windows for now
     index_time: bool = False
+    #: whether a run may re-evaluate past windows of this rule that events arriving late now
+    #: complete (stateless types whose condition more events can only make true)
+    revisit: Callable[[Any], bool] = lambda rule: False
 
 
 RULE_TYPES: dict[str, RuleType] = {
     entry.name: entry
     for entry in (
-        RuleType("threshold", threshold.ThresholdRule, sliding=True, evaluate=threshold.evaluate),
+        RuleType(
+            "threshold",
+            threshold.ThresholdRule,
+            sliding=True,
+            evaluate=threshold.evaluate,
+            revisit=threshold.revisitable,
+        ),
         RuleType(
             "frequency",
             frequency.FrequencyRule,
@@ -66,6 +75,7 @@ RULE_TYPES: dict[str, RuleType] = {
             cardinality.CardinalityRule,
             sliding=True,
             evaluate=cardinality.evaluate,
+            revisit=cardinality.revisitable,
         ),
         RuleType("anomaly", anomaly.AnomalyRule, sliding=True, evaluate=anomaly.evaluate),
         RuleType("forecast", forecast.ForecastRule, sliding=True, evaluate=forecast.evaluate),

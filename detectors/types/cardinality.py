@@ -80,3 +80,8 @@ def evaluate(
             )
         )
     return alerts
+
+
+def revisitable(rule: CardinalityRule) -> bool:
+    """Only ``above`` rules: more late values can only make them true."""
+    return rule.cardinality.below is None

@@ -104,3 +104,9 @@ def evaluate(
         if firing:
             alerts.append(make_alert(rule, key, members, spec.op.most_extreme(firing), window))
     return alerts
+
+
+def revisitable(rule: ThresholdRule) -> bool:
+    """A past window completed by late events may be evaluated again, unless the rule fires on
+    too little (``<``, ``<=``: data still on its way would look like a drop)."""
+    return rule.threshold.op not in (Op.LT, Op.LE)
