@@ -33,6 +33,8 @@ from bot.store.repo import (
 )
 from bot.store.tables import AuditRow
 from bot.wiring import Runtime
+from detectors.model import Rule
+from detectors.types import rule_type
 from integrations.local.snapshots import Snapshot
 
 #: how long a simulated scenario keeps happening unless a playbook ends it (seconds)
@@ -230,6 +232,16 @@ def incident_detail(engine: Engine, number: int) -> dict[str, Any]:
         }
 
 
+def late_events(rule: Rule, shared: bool) -> str:
+    """How the rule counts an event that reaches the index late (docs/rules.md)."""
+    kind = rule_type(rule.type)
+    if kind.index_time:
+        return "counted once, by index time"
+    if shared and kind.revisit(rule):
+        return "past windows evaluated again when late events arrive"
+    return "by event time: counted only if still inside a window when it arrives"
+
+
 def rules_json(runtime: Runtime) -> list[dict[str, Any]]:
     with runtime.engine.connect() as conn:
         states = {r.rule_id: r for r in conn.execute(select(RULE_STATE))}
@@ -250,6 +262,7 @@ def rules_json(runtime: Runtime) -> list[dict[str, Any]]:
                     "with": sorted({o for spec in specs for o in spec.rules if o != rule.id}),
                     "reason": broken,
                 }
+        search["late_events"] = late_events(rule, bool(search["shared"]))
         lag = runtime.runner.search_lag.get(rule.id)
         search["search_lag_s"] = None if lag is None else round(lag, 1)
         search["coalesced_runs"] = runtime.runner.coalesced.get(rule.id, 0)

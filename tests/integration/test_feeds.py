@@ -237,6 +237,8 @@ async def test_the_rules_page_api_and_metrics_show_which_rules_share_which_searc
         assert cpu["shared"] and cpu["feed"] == "index=metrics"
         assert "memory-pressure" in cpu["with"]
         assert cpu["search_lag_s"] is not None and cpu["search_lag_s"] < 30
+        assert cpu["late_events"] == "past windows evaluated again when late events arrive"
+        assert listed["ssh-password-guessing"]["late_events"] == "counted once, by index time"
         metrics = (await client.get("/metrics")).text
         assert 'bot_feed{feed="index=metrics",figure="searches"} 2.0' in metrics
         assert 'bot_rule_search_lag_seconds{rule="high-cpu"}' in metrics
