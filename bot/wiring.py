@@ -25,6 +25,7 @@ from bot.domain.incident import Command, CommandKind, State
 from bot.domain.rca import RcaReport, RcaStatus
 from bot.errors import BotError, ConfigError, Conflict, PermanentError, TransientError
 from bot.events import Broadcaster, Change
+from bot.health import Readiness
 from bot.interactions import Interactions
 from bot.metrics import Metrics
 from bot.operations import Operations
@@ -149,6 +150,7 @@ class Runtime:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
+        self.health = Readiness(self.clock, self.metrics.registry)  # /ready, failing since when
         self.broadcaster = Broadcaster()
         self.splunk = load_splunk_settings() if settings.search_backend == "splunk" else None
         self.pagerduty: PagerDutySettings | None = None
@@ -324,6 +326,7 @@ class Runtime:
             else:
                 rca = _OffRca()
         self.rca = rca
+        self._report_calls()
         rule_context = {r.id: (r.query, format_duration(r.window)) for r in self.rules}
         self.enricher = Enricher(
             self.engine,
@@ -389,7 +392,7 @@ class Runtime:
             ],
         )
         self.leader = False
-        self._search_checked: tuple[datetime, Health] | None = None
+        self._search_checked: datetime | None = None
         self._stop: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._background: set[asyncio.Task[Any]] = set()
@@ -667,38 +670,45 @@ class Runtime:
 
     # health ----------------------------------------------------------------------------------
 
-    async def _search_health(self) -> Health:
-        """The search backend's health, asked at most every 15 s (a Splunk check runs a search)."""
+    def _report_calls(self) -> None:
+        """Searches and Bedrock analyses report each outcome to /ready as they happen."""
+        if isinstance(self.backend, SplunkSearchBackend):
+            self.backend.on_health = self.health.hook("search")
+        if isinstance(self.rca, BedrockRcaEngine):
+            self.rca.on_health = self.health.hook("rca:bedrock")
+            self.health.observe("rca:bedrock", Health(HealthStatus.OK, "no analysis asked yet"))
+
+    async def _search_health(self) -> None:
+        """Ask the search backend at most every 15 s (a Splunk check runs a search); searches
+        report their own outcomes in between."""
         now = self.clock.now()
-        cached = self._search_checked
-        if cached is not None and now - cached[0] < timedelta(seconds=15):
-            return cached[1]
-        health = await _checked(self.backend.check())
-        self._search_checked = (now, health)
-        return health
+        if self._search_checked is not None and now - self._search_checked < timedelta(seconds=15):
+            return
+        self._search_checked = now
+        self.health.observe("search", await _checked(self.backend.check()))
 
     async def readiness(self) -> dict[str, Any]:
-        checks: dict[str, Health] = {
-            "database": Health(
-                HealthStatus.OK if self.db.ready else HealthStatus.DOWN, self.db.reason
-            )
-        }
-        checks["search"] = await self._search_health()
+        """Each dependency's status and reason; a failing one says since when (bot.health)."""
+        ready = HealthStatus.OK if self.db.ready else HealthStatus.DOWN
+        self.health.observe("database", Health(ready, self.db.reason))
+        await self._search_health()
         for name, surface in self.surfaces.items():
-            checks[f"surface:{name}"] = await _checked(surface.check())
+            self.health.observe(f"surface:{name}", await _checked(surface.check()))
         for name, pager in self.pagers.items():
-            checks[f"pager:{name}"] = await _checked(pager.check())
-        worst = max(
-            (c.status for c in checks.values()),
-            key=[HealthStatus.OK, HealthStatus.DEGRADED, HealthStatus.DOWN].index,
-        )
+            self.health.observe(f"pager:{name}", await _checked(pager.check()))
+        names = [
+            "database",
+            "search",
+            *(f"surface:{n}" for n in self.surfaces),
+            *(f"pager:{n}" for n in self.pagers),
+            "rca:bedrock",
+        ]
+        worst, checks = self.health.report(names)
         return {
             "status": worst.value,
             "leader": self.leader,
             "lease": await asyncio.to_thread(self.lease_report),
-            "checks": {
-                k: {"status": v.status.value, "reason": v.reason} for k, v in checks.items()
-            },
+            "checks": checks,
         }
 
     def lease_report(self) -> dict[str, Any]:

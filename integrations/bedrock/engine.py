@@ -34,7 +34,8 @@ from bot.domain.hits import Evidence
 from bot.domain.incident import Incident
 from bot.domain.rca import RcaReport, RcaStatus
 from bot.errors import ConfigError
-from bot.ports import Clock, RcaContext, RcaEngine, SystemClock
+from bot.health import HealthHook, ignore_health
+from bot.ports import Clock, Health, HealthStatus, RcaContext, RcaEngine, SystemClock
 from bot.redaction import Redactor
 from integrations.bedrock.answer import (
     Answer,
@@ -193,6 +194,8 @@ class BedrockRcaEngine:
         self._storm = StormGroups(monotonic)
         self.stats = BedrockStats(self._throttle)
         self.last_meta: OrderedDict[int, dict[str, str]] = OrderedDict()
+        # told how each Converse call ended, as it ends (/ready's "rca:bedrock", bot.health)
+        self.on_health: HealthHook = ignore_health
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
@@ -311,6 +314,7 @@ class BedrockRcaEngine:
             async with asyncio.timeout(max(0.0, started + budget - self._monotonic())):
                 call = await self._converse(prompt, started + budget)
         except TimeoutError:
+            self._unhealthy(f"no answer within {budget:g}s (BEDROCK_TIMEOUT)")
             raise _Failed("timeout", f"no answer within {budget:g}s") from None
         usage = call.response.get("usage", {})
         meta.update(
@@ -375,6 +379,8 @@ class BedrockRcaEngine:
                 except ClientError as exc:
                     code = str(exc.response.get("Error", {}).get("Code", "")) or "Unknown"
                     self.stats.errors[code] += 1
+                    if code != "ValidationException":  # that one is about this request
+                        self._unhealthy(f"{model} answered {_status(exc, code)}")
                     if code in RETRYABLE:
                         if code == "ThrottlingException":
                             self.stats.throttled += 1
@@ -396,6 +402,7 @@ class BedrockRcaEngine:
                 except BotoCoreError as exc:
                     name = type(exc).__name__
                     self.stats.errors[name] += 1
+                    self._unhealthy(f"the call to {model} failed ({name})")
                     what = (
                         "the endpoint could not be reached"
                         if isinstance(exc, EndpointConnectionError)
@@ -403,8 +410,12 @@ class BedrockRcaEngine:
                     )
                     raise _Failed("error", f"{what} ({name})") from None
                 wall = (self._monotonic() - sent) * 1000
+                self.on_health(Health(HealthStatus.OK, f"{model} answered the last analysis"))
                 return _Call(model, response, attempts, wall)
         raise _Failed("error", "no model accepted the request")  # pragma: no cover
+
+    def _unhealthy(self, reason: str) -> None:
+        self.on_health(Health(HealthStatus.DOWN, f"the last Bedrock call failed: {reason}"))
 
     def _backoff(self, retries: int) -> float:
         """Jittered exponential backoff in units of the budget's token interval."""
@@ -441,6 +452,13 @@ class BedrockRcaEngine:
         self.last_meta.move_to_end(incident_id)
         while len(self.last_meta) > CACHE_SIZE:
             self.last_meta.popitem(last=False)
+
+
+def _status(exc: ClientError, code: str) -> str:
+    """``HTTP 429 (ThrottlingException)``, or ``HTTP 503`` when there is no error code."""
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    said = f"HTTP {status}" if status else "an error"
+    return said if code == str(status) else f"{said} ({code})"
 
 
 def _with_meta(report: RcaReport, meta: Mapping[str, str]) -> RcaReport:

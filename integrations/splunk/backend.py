@@ -25,8 +25,10 @@ from splunklib.binding import HTTPError
 
 from bot.domain.hits import Hit, SearchQuery
 from bot.errors import BotError, PermanentError, TransientError
+from bot.health import HealthHook, ignore_health
 from bot.ports import Clock, Health, HealthStatus, SystemClock
 from integrations.splunk.errors import (
+    SplunkSearchError,
     SplunkTimeout,
     auth_error,
     kind_of,
@@ -90,6 +92,8 @@ class SplunkSearchBackend:
         self._rng = random.Random()
         self._auth_failure: tuple[datetime, str] | None = None
         self.counters = SearchCounters()
+        # told the outcome of every search as it ends (/ready's "search" check, bot.health)
+        self.on_health: HealthHook = ignore_health
         if settings.scheme == "https" and not settings.verify_tls:
             log.warning("TLS verification for Splunk at %s is off (SPLUNK_VERIFY_TLS)", self._where)
 
@@ -114,6 +118,7 @@ class SplunkSearchBackend:
 
         hits, capped = await self._run(blocking)
         self._auth_failure = None
+        self.on_health(Health(HealthStatus.OK, f"the last search at {self._where} was answered"))
         if capped:
             self.counters.capped += 1
             log.warning("Splunk search stopped at the cap of %d results", cap)
@@ -295,6 +300,8 @@ class SplunkSearchBackend:
         scrubbed = self._scrub(text)
         if scrubbed != text:
             error.args = (scrubbed,)
+        if not isinstance(error, SplunkSearchError):  # a query Splunk refuses is the rule's fault
+            self.on_health(Health(HealthStatus.DOWN, f"the last search failed: {scrubbed}"))
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
