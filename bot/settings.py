@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     schedule_jitter: Duration = timedelta(seconds=2)
     # how late an event may reach the index and still be counted (docs/rules.md, "Late data")
     max_index_lag: Duration = Field(default=timedelta(minutes=5), ge=timedelta(seconds=1))
+    # the generator's events become searchable a random time up to this long after they are
+    # written (simulated indexing lag, to try late-event handling on the embedded default)
+    generator_index_lag: Duration = timedelta(0)
     # rules over one index share one index-time-incremental search (docs/rules.md)
     shared_searches: bool = True
     # how often a shared search re-reads the rest of max_index_lag for events later than the lag

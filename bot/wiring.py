@@ -25,7 +25,7 @@ from bot.domain.incident import Command, CommandKind, State
 from bot.domain.rca import RcaReport, RcaStatus
 from bot.errors import BotError, ConfigError, Conflict, PermanentError, TransientError
 from bot.events import Broadcaster, Change
-from bot.health import Readiness
+from bot.health import Readiness, delivery_failures, worse
 from bot.interactions import Interactions
 from bot.metrics import Metrics
 from bot.operations import Operations
@@ -212,7 +212,11 @@ class Runtime:
             backend = LocalSearchBackend(self.event_store, extractor)
         self.backend = backend
         # the generator answers `simulate` even when its background scenarios are off
-        self.generator = Generator(self.event_store) if self.event_store is not None else None
+        self.generator = (
+            Generator(self.event_store, index_lag=settings.generator_index_lag)
+            if self.event_store is not None
+            else None
+        )
         self.embedded = self.event_store is not None  # the embedded default (local logs)
         self.registry = load_registry(settings, self.rules, self.embedded)
         self.pagers: dict[str, Pager] = (
@@ -687,15 +691,27 @@ class Runtime:
         self._search_checked = now
         self.health.observe("search", await _checked(self.backend.check()))
 
+    async def _failed_deliveries(self) -> dict[str, Health]:
+        if not self.db.ready:
+            return {}
+        try:
+            return await asyncio.to_thread(delivery_failures, self.engine)
+        except Exception as exc:  # readiness must answer even when the database is away
+            log.debug("outbox not readable: %s", exc)
+            return {}
+
     async def readiness(self) -> dict[str, Any]:
         """Each dependency's status and reason; a failing one says since when (bot.health)."""
         ready = HealthStatus.OK if self.db.ready else HealthStatus.DOWN
         self.health.observe("database", Health(ready, self.db.reason))
         await self._search_health()
+        failed = await self._failed_deliveries()
         for name, surface in self.surfaces.items():
-            self.health.observe(f"surface:{name}", await _checked(surface.check()))
+            found = worse(await _checked(surface.check()), failed.get(name))
+            self.health.observe(f"surface:{name}", found)
         for name, pager in self.pagers.items():
-            self.health.observe(f"pager:{name}", await _checked(pager.check()))
+            found = worse(await _checked(pager.check()), failed.get(name))
+            self.health.observe(f"pager:{name}", found)
         names = [
             "database",
             "search",

@@ -71,9 +71,14 @@ class RunningScenario:
 class Generator:
     """Writes simulated fleet logs to ``store``; ``seed`` makes the output reproducible."""
 
-    def __init__(self, store: EventStore, seed: int | None = None) -> None:
+    def __init__(
+        self, store: EventStore, seed: int | None = None, index_lag: timedelta = timedelta(0)
+    ) -> None:
+        """``index_lag``: each event becomes searchable a random time up to this long after it
+        is written (a forwarder queue or a busy indexer, to try late-event handling)."""
         self._store = store
         self._rng = random.Random(seed)
+        self._index_lag = index_lag.total_seconds()
         self._running: dict[str, RunningScenario] = {}
         self._lock = threading.Lock()  # writes of running scenarios vs. ending one
 
@@ -97,13 +102,13 @@ class Generator:
 
     def inject(self, name: str, now: datetime) -> int:
         """Write scenario ``name`` ending at ``now``; returns how many events were written."""
-        return self._store.add(searchable(self._scenario(name, now), now))
+        return self._store.add(self._searchable(self._scenario(name, now), now))
 
     def start(self, name: str, now: datetime, lasts_s: float | None = None) -> int:
         """Write scenario ``name`` ending at ``now`` and keep it running: :meth:`advance` writes
         its next minute every minute until :meth:`end` stops it or, with ``lasts_s``, until that
         many seconds after ``now``. Returns how many events were written."""
-        events = searchable(self._scenario(name, now), now)
+        events = self._searchable(self._scenario(name, now), now)
         until = now + timedelta(seconds=lasts_s) if lasts_s is not None else None
         with self._lock:
             self._running[name] = RunningScenario(name, now + timedelta(seconds=SPAN_S), until)
@@ -118,7 +123,7 @@ class Generator:
                 if running.until is not None and now > running.until:
                     del self._running[name]
                 elif running.next_at <= now:
-                    written += self._store.add(searchable(self._scenario(name, now), now))
+                    written += self._store.add(self._searchable(self._scenario(name, now), now))
                     next_at = now + timedelta(seconds=SPAN_S)
                     self._running[name] = RunningScenario(name, next_at, running.until)
         return written
@@ -167,7 +172,7 @@ class Generator:
             now = clock.now()
             if background:
                 noise = self.noise(now, (now - written_to).total_seconds())
-                await self._write(searchable(noise, now), "noise")
+                await self._write(self._searchable(noise, now), "noise")
                 written_to = max(written_to, now)
             await self._guarded("running scenarios", partial(self.advance, now))
             if background and loop.time() >= next_scenario:
@@ -179,6 +184,17 @@ class Generator:
             pause = max(0.0, min(noise_every, next_scenario - loop.time()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=pause)
+
+    def _searchable(self, events: Sequence[Event], now: datetime) -> list[Event]:
+        if not self._index_lag:
+            return searchable(events, now)
+        lag = self._index_lag
+        return [
+            e
+            if e.indexed is not None
+            else replace(e, indexed=max(e.time, now) + timedelta(seconds=self._rng.uniform(0, lag)))
+            for e in events
+        ]
 
     def _scenario(self, name: str, now: datetime) -> list[Event]:
         scenario = SCENARIOS.get(name)

@@ -266,3 +266,25 @@ def test_cron_rules_are_scheduled_not_paused(
     assert runs["ssh-guessing"] is not None and runs["ssh-guessing"].hour == 3
     assert runs["busy-bastion"] is not None  # a fed rule: on the ticks of its interval
     assert runs["busy-bastion"].timestamp() % 2 == pytest.approx(0.3)
+
+
+async def test_the_generator_can_delay_indexing_and_a_fed_rule_still_raises_once(
+    engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
+    from integrations.local.generator import Generator
+
+    store = EventStore(tmp_path / "events.db")
+    generator = Generator(store, seed=3, index_lag=timedelta(seconds=20))
+    shipped = [r for r in load_rules([]) if r.id == "web-5xx-burst"]
+    runner = runner_for(engine, LocalSearchBackend(store), shipped, clock)
+    await runner.run("web-5xx-burst")
+    now = clock.now()
+    generator.inject("web-5xx-burst", now)
+    rows = list(store.scan(now - timedelta(minutes=5), now + timedelta(minutes=1)))
+    lags = [row["_indextime"] - max(row["_time"], now.timestamp()) for row in rows]
+    assert rows and all(0 <= lag <= 20 for lag in lags) and max(lags) > 5
+    for _ in range(10):  # 30-second runs: every event is searchable by the second
+        clock.advance(30)
+        assert not (await runner.run("web-5xx-burst")).error
+    assert len([k for k in incidents(engine) if k.startswith("web-5xx-burst")]) == 1
+    store.close()
