@@ -7,7 +7,10 @@ Two kinds of observation feed it, in the order they happen:
 * real calls, reported by the integration as they end (a search, a Bedrock analysis): the
   integration calls its ``on_health`` hook with a failing :class:`~bot.ports.Health` when a
   call fails for the dependency's sake (5xx, 429, a timeout, a reset connection) and with an
-  ok one when a call is answered. No call is made only to find out.
+  ok one when a call is answered. No call is made only to find out;
+* deliveries (:func:`delivery_failures`): a chat surface or pager with an outbox message
+  waiting whose last attempt failed is failing, whatever its own check says (a Teams check
+  reads only the stored conversations, so this is how a Teams outage shows).
 
 A dependency is failing from the first observation that is not ok until the next one that is;
 :class:`Readiness` keeps that moment. ``/ready`` shows it on each failing check
@@ -25,8 +28,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy import Engine, select
 
 from bot.ports import Clock, Health, HealthStatus
+from bot.store.repo import OUTBOX
 
 HealthHook = Callable[[Health], None]
 """What an integration calls after each real call with what it found."""
@@ -117,6 +122,35 @@ class Readiness:
         seen = [(n, self._states[n]) for n in names if n in self._states]
         worst = max((s.health.status for _, s in seen), key=ORDER.index, default=HealthStatus.OK)
         return worst, {name: state.as_json(now) for name, state in seen}
+
+
+def delivery_failures(engine: Engine) -> dict[str, Health]:
+    """Per outbox surface (``slack``, ``teams``, ``pagerduty`` …): DOWN when messages are
+    waiting whose last delivery failed, with how many and the latest error."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(OUTBOX.c.surface, OUTBOX.c.last_error)
+            .where(OUTBOX.c.status == "pending", OUTBOX.c.last_error != "")
+            .order_by(OUTBOX.c.next_attempt_at.desc())
+            .limit(1000)
+        ).all()
+    waiting: dict[str, list[str]] = {}
+    for surface, error in rows:
+        waiting.setdefault(surface, []).append(error)
+    return {
+        surface: Health(
+            HealthStatus.DOWN,
+            f"{len(errors)} message(s) waiting after a failed delivery; the latest: {errors[0]}",
+        )
+        for surface, errors in waiting.items()
+    }
+
+
+def worse(check: Health, other: Health | None) -> Health:
+    """The check, unless ``other`` is worse (then ``other``)."""
+    if other is None or ORDER.index(other.status) <= ORDER.index(check.status):
+        return check
+    return other
 
 
 class _FailingSeconds(Collector):
