@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/storm_delivery.py
 	$(BIN)/python bench/similar.py
 	$(BIN)/python bench/chaos.py
+	$(BIN)/python bench/search_cost.py
 
 # the slower proof runs CI adds: several bots on one PostgreSQL database (kill -9, SIGSTOP)
 proof: $(STAMP)

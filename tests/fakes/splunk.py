@@ -264,8 +264,10 @@ class FakeSplunk:
             index_latest=index_latest,
         )
         hits = LocalSearchBackend(self.store).search_sync(query)
-        self.ledger.record(search_record(kind, params, len(hits), transforming))
-        return [_as_splunkd(dict(h.fields)) for h in hits], transforming
+        rows = [_as_splunkd(dict(h.fields)) for h in hits]
+        events = () if transforming else (row["_cd"] for row in rows if "_cd" in row)
+        self.ledger.record(search_record(kind, params, len(rows), transforming), events)
+        return rows, transforming
 
     def _create_job(self, params: dict[str, str], namespace: str) -> _Job:
         """Run the search of an admitted job (its place is released here, failed or not)."""

@@ -5,7 +5,8 @@ the ``| makeresults`` health check is not a data search and is left out): its ev
 (``earliest_time`` to ``latest_time`` as the client sent them), its index-time bounds, and the
 rows it produced, as event rows (a search that returns events) or result rows (a transforming
 search's aggregates). :meth:`SearchLedger.totals` sums them, :meth:`SearchLedger.reset` starts
-over. Rows are what the search produced; a client that stops reading at its result cap gets
+over, and :meth:`SearchLedger.fetched` counts how many times each event was returned (by its
+``_cd``). Rows are what the search produced; a client that stops reading at its result cap gets
 fewer.
 
 :class:`SearchQuota` is splunkd's refusal when a concurrent-search quota is full: the role's
@@ -18,6 +19,8 @@ splunkd sends, and splunk-sdk raises them as ``HTTPError: HTTP 503 Service Unava
 from __future__ import annotations
 
 import threading
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -64,12 +67,20 @@ class SearchLedger:
     """Every search the fake ran since the last :meth:`reset`; safe across handler threads."""
 
     _records: list[SearchRecord] = field(default_factory=list)
+    _fetched: Counter[str] = field(default_factory=Counter)
     _refused: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, search: SearchRecord) -> None:
+    def record(self, search: SearchRecord, events: Iterable[str] = ()) -> None:
+        """Note ``search`` and the identities of the events it returned."""
         with self._lock:
             self._records.append(search)
+            self._fetched.update(events)
+
+    def fetched(self) -> Counter[str]:
+        """How many times each event was returned, by identity."""
+        with self._lock:
+            return Counter(self._fetched)
 
     def refuse(self) -> None:
         with self._lock:
@@ -88,6 +99,7 @@ class SearchLedger:
         with self._lock:
             done = _sum(self._records, self._refused)
             self._records = []
+            self._fetched = Counter()
             self._refused = 0
             return done
 

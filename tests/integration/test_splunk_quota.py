@@ -101,6 +101,8 @@ async def test_searches_rows_and_event_time_scanned_are_counted_per_search(
     assert first.index_earliest is None and first.index_latest is None
     assert not second.events and second.rows == 2
     assert (third.index_earliest, third.index_latest) == (since, NOW)
+    # one event (status 500, indexed 30 s ago) was returned by two searches
+    assert sorted(fake.ledger.fetched().values()) == [1, 1, 1, 1, 1, 2]
 
 
 async def test_reset_returns_the_totals_so_far_and_counts_again_from_zero(
@@ -113,6 +115,7 @@ async def test_reset_returns_the_totals_so_far_and_counts_again_from_zero(
     await splunk.search(query("index=web status>=500", minutes=1))
 
     assert (before.searches, before.event_rows) == (1, 12)
+    assert len(fake.ledger.fetched()) == 2  # counted again from zero too
     after = fake.ledger.totals()
     assert (after.searches, after.event_rows, after.scanned_s) == (1, 2, 60)
 

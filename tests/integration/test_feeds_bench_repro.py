@@ -1,0 +1,106 @@
+"""Found by bench/search_cost.py: a burst indexed later than the lag a feed has observed so far
+(60 s, well within ``max_index_lag`` of 5 min, while every other event arrives 2 s late) raises
+no incident at all. The feed's regular fetches reach back only ``1.25 x`` the largest observed
+lag + 2 s in event time, so they skip it; the late sweep (``BOT_LATE_SWEEP``, 15 min) does find
+its 10 events (``late_found`` 10), but by then they lie before the rule's window and the run
+after the sweep does not count them.
+
+The issue's goals: no event indexed up to ``max_index_lag`` late is missed, and detection after
+the event became searchable is <= the rule's interval + 2 s. Marked ``xfail(strict=True)``: it
+passes (and the marker must go) once such a burst is counted in time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from bot.metrics import Metrics
+from bot.scheduler import RuleRunner
+from bot.store.repo import INCIDENTS
+from detectors.feeds import FeedSet
+from detectors.rules import load_rules
+from integrations.local import Event, EventStore, LocalSearchBackend, fleet
+from tests.builders import console_policy
+from tests.conftest import FakeClock
+
+RULE = """\
+id: app-errors
+title: "ERROR burst in {service}"
+type: frequency
+query: index=app sourcetype=app:log level=ERROR
+interval: 30s
+window: 5m
+group_by: [service]
+frequency: {num_events: 10, timeframe: 2m}
+severity: medium
+category: application
+"""
+MAX_INDEX_LAG = timedelta(minutes=5)
+START = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="a burst later than the observed lag waits for the late sweep"
+)
+async def test_a_burst_later_than_the_observed_lag_is_counted_in_the_next_run(
+    engine: Engine, tmp_path: Path
+) -> None:
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "app.yaml").write_text(RULE)
+    (rule,) = load_rules([folder], include_shipped=False)
+    store = EventStore(tmp_path / "events.db")
+    # 40 minutes of INFO lines, each indexed 2 s after it happened (the feed learns this lag)
+    store.add(
+        with_lag(fleet.app_log(t, "app-1", "checkout", "INFO", "order placed"), 2)
+        for t in (START - timedelta(minutes=5) + timedelta(seconds=2 * i) for i in range(1200))
+    )
+    # at 10:16 a burst of 10 ERROR lines, indexed 60 s late: searchable from 10:17:09
+    burst_at = START + timedelta(minutes=16)
+    store.add(
+        with_lag(fleet.app_log(t, "app-2", "catalog", "ERROR", "upstream timed out"), 60)
+        for t in (burst_at + timedelta(seconds=i) for i in range(10))
+    )
+    searchable = burst_at + timedelta(seconds=9 + 60)
+    clock = FakeClock(START)
+    backend = LocalSearchBackend(store)
+    feeds = FeedSet(backend, [rule], max_index_lag=MAX_INDEX_LAG)
+    runner = RuleRunner(
+        engine,
+        backend,
+        [rule],
+        clock,
+        lambda s: s,
+        lambda r: console_policy(),
+        Metrics(),
+        max_index_lag=MAX_INDEX_LAG,
+        feeds=feeds,
+    )
+    for _ in range(70):  # 35 minutes, one run every 30 s: the late sweep at 10:30 included
+        clock.advance(30)
+        summary = await runner.run(rule.id)
+        assert not summary.error
+    store.close()
+
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(INCIDENTS.c.created_at).where(
+                INCIDENTS.c.group_key == "app-errors|service=catalog"
+            )
+        ).scalar()
+    late_found = feeds.describe()[0].figures.late_found
+    assert found is not None, (
+        f"the burst (indexed 60 s late, max_index_lag 5 min) raised nothing; the late sweep "
+        f"found {late_found} late events"
+    )
+    created = found.replace(tzinfo=UTC) if found.tzinfo is None else found
+    assert created - searchable <= timedelta(seconds=32)
+
+
+def with_lag(event: Event, seconds: float) -> Event:
+    return replace(event, indexed=event.time + timedelta(seconds=seconds))
