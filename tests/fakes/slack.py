@@ -6,8 +6,12 @@ are checked, Block Kit limits are enforced (``invalid_blocks``, ``msg_too_long``
 carry ``ts``/``channel``/``message``, and every call is recorded. It can enforce Slack's rate
 limits (``chat.postMessage`` per channel, a Tier 3 bucket for ``chat.update``) with HTTP 429 and
 ``Retry-After``, hold a method until a test releases it, fail the next call of a method, accept
-posts to ``response_url`` (``/respond/<id>``) and serve Socket Mode (``apps.connections.open``
-and a WebSocket). It runs in the test's event loop (:meth:`start`) or in a thread of its own
+posts to ``response_url`` (``/respond/<id>``), serve Socket Mode (``apps.connections.open``
+and a WebSocket) and take file uploads as ``files_upload_v2`` makes them
+(``files.getUploadURLExternal`` answers an upload URL on the fake itself, the bytes are POSTed
+there, ``files.completeUploadExternal`` shares them in a channel or thread: :meth:`uploads`;
+``missing_scopes`` makes the file methods answer ``missing_scope`` as Slack does). It runs in
+the test's event loop (:meth:`start`) or in a thread of its own
 (:meth:`start_in_thread`, for benchmarks).
 
 :class:`SignedSlack` sends requests to the bot exactly as Slack does: ``X-Slack-Signature`` is
