@@ -97,8 +97,9 @@ class Chart:
 
     def describe(self) -> str:
         """One paragraph naming the rule, what it compared with, and every value."""
+        clock = "%H:%M:%S" if any(p.at.second for p in self.points) else "%H:%M"
         shown = ", ".join(
-            f"{p.at:%H:%M} {number(p.value) if p.value is not None else 'none'}"
+            f"{p.at.strftime(clock)} {number(p.value) if p.value is not None else 'none'}"
             for p in self.points
         )
         fired = self.value_at_fire()

@@ -593,6 +593,10 @@ class FakeSlack:
         found = self.files.get(request.match_info["file_id"])
         if found is None:
             return web.Response(status=404, text="Not Found")
+        queued = self.failures.get("upload")  # fail_next("upload", "", status=503)
+        if queued:
+            status, _ = queued.popleft()
+            return web.Response(status=status, text="upload refused")
         if request.content_type.startswith("multipart/"):
             form = await request.post()
             part = next(iter(form.values()), b"")

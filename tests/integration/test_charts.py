@@ -229,6 +229,19 @@ async def test_a_missing_files_scope_is_recorded_once_and_not_retried(
         assert bot.card_ts(incident)  # the card itself is there
 
 
+async def test_an_upload_host_outage_is_retried_and_still_posts_one_chart(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with slack_bot(tmp_path, clock) as bot:
+        bot.fake.fail_next("upload", "", status=503)
+        (incident,) = bot.open_incidents(1, rule=RULE, group=(("service", "svc-0"),))
+        await deliver_until(bot, clock, lambda: bool(bot.fake.uploads()))
+        assert len(bot.fake.uploads(CHANNEL, bot.card_ts(incident))) == 1
+        asked = [c for c in bot.fake.calls if c.method == "files.getUploadURLExternal"]
+        assert len(asked) == 2  # the first upload URL answered 503: asked again, shared once
+        assert chart_rows(bot) == [("sent", "")]
+
+
 # Teams -----------------------------------------------------------------------------------------
 
 

@@ -93,7 +93,7 @@ def test_the_svg_names_rule_threshold_and_values_and_draws_the_line() -> None:
     assert "<title id=" in svg and "web-5xx-burst" in svg
     desc = re.search(r"<desc[^>]*>(.*?)</desc>", svg)
     assert desc is not None
-    assert "threshold &gt;= 20" in desc.group(1) and "09:59 30" in desc.group(1)
+    assert "threshold &gt;= 20" in desc.group(1) and "09:59:30 30" in desc.group(1)
     assert 'class="threshold"' in svg and 'data-value="20"' in svg
     values = re.search(r'data-values="([^"]*)"', svg)
     assert values is not None and max(int(v) for v in values.group(1).split(",")) == 30
