@@ -9,6 +9,13 @@ the fake then answers exactly as it did before. ``served`` counts the requests e
 fault answered (``hits``: when), ``windows`` records every (kind, start, end) on the monotonic
 clock, so a test can tell when a dependency failed and when it came back.
 
+Aimed faults: :meth:`FaultSwitch.arm` starts a fault when a given request arrives (the next
+``chat.postMessage``, say) and sets an event, so a test can act at exactly that moment (kill
+the bot while that request hangs) and the request itself gets the fault:
+
+    received = fake.faults.arm("chat.postMessage", Fault.HANG, seconds=10)
+    received.wait(5); bot.kill(); fake.faults.clear()
+
 The ``http.server`` fakes mix :class:`FaultyHandler` into their request handler; the aiohttp
 fakes add :func:`middleware` to their application.
 """
@@ -37,7 +44,9 @@ HANG_CAP_S = 120.0  # a hang never outlives this, whatever the switch says
 class Fault(StrEnum):
     ERROR = "5xx"  # 503 Service Unavailable
     THROTTLE = "429"  # 429 Too Many Requests with Retry-After
-    HANG = "hang"  # read the request, never answer until the fault is over, then hang up
+    HANG = (
+        "hang"  # read the request, never answer until the fault is over (or cleared), then hang up
+    )
     REFUSE = "refuse"  # reset the connection (RST) instead of answering
 
 
@@ -54,6 +63,9 @@ class FaultSwitch:
     windows: list[Window] = field(default_factory=list)
     hits: list[tuple[float, Fault, str]] = field(default_factory=list)  # (monotonic, kind, path)
     retry_after: float = 1.0
+    # extra headers per kind (an AWS fake's ``x-amzn-ErrorType``, so its SDK reads the error)
+    headers: dict[Fault, dict[str, str]] = field(default_factory=dict)
+    _armed: list[tuple[str, Fault, float, threading.Event]] = field(default_factory=list)
     _kind: Fault | None = None
     _until: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -68,6 +80,30 @@ class FaultSwitch:
             self._until = now + seconds
             self.retry_after = retry_after
             self.windows.append(Window(self._kind, now, self._until))
+
+    def arm(self, path_part: str, kind: Fault | str, seconds: float) -> threading.Event:
+        """Start ``kind`` for ``seconds`` when the next request whose path contains
+        ``path_part`` arrives (that request included); the event is set at that moment."""
+        if seconds <= 0:
+            raise ValueError(f"fault duration must be positive, got {seconds}")
+        received = threading.Event()
+        with self._lock:
+            self._armed.append((path_part, Fault(kind), seconds, received))
+        return received
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._armed.clear()
+
+    def _trigger(self, path: str) -> None:
+        with self._lock:
+            found = next((a for a in self._armed if a[0] in path), None)
+            if found is None:
+                return
+            self._armed.remove(found)
+        _, kind, seconds, received = found
+        self.set(kind, seconds, self.retry_after)
+        received.set()
 
     def clear(self) -> None:
         now = time.monotonic()
@@ -89,6 +125,8 @@ class FaultSwitch:
 
     def take(self, path: str = "") -> Fault | None:
         """The fault the request for ``path`` gets (counted), or None."""
+        if self._armed:
+            self._trigger(path)
         kind = self.active()
         if kind is not None:
             with self._lock:
@@ -97,12 +135,18 @@ class FaultSwitch:
         return kind
 
     def status(self, kind: Fault) -> tuple[int, dict[str, str]]:
+        extra = self.headers.get(kind, {})
         if kind is Fault.THROTTLE:
-            return 429, {"Retry-After": f"{self.retry_after:g}"}
-        return 503, {}
+            return 429, {"Retry-After": f"{self.retry_after:g}", **extra}
+        return 503, dict(extra)
 
     def hang_for(self) -> float:
         return min(HANG_CAP_S, self.remaining())
+
+    def hanging(self, since: float) -> bool:
+        """Whether a request held since ``since`` (monotonic) should still hang: until the
+        fault ends or is cleared, and never past :data:`HANG_CAP_S`."""
+        return self.active() is Fault.HANG and time.monotonic() - since < HANG_CAP_S
 
 
 def reset(sock: socket.socket) -> None:
@@ -132,7 +176,9 @@ class FaultyHandler(BaseHTTPRequestHandler):
             reset(self.connection)
             return False
         if kind is Fault.HANG:
-            time.sleep(switch.hang_for())
+            since = time.monotonic()
+            while switch.hanging(since):
+                time.sleep(0.02)
             reset(self.connection)
             return False
         status, headers = switch.status(kind)
@@ -164,7 +210,9 @@ def middleware(switch: FaultSwitch, prefix: str = "/") -> Any:
         await request.read()
         if kind in (Fault.REFUSE, Fault.HANG):
             if kind is Fault.HANG:
-                await asyncio.sleep(switch.hang_for())
+                since = time.monotonic()
+                while switch.hanging(since):  # noqa: ASYNC110  the switch is thread-side
+                    await asyncio.sleep(0.02)
             transport = request.transport
             if transport is not None:
                 sock = transport.get_extra_info("socket")

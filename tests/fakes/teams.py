@@ -254,6 +254,7 @@ async def teams_bot(
     roles: str | None = None,
     anonymous: bool = True,
     default_channel: str = "",
+    connector_timeout: float = 5,
     **settings: Any,
 ) -> AsyncIterator[TeamsBot]:
     """A runtime whose router sends every incident to the console and to Teams ``channel``."""
@@ -276,7 +277,7 @@ async def teams_bot(
         tenant_id=TENANT_ID,
         anonymous=anonymous,
         default_channel=default_channel,
-        timeout=5,
+        timeout=connector_timeout,
     )
     # the runtime wires Teams itself: routes, surface, the /api/messages route
     runtime = Runtime(config, clock=clock, teams=teams_settings, teams_tokens=StaticTokenProvider())
