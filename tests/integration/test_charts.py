@@ -275,6 +275,15 @@ async def test_the_teams_card_image_is_a_signed_expiring_png_link(
         unknown = await bot.client.get(f"{unknown_link.path}?{unknown_link.query}")
         assert unknown.status_code == 404 and "INC-999" in unknown.json()["error"]
 
+        # a person's own view of the card (Universal Actions refresh) shows the chart too
+        refresh = bot.activity("invoke_action_execute", id="f:refresh-1")
+        refresh["value"]["action"].update(
+            verb="refresh", title="refresh", data={"incident_id": incident, "version": "1"}
+        )
+        answered = (await bot.send(refresh)).json()["value"]
+        (again,) = [b for b in answered["body"] if b.get("type") == "Image"]
+        assert urlsplit(again["url"]).path == f"/charts/{incident}.png"
+
         clock.advance(hours=26)
         expired = await bot.client.get(path)
         assert expired.status_code == 403 and "expired" in expired.json()["error"]
