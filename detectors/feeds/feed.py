@@ -28,8 +28,6 @@ from detectors.feeds.plan import FeedSpec
 
 log = logging.getLogger(__name__)
 
-#: a rule asking for data this close behind the feed's cursor gets the cursor (no new search)
-SLACK = timedelta(seconds=5)
 MIN_SCAN_BACK_S = 2.0
 #: a feed scans back the whole max_index_lag until it has measured lags for this long
 LEARN_S = 600.0
@@ -106,15 +104,15 @@ class Feed:
         return min(self._max_lag, max(MIN_SCAN_BACK_S, 1.25 * largest + 2.0))
 
     async def advance(self, target: datetime) -> datetime:
-        """Fetch up to index time ``target`` (whole seconds) unless the feed is already within
-        :data:`SLACK` of it; returns the index-time end the caller's window must use."""
+        """Fetch up to index time ``target`` (whole seconds) unless the feed is already there
+        (another rule of the same tick fetched it); returns the index-time end the caller's
+        window must use."""
         wanted = math.floor(target.timestamp())
         async with self._lock:
             self._check_usable()
-            slack = min(SLACK.total_seconds(), self.spec.interval.total_seconds() / 2)
             if self.cursor is None:
                 await self._warm(wanted)
-            elif wanted - self.cursor > slack:
+            elif wanted > self.cursor:
                 if self._sweep_due():
                     await self._sweep()
                 await self._fetch(wanted)

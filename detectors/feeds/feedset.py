@@ -87,7 +87,7 @@ class FeedSet:
 
     async def end_for(self, rule: Rule, wanted: datetime) -> datetime:
         """The index-time end of ``rule``'s next window: its feeds fetched up to ``wanted``
-        (or within a few seconds of it, when another member just fetched)."""
+        (whole seconds; rules of one tick share the fetch)."""
         ends = [await feed.advance(wanted) for feed in self.feeds(rule.id)]
         return min(ends)
 
