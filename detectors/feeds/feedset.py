@@ -53,6 +53,9 @@ class FeedSet:
         learn: timedelta = timedelta(seconds=LEARN_S),
     ) -> None:
         self.plan: FeedPlan = plan_feeds(rules)
+        if not getattr(backend, "index_time_bounds", False):
+            reason = "the search backend cannot bound searches by index time"
+            self.plan = FeedPlan((), {rule.id: reason for rule in rules})
         #: told the indexing lag of each event a fetch finds new (sourcetype, seconds)
         self.on_lag = on_lag
         self._backend = backend
