@@ -100,9 +100,7 @@ class Charts:
             self._building[incident_id] = task
             task.add_done_callback(lambda done: self._building.pop(incident_id, None))
             task.add_done_callback(_retrieved)
-        chart = await asyncio.shield(task)
-        _keep(self._charts, incident_id, chart)
-        return chart
+        return await asyncio.shield(task)  # a caller that gives up leaves it to finish
 
     async def svg(self, incident_id: int) -> str:
         return render_svg(await self.chart(incident_id), f"chart-{incident_id}")
@@ -151,7 +149,9 @@ class Charts:
 
     async def _build(self, incident_id: int) -> Chart:
         async with self._build_gate:  # a storm of new cards: a few searches at a time
-            return await self._build_now(incident_id)
+            chart = await self._build_now(incident_id)
+        _keep(self._charts, incident_id, chart)  # kept even when nobody waited for it
+        return chart
 
     async def _build_now(self, incident_id: int) -> Chart:
         stored = await asyncio.to_thread(self._load, incident_id)

@@ -14,17 +14,21 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from bot.charts.png import SIGNATURE
+from bot.domain.hits import Hit, SearchQuery
 from bot.pipeline.ingest import ingest
+from bot.ports import Health
 from bot.server import create_app
 from bot.settings import load_settings
 from bot.store.repo import AUDIT, OUTBOX, TIMELINE
 from bot.wiring import Runtime
-from integrations.local.events import Event
+from integrations.local import LocalSearchBackend
+from integrations.local.events import Event, EventStore
 from integrations.local.fleet import nginx_access
-from tests.builders import alert
+from tests.builders import alert, console_policy
 from tests.conftest import FakeClock
 from tests.fakes.slack import CHANNEL, SlackBot, slack_bot
 from tests.fakes.teams import teams_bot
@@ -139,6 +143,47 @@ def _request(at: datetime, status: int) -> Event:
     return nginx_access(
         at, "web-1", "checkout", method="GET", path="/", status=status, latency_ms=9, client="c"
     )
+
+
+class HeldSearches:
+    """The local backend, its searches held until the test lets them go (a slow Splunk)."""
+
+    def __init__(self, inner: LocalSearchBackend) -> None:
+        self.inner = inner
+        self.gate = asyncio.Event()
+        self.searches = 0
+
+    async def search(self, query: SearchQuery) -> list[Hit]:
+        self.searches += 1
+        await self.gate.wait()
+        return await self.inner.search(query)
+
+    async def check(self) -> Health:
+        return await self.inner.check()
+
+
+async def test_a_chart_nobody_waited_for_is_kept_for_the_next_look(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = EventStore(tmp_path / "events.db")
+    held = HeldSearches(LocalSearchBackend(store))
+    settings = load_settings(database_url=f"sqlite:///{tmp_path / 'bot.db'}", generator=False)
+    runtime = Runtime(settings, clock=clock, backend=held)
+    await runtime.connect(attempts=1)
+    burst = alert(clock.now(), rule=RULE, service="checkout", group=(("service", "checkout"),))
+    with runtime.engine.begin() as conn:
+        (incident,) = ingest(conn, [burst], clock.now(), console_policy()).created
+    try:
+        with pytest.raises(TimeoutError):  # the page gives up waiting ...
+            async with asyncio.timeout(0.05):
+                await runtime.charts.chart(incident)
+        held.gate.set()  # ... the search answers later ...
+        await asyncio.sleep(0.2)
+        chart = await runtime.charts.chart(incident)  # ... and the next look finds the chart
+        assert chart.rule_id == RULE and held.searches == 1
+    finally:
+        runtime.engine.dispose()
+        store.close()
 
 
 # Slack -----------------------------------------------------------------------------------------
