@@ -98,13 +98,15 @@ class Readiness:
         self._states[name] = state
         return state
 
-    def hook(self, name: str) -> HealthHook:
-        """The ``on_health`` hook an integration reports its real calls through. A success
-        while all is well is no news: the check's own reason (a version, say) stays."""
+    def hook(self, name: str, checked: bool = False) -> HealthHook:
+        """The ``on_health`` hook an integration reports its real calls through. When the
+        dependency also has a check (``checked``), a success while all is well is no news: the
+        check's own reason (a version, say) stays."""
 
         def report(health: Health) -> None:
             before = self._states.get(name)
-            if health.status is HealthStatus.OK and before is not None and not before.failing:
+            quiet = checked and before is not None and not before.failing
+            if health.status is HealthStatus.OK and quiet:
                 return
             self.observe(name, health)
 

@@ -677,7 +677,7 @@ class Runtime:
     def _report_calls(self) -> None:
         """Searches and Bedrock analyses report each outcome to /ready as they happen."""
         if isinstance(self.backend, SplunkSearchBackend):
-            self.backend.on_health = self.health.hook("search")
+            self.backend.on_health = self.health.hook("search", checked=True)
         if isinstance(self.rca, BedrockRcaEngine):
             self.rca.on_health = self.health.hook("rca:bedrock")
             self.health.observe("rca:bedrock", Health(HealthStatus.OK, "no analysis asked yet"))
