@@ -61,13 +61,19 @@ class Data:
     events: list[Event]
     bursts: list[Burst]
     start: datetime  # the first runs
-    calm_end: datetime
+    calm_end: datetime  # lags of seconds until here (and for the noise until slow_end)
+    slow_end: datetime  # until here one slow forwarder: bursts 45 s to 2 min late
     end: datetime  # no data after this
 
 
-def storm_lag(at: float, calm_end: float, rng: random.Random) -> float:
-    """A forwarder backlog after ``calm_end``: swells to 2 minutes and drains, every 10 min."""
-    phase = ((at - calm_end) % 600) / 600
+def calm_lag(rng: random.Random) -> float:
+    """Seconds, under one interval."""
+    return min(25.0, 0.2 + rng.expovariate(1 / 2.5))
+
+
+def storm_lag(at: float, since: float, rng: random.Random) -> float:
+    """A forwarder backlog after ``since``: swells to 2 minutes and drains, every 10 min."""
+    phase = ((at - since) % 600) / 600
     backlog = 110 * (1 - abs(2 * phase - 1))
     return min(120.0, backlog + rng.expovariate(1 / 3))
 
@@ -77,16 +83,17 @@ def make_data(minutes: int, seed: int) -> Data:
     start = START
     end = start + timedelta(minutes=minutes)
     calm_end = start + timedelta(minutes=min(minutes - 10, max(minutes / 2, 20)))
+    slow_end = calm_end + (end - calm_end) / 3
     with tempfile.TemporaryDirectory() as folder:
         store = EventStore(Path(folder) / "unused.db")
         noise = Generator(store, seed=seed).noise(end, (end - start + LEAD_IN).total_seconds())
         store.close()
     events = []
     for event in noise:
-        if event.time < calm_end:
-            lag = min(25.0, 0.2 + rng.expovariate(1 / 2.5))
+        if event.time < slow_end:
+            lag = calm_lag(rng)
         else:
-            lag = storm_lag(event.time.timestamp(), calm_end.timestamp(), rng)
+            lag = storm_lag(event.time.timestamp(), slow_end.timestamp(), rng)
         events.append(replace(event, indexed=event.time + timedelta(seconds=lag)))
     rules = {r.id: r for r in load_rules([])}
     need_ssh = rules["ssh-password-guessing"].frequency.num_events  # type: ignore[attr-defined]
@@ -96,7 +103,12 @@ def make_data(minutes: int, seed: int) -> Data:
     n = 0
     while first + timedelta(seconds=30) < end:
         n += 1
-        lag = rng.uniform(0.5, 25) if first < calm_end else rng.uniform(30, 120)
+        if first < calm_end:
+            lag = rng.uniform(0.5, 25)
+        elif first < slow_end:  # the burst's forwarder is slow, the others are not
+            lag = rng.uniform(45, 120)
+        else:
+            lag = rng.uniform(30, 120)
         times = [first + timedelta(seconds=i) for i in range(need_ssh if n % 2 else need_app)]
         if n % 2:
             host, address = fleet.WEB_HOSTS[n % 3], f"192.0.2.{n}"
@@ -113,7 +125,7 @@ def make_data(minutes: int, seed: int) -> Data:
         searchable = max(e.indexed for e in made if e.indexed is not None)
         bursts.append(Burst(key, made[0].time, lag, searchable))
         first += timedelta(seconds=BURST_EVERY_S)
-    return Data(events, bursts, start, calm_end, end)
+    return Data(events, bursts, start, calm_end, slow_end, end)
 
 
 # backends -----------------------------------------------------------------------------------
@@ -144,6 +156,7 @@ class ClockedLocal:
             query.index_latest,
             len(hits),
             events,
+            now,
         )
         ids = (f"{h.time.timestamp()}|{h.raw}" for h in hits) if events else ()
         self.ledger.record(record, ids)

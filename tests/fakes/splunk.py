@@ -252,6 +252,7 @@ class FakeSplunk:
         transforming = parse(text).is_transforming
         index_earliest = _moment(params.get("index_earliest"), None)
         index_latest = _moment(params.get("index_latest"), None)
+        searchable: datetime | None = None
         if self.index_clock is not None:  # what is not indexed yet is not searchable
             searchable = self.index_clock()
             index_latest = searchable if index_latest is None else min(index_latest, searchable)
@@ -266,7 +267,8 @@ class FakeSplunk:
         hits = LocalSearchBackend(self.store).search_sync(query)
         rows = [_as_splunkd(dict(h.fields)) for h in hits]
         events = () if transforming else (row["_cd"] for row in rows if "_cd" in row)
-        self.ledger.record(search_record(kind, params, len(rows), transforming), events)
+        record = search_record(kind, params, len(rows), transforming, searchable)
+        self.ledger.record(record, events)
         return rows, transforming
 
     def _create_job(self, params: dict[str, str], namespace: str) -> _Job:

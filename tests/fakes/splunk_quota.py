@@ -42,6 +42,7 @@ class SearchRecord:
     index_latest: datetime | None
     rows: int
     events: bool  # rows are events; False for a transforming search's result rows
+    at: datetime | None = None  # when it ran, by the fake's index clock (None: no clock)
 
     @property
     def scanned_s(self) -> float:
@@ -140,6 +141,7 @@ def search_record(
     params: dict[str, str],
     rows: int,
     transforming: bool,
+    at: datetime | None = None,
 ) -> SearchRecord:
     """The record of a search the client asked for with ``params`` (epoch-second bounds)."""
     return SearchRecord(
@@ -151,6 +153,7 @@ def search_record(
         index_latest=_at(params.get("index_latest")),
         rows=rows,
         events=not transforming,
+        at=at,
     )
 
 
