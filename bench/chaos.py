@@ -1,14 +1,18 @@
 """Chaos: a storm of outside faults and kill -9 against real bots, then count on the fakes.
 
-    python bench/chaos.py [--fault-seconds 4] [--rounds 2] [--kills 6] [--replicas 1]
+    python bench/chaos.py [--fault-seconds 4] [--rounds 4] [--kills 6] [--aimed 2]
+                          [--replicas 1] [--every 2]
                           [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
 
 While a burst of 5xx events (one incident each) and a click on "acknowledge" keep coming,
-Slack, PagerDuty and Splunk in turn answer 5xx, 429 with ``Retry-After``, hang past the
-client's timeout or reset connections for ``--fault-seconds``, then recover; during ``--kills``
-of those faults a replica is killed with SIGKILL at a random moment and a new one started on the
-same database (tests/chaos/storm.py). At the end every burst must have exactly one incident,
-one card and one page, every click its acknowledgement. Prints a report, then one JSON line.
+Slack, PagerDuty, Splunk and Bedrock in turn answer 5xx, 429 with ``Retry-After``, hang past
+the client's timeout or reset connections for ``--fault-seconds``, then recover; during
+``--kills`` of those faults a replica is killed with SIGKILL at a random moment and a new one
+started on the same database. Then ``--aimed`` times each, the bots are killed at an aimed
+moment: a card post in flight, a click being handled, a Bedrock call in flight
+(tests/chaos/storm.py). At the end every burst must have exactly one incident, one card and one
+page, every click its acknowledgement, every incident its analysis. Prints a report, then one
+JSON line. (Teams fails the same ways in tests/chaos/test_teams.py, in one process.)
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 
 from _common import emit, median, postgres_schema
 
-from tests.chaos.storm import Storm
+from tests.chaos.storm import AIMS, Storm
 from tests.cluster import Cluster
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -31,7 +35,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fault-seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=4, help="each dependency this many times")
-    parser.add_argument("--kills", type=int, default=6)
+    parser.add_argument("--kills", type=int, default=6, help="at random moments of the faults")
+    parser.add_argument("--aimed", type=int, default=2, help="kills at each aimed moment")
     parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--every", type=float, default=2.0, help="seconds between bursts")
     parser.add_argument("--database-url", default=DEFAULT_URL)
@@ -42,18 +47,27 @@ def main() -> int:
         postgres_schema(args.database_url) as url,
         ExitStack() as stack,
     ):
-        bots = Cluster(Path(folder), url, stack, heartbeat=0.5)
+        bots = Cluster(Path(folder), url, stack, heartbeat=0.5, bedrock=True)
         bots.settings["BOT_OUTBOX_RATE_LIMITS"] = '{"slack": {"rate": 20, "burst": 20}}'
         bots.start(args.replicas)
         storm = Storm(bots, fault_s=args.fault_seconds, kills=args.kills)
-        outcome = storm.run(storm.schedule(args.rounds), every=args.every)
+        aims = [aim for _ in range(args.aimed) for aim in AIMS]
+        outcome = storm.run(storm.schedule(args.rounds), every=args.every, aims=aims)
 
     for (dependency, kind), took in zip(outcome.faults, outcome.catchup_s, strict=False):
         print(f"{dependency}/{kind.value}: caught up {took:.2f}s after recovery", file=sys.stderr)
     for key, named in outcome.ready_named.items():
         reason = outcome.ready_reasons.get(key, "")
         said = "names it: " + reason if named else "all ok"
+        longest = outcome.ready_failing_for.get(key)
+        if longest is not None:
+            said += f" (failing_for_s up to {longest:.1f})"
         print(f"/ready during {key}: {said}", file=sys.stderr)
+    print(
+        f"aimed kills {outcome.aimed}, moments that never came {outcome.aims_missed}, "
+        f"Re-analyse presses {outcome.reanalysed}",
+        file=sys.stderr,
+    )
     for dependency, gaps in outcome.retry_after_gaps.items():
         if gaps:
             print(f"{dependency}: min gap between 429s {min(gaps):.2f}s", file=sys.stderr)
@@ -70,6 +84,7 @@ def main() -> int:
             "bench": "chaos",
             "faults": len(outcome.faults),
             "kills": outcome.kills,
+            "aimed_kills": sum(outcome.aimed.values()),
             "lost": outcome.lost,
             "duplicates": outcome.duplicates,
             "resent_in_flight": outcome.resent,
@@ -77,6 +92,8 @@ def main() -> int:
             "catchup_max_s": round(max(outcome.catchup_s), 3) if outcome.catchup_s else None,
             "max_outbox_depth": int(outcome.max_depth),
             "ready_named": sum(outcome.ready_named.values()),
+            "ready_said_how_long": sum(1 for v in outcome.ready_failing_for.values() if v > 0),
+            "analyses_lost": outcome.analyses_lost,
         }
     )
     return 0 if outcome.lost == outcome.duplicates == 0 else 1

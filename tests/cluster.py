@@ -2,6 +2,10 @@
 posting to the Slack fake and paging the PagerDuty fake: what the replica tests and
 ``bench/failover.py`` start.
 
+With ``bedrock=True`` they analyse incidents with Bedrock (``BOT_RCA=bedrock``) on the Bedrock
+fake (whose injected 5xx and 429 say ``ServiceUnavailableException`` and
+``ThrottlingException``, as Bedrock does), falling back to the heuristic analysis.
+
 The replicas run one rule, ``burst``: 5xx events of one service, searched in 1-second windows
 that follow each other (window = interval), at least 5 in a window open an incident of that
 service. :meth:`Cluster.burst` writes 10 such events for a new service a little ahead of now, so
@@ -32,6 +36,8 @@ from sqlalchemy import Engine, create_engine, func, select
 from bot.store.repo import INCIDENTS, OUTBOX
 from integrations.local import Event
 from tests.botprocess import RUN_BOT, SHIPPED_WEB_RULES, clean_env, free_port
+from tests.fakes.bedrock import FakeBedrock
+from tests.fakes.faults import Fault
 from tests.fakes.pagerduty import FakePagerDuty, make_tls
 from tests.fakes.slack import BOT_TOKEN, CHANNEL, SIGNING_SECRET, FakeSlack
 from tests.fakes.splunk import FakeSplunk
@@ -42,6 +48,11 @@ SPLUNK_TOKEN = "eyJrIjoiZmFrZS1zcGx1bmstdG9rZW4tZm9yLXJlcGxpY2FzIn0"
 ROUTING_KEY = "R0UT1NGKEYREPL1CA500000000000001"
 PD_TOKEN = "fake-rest-api-token-replicas-0001"
 READY_TIMEOUT_S = 40.0
+BEDROCK_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
+BEDROCK_ERRORS = {
+    Fault.ERROR: {"x-amzn-ErrorType": "ServiceUnavailableException:"},
+    Fault.THROTTLE: {"x-amzn-ErrorType": "ThrottlingException:"},
+}
 
 T = TypeVar("T")
 
@@ -118,7 +129,12 @@ class Replica:
 
 class Cluster:
     def __init__(
-        self, workdir: Path, database_url: str, stack: ExitStack, heartbeat: float = 0.5
+        self,
+        workdir: Path,
+        database_url: str,
+        stack: ExitStack,
+        heartbeat: float = 0.5,
+        bedrock: bool = False,
     ) -> None:
         self.workdir = workdir
         self.database_url = database_url
@@ -161,6 +177,23 @@ class Cluster:
             "PAGERDUTY_API_TOKEN": PD_TOKEN,
             "PAGERDUTY_CA_FILE": str(tls.ca_file),
         }
+        self.bedrock: FakeBedrock | None = None
+        if bedrock:
+            self.bedrock = stack.enter_context(FakeBedrock())
+            self.bedrock.faults.headers.update(BEDROCK_ERRORS)
+            self.settings.update(
+                BOT_RCA="bedrock",
+                BEDROCK_MODEL_ID=BEDROCK_MODEL,
+                BEDROCK_ENDPOINT_URL=self.bedrock.url,
+                BEDROCK_TIMEOUT="3s",
+                BEDROCK_RPM="600",
+                AWS_ACCESS_KEY_ID="testing-access-key-id",
+                AWS_SECRET_ACCESS_KEY="testing-secret-access-key",
+                AWS_REGION="us-east-1",
+                AWS_CONFIG_FILE=str(workdir / "no-aws-config"),
+                AWS_SHARED_CREDENTIALS_FILE=str(workdir / "no-aws-credentials"),
+                AWS_EC2_METADATA_DISABLED="true",
+            )
         self._services = 0
         self.bursts: list[str] = []
 
@@ -189,7 +222,7 @@ class Cluster:
         env = {
             k: v
             for k, v in clean_env(**self.settings).items()
-            if not k.startswith(("SPLUNK_", "SLACK_", "PAGERDUTY_", "TEAMS_", "AWS_"))
+            if not k.startswith(("SPLUNK_", "SLACK_", "PAGERDUTY_", "TEAMS_", "AWS_", "BEDROCK_"))
             or k in self.settings
         }
         env.update(BOT_HTTP_PORT=str(port), BOT_LOCAL_EVENTS_PATH=str(folder / "events.db"))
@@ -260,6 +293,26 @@ class Cluster:
         self.bursts.append(service)
         return service
 
+    def command(self, incident_id: int, command: str, key: str) -> bool:
+        """Press ``command`` on the incident through any live bot's API, once."""
+        for replica in self.alive:
+            try:
+                response = replica.api.post(
+                    f"/api/v1/incidents/{incident_id}/commands",
+                    json={"command": command},
+                    headers={"Idempotency-Key": key},
+                    timeout=5.0,
+                )
+            except httpx.HTTPError:
+                continue
+            return response.status_code == 200
+        return False
+
+    def latest_incident(self) -> int | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(func.max(INCIDENTS.c.id))).scalar()
+        return int(value) if value is not None else None
+
     # what happened ---------------------------------------------------------------------------
 
     def incidents(self) -> list[Any]:
@@ -272,6 +325,10 @@ class Cluster:
         for row in self.incidents():
             found.setdefault(row.service, []).append(row.hit_count)
         return found
+
+    def analyses_pending(self) -> list[str]:
+        """Services whose incident still waits for its root-cause analysis."""
+        return [r.service for r in self.incidents() if r.rca_status == "pending"]
 
     def pending_messages(self) -> int:
         with self.engine.connect() as conn:
@@ -389,10 +446,12 @@ class Traffic:
         self.every = every
         self.clicked: list[str] = []
         self.click_errors = 0
+        self.failures: list[tuple[str, str]] = []  # (service, what a failed press got)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
         self._rng = random.Random(seed)
         self.attempts, self.pause = attempts, pause
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         self._thread.start()
@@ -406,16 +465,34 @@ class Traffic:
             self.bots.burst()
             self._click()
 
-    def _click(self) -> None:
-        """Acknowledge the oldest incident not clicked yet."""
+    def click_now(self) -> str | None:
+        """Acknowledge the oldest incident not clicked yet, from this thread: the service
+        clicked, or None. Counted with the others."""
+        with self._lock:
+            found = self._next()
+        if found is None:
+            return None
+        self._press(*found)
+        return found[0]
+
+    def _next(self) -> tuple[str, int] | None:
         opened = {row.service: row.id for row in self.bots.incidents()}
         todo = [s for s in self.bots.bursts if s in opened and s not in self.clicked]
         if not todo:
-            return
-        service = todo[0]
-        self.clicked.append(service)
+            return None
+        self.clicked.append(todo[0])
+        return todo[0], opened[todo[0]]
+
+    def _click(self) -> None:
+        """Acknowledge the oldest incident not clicked yet."""
+        with self._lock:
+            found = self._next()
+        if found is not None:
+            self._press(*found)
+
+    def _press(self, service: str, incident_id: int) -> None:
         for _ in range(self.attempts):  # a load balancer retrying until a replica answers
-            if self._post(opened[service], service):
+            if self._post(incident_id, service):
                 return
             self.click_errors += 1
             if self._stop.is_set():
@@ -425,6 +502,7 @@ class Traffic:
     def _post(self, incident_id: int, service: str) -> bool:
         live = self.bots.alive
         if not live:
+            self.failures.append((service, "no bot alive"))
             return False
         try:
             response = self._rng.choice(live).api.post(
@@ -433,6 +511,9 @@ class Traffic:
                 headers={"Idempotency-Key": f"click-{service}"},
                 timeout=5.0,
             )
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
+            self.failures.append((service, type(exc).__name__))
             return False
+        if response.status_code != 200:
+            self.failures.append((service, f"{response.status_code} {response.text[:120]}"))
         return response.status_code == 200

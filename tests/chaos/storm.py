@@ -1,15 +1,24 @@
 """A storm against real bots (``run_bot.py run``, tests/cluster.py): while bursts of 5xx events
-and clicks keep coming, Slack, PagerDuty and Splunk in turn answer 5xx, 429 with
-``Retry-After``, hang past the client's timeout or reset connections for a while, then recover;
-the bot may be killed with SIGKILL at random moments and restarted on the same database.
+and clicks keep coming, Slack, PagerDuty, Splunk and Bedrock (with ``Cluster(bedrock=True)``)
+in turn answer 5xx, 429 with ``Retry-After``, hang past the client's timeout or reset
+connections for a while, then recover; the bot may be killed with SIGKILL at random moments and
+restarted on the same database.
+
+Aimed kills (:meth:`Storm.aimed`) kill every bot at a chosen moment rather than a random one:
+the fake holds the request that marks the moment (``FaultSwitch.arm`` with a hang) and signals
+that it arrived, the bots are killed while it hangs, then the fault ends and a bot starts
+again. The moments: ``post`` (a ``chat.postMessage`` in flight), ``click`` (right after an
+"acknowledge" is pressed, while the card update it causes is in flight) and ``rca`` (a Bedrock
+Converse call in flight, asked by a Re-analyse press).
 
 What is checked, on the fakes' records: every burst has exactly one incident with its 10 hits,
-one Slack card and one page; every clicked incident is acknowledged. A card posted again
+one Slack card and one page; every clicked incident is acknowledged; no incident is left
+waiting for its analysis. A card posted again
 because its sender was killed less than :data:`IN_FLIGHT_S` after Slack took it is counted
 apart (``resent``: at-least-once in that window, docs/replicas.md), as bench/failover.py does.
-While a fault lasts, /ready is polled (does it name the failing dependency?) and /metrics
-(``bot_outbox_depth``); after it ends, the time until every message is out and every burst so
-far has its incident, card and page is the catch-up.
+While a fault lasts, /ready is polled (does it name the failing dependency, and since when?)
+and /metrics (``bot_outbox_depth``); after it ends, the time until every message is out and
+every burst so far has its incident, card and page is the catch-up.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
@@ -24,9 +34,22 @@ import httpx
 from tests.cluster import HITS_PER_BURST, Cluster, Replica, Traffic
 from tests.fakes.faults import Fault, FaultSwitch
 
-DEPENDENCIES = {"slack": "surface:slack", "pagerduty": "pager:pagerduty", "splunk": "search"}
+DEPENDENCIES = {
+    "slack": "surface:slack",
+    "pagerduty": "pager:pagerduty",
+    "splunk": "search",
+    "bedrock": "rca:bedrock",
+}
 IN_FLIGHT_S = 0.5
 RETRY_AFTER_S = 1.0
+# aimed kills: the moment -> (the fake that sees it, a part of the request's path)
+AIMS = {
+    "post": ("slack", "chat.postMessage"),
+    "click": ("slack", "chat.update"),
+    "rca": ("bedrock", "/converse"),
+}
+AIM_WAIT_S = 20.0  # how long to wait for the moment to come
+AIM_HOLD_S = 30.0  # the held request hangs at most this long (the kill comes at once)
 
 
 @dataclass
@@ -41,6 +64,12 @@ class Outcome:
     catchup_s: list[float] = field(default_factory=list)
     ready_named: dict[str, bool] = field(default_factory=dict)  # "slack/429" -> named?
     ready_reasons: dict[str, str] = field(default_factory=dict)
+    # "slack/429" -> the longest failing_for_s /ready gave while it lasted
+    ready_failing_for: dict[str, float] = field(default_factory=dict)
+    aimed: dict[str, int] = field(default_factory=dict)  # moment -> kills aimed at it
+    aims_missed: list[str] = field(default_factory=list)  # moments that did not come in time
+    analyses_lost: int = 0
+    reanalysed: int = 0  # Re-analyse presses (each a Bedrock call of its own)
     max_depth: float = 0.0
     # per dependency, seconds between the 429s one method got (Retry-After: 1 s)
     retry_after_gaps: dict[str, list[float]] = field(default_factory=dict)
@@ -62,24 +91,32 @@ class Storm:
             "pagerduty": bots.pagerduty.faults,
             "splunk": bots.splunk.faults,
         }
+        if bots.bedrock is not None:
+            self.switches["bedrock"] = bots.bedrock.faults
 
     def schedule(self, rounds: int = 1) -> list[tuple[str, Fault]]:
         """Each dependency in turn, each kind of fault in turn: four rounds pair every
         dependency with every kind once."""
         kinds = list(Fault)
-        names = list(DEPENDENCIES)
+        names = [n for n in DEPENDENCIES if n in self.switches]
         return [(names[i % len(names)], kinds[i % len(kinds)]) for i in range(rounds * len(names))]
 
-    def run(self, plan: list[tuple[str, Fault]], every: float = 2.0) -> Outcome:
+    def run(
+        self, plan: list[tuple[str, Fault]], every: float = 2.0, aims: list[str] | None = None
+    ) -> Outcome:
         """Bursts every ``every`` seconds: each costs two PagerDuty events and about two card
         updates, so below 2 s the traffic alone outruns PagerDuty's events budget and Slack's
-        48 chat.update a minute, and the backlog never drains whatever the faults."""
-        traffic = Traffic(self.bots, every, attempts=20, seed=13, pause=0.5)
+        48 chat.update a minute, and the backlog never drains whatever the faults. After the
+        faults, one aimed kill per entry of ``aims`` (see :data:`AIMS`)."""
+        # a person presses again until a bot answers: a restart on a busy machine takes a while
+        traffic = Traffic(self.bots, every, attempts=120, seed=13, pause=0.5)
         traffic.start()
         try:
             time.sleep(1.5)
             for dependency, kind in plan:
                 self._fault(dependency, kind)
+            for aim in aims or []:
+                self.aimed(aim, traffic)
         finally:
             traffic.stop()
         self._settle(deadline_s=90.0)
@@ -98,16 +135,23 @@ class Storm:
         switch.set(kind, self.fault_s, retry_after=RETRY_AFTER_S)
         started = time.monotonic()
         named = False
+        next_press = started
         while switch.active() is not None:
+            if dependency == "bedrock" and time.monotonic() >= next_press:
+                self._reanalyse()  # incidents alike share one analysis: ask for fresh ones
+                next_press = time.monotonic() + 1.0
             if will_kill and time.monotonic() >= kill_at:
                 self._kill()
                 will_kill = False
             replica = self._any()
-            if replica is not None and not named:
-                found = self._ready_names(replica, DEPENDENCIES[dependency])
-                if found:
+            if replica is not None:
+                found, failing_for = self._ready_names(replica, DEPENDENCIES[dependency])
+                if found and not named:
                     named = True
                     self.outcome.ready_reasons[key] = found
+                if failing_for is not None:
+                    longest = self.outcome.ready_failing_for.get(key, 0.0)
+                    self.outcome.ready_failing_for[key] = max(longest, failing_for)
             if replica is not None:
                 self.outcome.max_depth = max(self.outcome.max_depth, _metric(replica))
             time.sleep(0.2)
@@ -127,6 +171,48 @@ class Storm:
         else:
             self.outcome.unsettled.append(f"{key}: {self.bots.pending_summary()}")
 
+    # aimed kills ---------------------------------------------------------------------------
+
+    def aimed(self, aim: str, traffic: Traffic) -> bool:
+        """Kill every bot at the moment ``aim`` names, start one again, and wait for the
+        catch-up. False when the moment did not come within :data:`AIM_WAIT_S`."""
+        dependency, path = AIMS[aim]
+        switch = self.switches.get(dependency)
+        if switch is None:
+            raise ValueError(f"aim {aim!r} needs the {dependency} fake in the cluster")
+        received = switch.arm(path, Fault.HANG, AIM_HOLD_S)
+        if aim == "click":
+            traffic.click_now()
+        elif aim == "rca":
+            self._reanalyse()
+        if not received.wait(AIM_WAIT_S):
+            switch.disarm()
+            self.outcome.aims_missed.append(aim)
+            return False
+        victims = self.bots.alive
+        for victim in victims:
+            victim.kill()
+        self.kills_at.append(time.monotonic())
+        self.outcome.kills += len(victims)
+        self.outcome.aimed[aim] = self.outcome.aimed.get(aim, 0) + 1
+        switch.clear()
+        self.bots.start(max(1, len(victims)))
+        caught = self._settle(deadline_s=30.0)
+        if caught is not None:
+            self.outcome.catchup_s.append(caught)
+        else:
+            self.outcome.unsettled.append(f"aimed {aim}: {self.bots.pending_summary()}")
+        return True
+
+    def _reanalyse(self) -> None:
+        """Press Re-analyse on the newest incident: a Bedrock call of its own (incidents of
+        one rule with alike evidence otherwise share their storm group's one analysis)."""
+        incident_id = self.bots.latest_incident()
+        if incident_id is not None:
+            self.outcome.reanalysed += 1
+            key = f"reanalyse-{incident_id}-{self.outcome.reanalysed}"
+            self.bots.command(incident_id, "reanalyse", key)
+
     def _kill(self) -> None:
         live = self.bots.alive
         if not live:
@@ -143,16 +229,19 @@ class Storm:
         return live[0] if live else None
 
     @staticmethod
-    def _ready_names(replica: Replica, check: str) -> str:
-        """The reason /ready gives for ``check`` when it is not ok, else ''."""
+    def _ready_names(replica: Replica, check: str) -> tuple[str, float | None]:
+        """The reason /ready gives for ``check`` when it is not ok (else ''), and how long it
+        says the check has been failing (None when it does not say)."""
         try:
             report = replica.api.get("/ready", timeout=12.0).json()
         except (httpx.HTTPError, ValueError):
-            return ""
+            return "", None
         found = report.get("checks", {}).get(check, {})
         if found.get("status", "ok") == "ok":
-            return ""
-        return f"{found.get('status')}: {found.get('reason', '')}"
+            return "", None
+        failing_for = found.get("failing_for_s")
+        reason = f"{found.get('status')}: {found.get('reason', '')}"
+        return reason, float(failing_for) if failing_for is not None else None
 
     # after -------------------------------------------------------------------------------------
 
@@ -161,9 +250,11 @@ class Storm:
         counts = self.bots.hit_counts()
         cards = self.bots.cards_posted()
         # chat.update has its own budget (48 a rolling minute): card updates may still queue
-        return all(s in counts and s in cards for s in services) and len(
-            self.bots.pagerduty.incidents
-        ) >= sum(len(counts[s]) for s in services)
+        if not all(s in counts and s in cards for s in services):
+            return False
+        if len(self.bots.pagerduty.incidents) < sum(len(counts[s]) for s in services):
+            return False
+        return self.bots.bedrock is None or not set(self.bots.analyses_pending()) & set(services)
 
     def _settle(self, deadline_s: float, since: float | None = None) -> float | None:
         """Seconds from ``since`` (or now) until every burst written so far is handled."""
@@ -183,7 +274,8 @@ class Storm:
         counts = self.bots.hit_counts()
         posts = self.bots.card_posts()
         pages = self.bots.pages()
-        acked = {r.service for r in self.bots.incidents() if r.state == "acknowledged"}
+        states = {r.service: r.state for r in self.bots.incidents()}
+        acked = {s for s, state in states.items() if state == "acknowledged"}
         resent = sum(
             1
             for times in posts.values()
@@ -191,7 +283,7 @@ class Storm:
         )
         lost_windows = [s for s in services if s not in counts]
         lost_cards = [s for s in services if s in counts and s not in posts]
-        lost_clicks = [s for s in traffic.clicked if s not in acked]
+        lost_clicks = [f"{s} ({states.get(s)})" for s in traffic.clicked if s not in acked]
         incidents = sum(len(v) for v in counts.values())
         lost_pages = max(0, incidents - len(pages))
         doubled_incidents = sum(len(v) - 1 for v in counts.values() if len(v) > 1)
@@ -201,12 +293,21 @@ class Storm:
         outcome.bursts = len(services)
         outcome.clicks = len(traffic.clicked)
         outcome.resent = resent
-        outcome.lost = len(lost_windows) + len(lost_cards) + len(lost_clicks) + lost_pages
+        lost_analyses = self.bots.analyses_pending()
+        outcome.analyses_lost = len(lost_analyses)
+        outcome.lost = (
+            len(lost_windows) + len(lost_cards) + len(lost_clicks) + lost_pages + len(lost_analyses)
+        )
         outcome.duplicates = doubled_incidents + wrong_hits + doubled_cards + doubled_pages
+        if lost_clicks:
+            lost = {c.split(" ")[0] for c in lost_clicks}
+            failed = [f for f in traffic.failures if f[0] in lost]
+            outcome.details.append(f"failed presses of lost clicks: {Counter(failed)}")
         for label, items in (
             ("lost windows", lost_windows),
             ("lost cards", lost_cards),
             ("lost clicks", lost_clicks),
+            ("analyses never done", lost_analyses),
         ):
             if items:
                 outcome.details.append(f"{label}: {items}")
