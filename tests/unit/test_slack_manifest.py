@@ -17,6 +17,7 @@ SCOPES = {
     "chat:write",
     "chat:write.public",
     "commands",
+    "files:write",
     "im:write",
     "usergroups:read",
     "users:read",
