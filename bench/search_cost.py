@@ -281,6 +281,7 @@ async def many_rules(args: argparse.Namespace) -> dict[str, Any]:
         "unfinished": len(pending),
         "errors": errors,
         "runs": ran,
+        "coalesced": sum(getattr(runner, "coalesced", {}).values()),
         "max_active": backend.counters.max_active,
     }
 
@@ -297,7 +298,7 @@ def part_two(data: Data, modes: list[str], args: argparse.Namespace) -> dict[str
     with FakeSplunk(token=TOKEN) as fake:
         fake.add_events(data.events)
         fake.delay = SEARCH_DELAY_S
-        fake.max_jobs = QUOTA
+        fake.max_jobs = args.quota
         for run in range(args.runs):
             for mode in modes:
                 fake.ledger.reset()
@@ -325,9 +326,10 @@ def part_two(data: Data, modes: list[str], args: argparse.Namespace) -> dict[str
                     f"searches, windows lost "
                     f"{result['windows_lost']}, search lag p99 {_s(result['lag_p99_s'])} "
                     f"(max {_s(result['lag_max_s'])}), {result['skipped']} runs skipped while "
-                    f"the previous was running, {result['errors']} failed, "
-                    f"{result['unfinished']} unfinished; peak {result['peak']} searches at once "
-                    f"in Splunk, {result['refused']} refused by its quota of {QUOTA}"
+                    f"the previous was running, {result['coalesced']} runs covering missed time, "
+                    f"{result['errors']} failed, {result['unfinished']} unfinished; peak "
+                    f"{result['peak']} searches at once in Splunk, {result['refused']} refused by "
+                    f"its quota of {args.quota}"
                 )
     return found
 
@@ -345,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=int, default=60, help="minutes of generated data")
     parser.add_argument("--span", type=float, default=50.0, help="seconds of the 500-rule part")
     parser.add_argument("--rules", type=int, default=RULES_500)
+    parser.add_argument(
+        "--quota", type=int, default=QUOTA, help="the Splunk role's concurrent-search quota"
+    )
     parser.add_argument("--quick", action="store_true", help="30 minutes of data, one short run")
     parser.add_argument(
         "--full-window", action="store_true", help="only today's evaluation (no shared searches)"
@@ -394,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"{args.rules} rules, SPLUNK_MAX_CONCURRENT={QUOTA}, {SEARCH_DELAY_S * 1000:.0f} ms per "
-        f"search, Splunk quota {QUOTA} jobs, {args.span:g} s in real time, {args.runs} run(s):"
+        f"search, Splunk quota {args.quota} jobs, {args.span:g} s in real time, {args.runs} "
+        "run(s):"
     )
     many = part_two(data, modes, args)
     for mode, runs in many.items():
