@@ -1,11 +1,15 @@
 """Setup for bench/search_cost.py: generated data with indexing lags and bursts, the two
-backends, the runner with or without shared searches, the scheduler's timetable, 500 rules."""
+backends, the runner with or without shared searches, the scheduler's timetable, 500 rules, and
+the child interpreter's side of the 500-rule part."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import heapq
 import inspect
 import itertools
+import logging
 import math
 import random
 import tempfile
@@ -16,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from _common import START
+from _common import START, percentile, sqlite_url
 from pydantic import SecretStr
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from bot.domain.hits import Hit, SearchQuery
 from bot.metrics import Metrics
@@ -27,6 +31,8 @@ from bot.pipeline.notify import Router, Target
 from bot.ports import Clock, Health, HealthStatus, SearchBackend
 from bot.redaction import Redactor
 from bot.scheduler import FEED_TICK_OFFSET_S, RuleRunner
+from bot.store.db import make_engine, migrate
+from bot.store.repo import RULE_STATE
 from detectors.model import Rule
 from detectors.rules import load_rules
 from detectors.spl import parse
@@ -43,6 +49,7 @@ BURST_EVERY_S = 150.0
 MAX_RESULTS = 200_000
 QUOTA = 3  # SPLUNK_MAX_CONCURRENT, and the Splunk role's srchJobsQuota in part two
 JITTER_S = 2.0  # BOT_SCHEDULE_JITTER's default
+DRAIN_S = 15.0  # after the 500-rule span, how long runs in flight may take to finish
 
 
 # data ---------------------------------------------------------------------------------------
@@ -293,3 +300,89 @@ class WallClock:
 
     def now(self) -> datetime:
         return self._origin + timedelta(seconds=time.time() - self._wall0)
+
+
+# the 500-rule part's child ---------------------------------------------------------------
+
+
+class GaveUp(logging.Handler):
+    """Counts the runner's "… of data older than max_catchup … was not searched"."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "was not searched" in str(record.msg):
+            self.count += 1
+
+
+async def many_rules(args: argparse.Namespace) -> dict[str, Any]:
+    clock = WallClock(datetime.fromtimestamp(args.origin, UTC), args.wall0)
+    rules = make_rules(args.rules)
+    gave_up = GaveUp()
+    logging.getLogger("bot.runner").addHandler(gave_up)
+    with tempfile.TemporaryDirectory() as folder:
+        engine = make_engine(sqlite_url(folder))
+        await asyncio.to_thread(migrate, engine)
+        backend = splunk_backend(args.port)
+        runner, feeds = make_runner(engine, backend, rules, clock, args.mode == "shared")
+        start = clock.now()
+        timetable = Timetable(rules, start, fed_by(feeds), seed=11)
+        fast = {r.id for r in rules if r.interval == timedelta(seconds=30)}
+        running: dict[str, asyncio.Task[Any]] = {}
+        started: list[asyncio.Task[Any]] = []
+        skipped = 0
+        lags: list[float] = []
+
+        async def sample() -> None:
+            while True:
+                await asyncio.sleep(1.0)
+                now = clock.now()
+                # read in the loop itself: the worker threads may all be busy with runs
+                ends = last_ends(engine)
+                for rule_id in fast:  # before its first run: the data since the start
+                    lags.append((now - ends.get(rule_id, start)).total_seconds())
+
+        sampler = asyncio.create_task(sample())
+        stop = start + timedelta(seconds=args.span)
+        while timetable.next_due() < stop:
+            due, rule_id = timetable.pop()
+            wait = (due - clock.now()).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            previous = running.get(rule_id)
+            if previous is not None and not previous.done():
+                skipped += 1  # as APScheduler's max_instances=1: the next run covers it
+            else:
+                running[rule_id] = asyncio.create_task(runner.run(rule_id))
+                started.append(running[rule_id])
+        sampler.cancel()
+        done, pending = await asyncio.wait(started, timeout=DRAIN_S)
+        for task in pending:  # still queued for a search: stopped, as a shutdown would
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        errors = sum(1 for t in done if not t.cancelled() and t.result().error)
+        ran = len(done)
+        engine.dispose()
+    return {
+        "windows_lost": gave_up.count,
+        "lag_p99_s": percentile(lags, 99) if lags else None,
+        "lag_max_s": max(lags) if lags else None,
+        "skipped": skipped,
+        "unfinished": len(pending),
+        "errors": errors,
+        "runs": ran,
+        "coalesced": sum(getattr(runner, "coalesced", {}).values()),
+        "max_active": backend.counters.max_active,
+    }
+
+
+def last_ends(engine: Engine) -> dict[str, datetime]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(RULE_STATE.c.rule_id, RULE_STATE.c.last_window_end)).all()
+    return {rule_id: as_utc(end) for rule_id, end in rows if end is not None}
+
+
+def as_utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)

@@ -26,9 +26,10 @@ run twice: shared searches (``FeedSet``) and ``--full-window`` (every rule its o
   the largest stream.
 
 Part two: 500 rules (the shipped ones with varied thresholds and groupings) with
-``SPLUNK_MAX_CONCURRENT`` 3 against the fake with 200 ms per search and a quota of 3 jobs,
-in real time (a child interpreter; the fake in this one): each rule started when due as an
-asyncio task (a rule still running when due again is skipped, its next run covers the gap).
+``SPLUNK_MAX_CONCURRENT`` 3 against the fake with 200 ms per search and a Splunk quota of 3
+jobs (``--quota``: the role's ``srchJobsQuota``), in real time (a child interpreter; the fake
+in this one): each rule started when due as an asyncio task (a rule still running when due
+again is skipped, its next run covers the gap).
 Windows lost = runs that gave up data past ``max_catchup``; search lag = now - the rule's last
 window end, sampled each second for the 30 s rules (the content's fastest interval).
 
@@ -39,13 +40,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import contextlib
 import sys
 import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,17 +59,18 @@ from _search_cost import (
     Data,
     Timetable,
     WallClock,
+    as_utc,
     fed_by,
     feeds_supported,
     make_data,
-    make_rules,
     make_runner,
+    many_rules,
     splunk_backend,
 )
 from sqlalchemy import Engine, select
 
 from bot.store.db import make_engine, migrate
-from bot.store.repo import INCIDENTS, RULE_STATE
+from bot.store.repo import INCIDENTS
 from detectors.rules import load_rules
 from integrations.local import EventStore
 from tests.fakes.splunk import FakeSplunk
@@ -77,7 +79,6 @@ from tests.fakes.splunk_quota import SearchLedger
 WARMUP = timedelta(minutes=12)  # scan ratio: left out (first runs; feeds learn lags for 10 min)
 RULES_500 = 500
 SEARCH_DELAY_S = 0.2
-DRAIN_S = 15.0  # after the 500-rule span, how long runs in flight may take to finish
 TARGETS = {
     "rows_per_event": 1.2,
     "searches_per_min": 15.0,
@@ -110,41 +111,36 @@ class Figures:
 
 
 async def simulate(data: Data, backend_kind: str, shared: bool) -> Figures:
+    """Run the shipped rules over ``data`` on a fake clock; the figures of one mode."""
     rules = load_rules([])
     clock = StepClock(data.start)
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, contextlib.ExitStack() as stack:
         engine = make_engine(sqlite_url(folder))
+        stack.callback(engine.dispose)
         await asyncio.to_thread(migrate, engine)
-        fake: FakeSplunk | None = None
         if backend_kind == "splunk":
-            fake = FakeSplunk(token=TOKEN).__enter__()
+            fake = stack.enter_context(FakeSplunk(token=TOKEN))
             fake.index_clock = clock.now
             fake.add_events(data.events)
             backend: Any = splunk_backend(fake.port)
             ledger = fake.ledger
         else:
             store = EventStore(Path(folder) / "events.db")
+            stack.callback(store.close)
             store.add(data.events)
             backend = ClockedLocal(store, clock)
             ledger = backend.ledger
-        try:
-            runner, feeds = make_runner(engine, backend, rules, clock, shared)
-            timetable = Timetable(rules, data.start, fed_by(feeds), seed=7)
-            errors = 0
-            stop = data.end + timedelta(seconds=150)  # the last bursts' lag has passed
-            while timetable.next_due() < stop:
-                clock.at, rule_id = timetable.pop()
-                summary = await runner.run(rule_id)
-                errors += bool(summary.error)
-            figures = measure(ledger, data, incidents(engine))
-            figures.run_errors = errors
-        finally:
-            if fake is not None:
-                fake.__exit__(None, None, None)
-            else:
-                store.close()
-            engine.dispose()
+        runner, feeds = make_runner(engine, backend, rules, clock, shared)
+        timetable = Timetable(rules, data.start, fed_by(feeds), seed=7)
+        errors = 0
+        stop = data.end + timedelta(seconds=150)  # the last bursts' lag has passed
+        while timetable.next_due() < stop:
+            clock.at, rule_id = timetable.pop()
+            summary = await runner.run(rule_id)
+            errors += bool(summary.error)
+        figures = measure(ledger, data, incidents(engine))
+        figures.run_errors = errors
     figures.seconds = time.perf_counter() - began
     return figures
 
@@ -152,7 +148,7 @@ async def simulate(data: Data, backend_kind: str, shared: bool) -> Figures:
 def incidents(engine: Engine) -> dict[str, datetime]:
     with engine.connect() as conn:
         rows = conn.execute(select(INCIDENTS.c.group_key, INCIDENTS.c.created_at)).all()
-    return {key: _utc(at) for key, at in rows}
+    return {key: as_utc(at) for key, at in rows}
 
 
 def measure(ledger: SearchLedger, data: Data, found: dict[str, datetime]) -> Figures:
@@ -192,10 +188,6 @@ def measure(ledger: SearchLedger, data: Data, found: dict[str, datetime]) -> Fig
     return figures
 
 
-def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-
-
 def report(name: str, f: Figures) -> None:
     print(
         f"  {name}: {f.searches_per_min:.1f} searches/min; {f.rows_per_event:.2f} rows per "
@@ -211,85 +203,6 @@ def report(name: str, f: Figures) -> None:
 
 
 # part two: 500 rules in real time (a child interpreter; the fake in the parent) --------------
-
-
-class GaveUp(logging.Handler):
-    """Counts the runner's "… of data older than max_catchup … was not searched"."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "was not searched" in str(record.msg):
-            self.count += 1
-
-
-async def many_rules(args: argparse.Namespace) -> dict[str, Any]:
-    clock = WallClock(datetime.fromtimestamp(args.origin, UTC), args.wall0)
-    rules = make_rules(args.rules)
-    gave_up = GaveUp()
-    logging.getLogger("bot.runner").addHandler(gave_up)
-    with tempfile.TemporaryDirectory() as folder:
-        engine = make_engine(sqlite_url(folder))
-        await asyncio.to_thread(migrate, engine)
-        backend = splunk_backend(args.port)
-        runner, feeds = make_runner(engine, backend, rules, clock, args.mode == "shared")
-        start = clock.now()
-        timetable = Timetable(rules, start, fed_by(feeds), seed=11)
-        fast = {r.id for r in rules if r.interval == timedelta(seconds=30)}
-        running: dict[str, asyncio.Task[Any]] = {}
-        started: list[asyncio.Task[Any]] = []
-        skipped = 0
-        lags: list[float] = []
-
-        async def sample() -> None:
-            while True:
-                await asyncio.sleep(1.0)
-                now = clock.now()
-                # read in the loop itself: the worker threads may all be busy with runs
-                ends = last_ends(engine)
-                for rule_id in fast:  # before its first run: the data since the start
-                    lags.append((now - ends.get(rule_id, start)).total_seconds())
-
-        sampler = asyncio.create_task(sample())
-        stop = start + timedelta(seconds=args.span)
-        while timetable.next_due() < stop:
-            due, rule_id = timetable.pop()
-            wait = (due - clock.now()).total_seconds()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            previous = running.get(rule_id)
-            if previous is not None and not previous.done():
-                skipped += 1  # as APScheduler's max_instances=1: the next run covers it
-            else:
-                running[rule_id] = asyncio.create_task(runner.run(rule_id))
-                started.append(running[rule_id])
-        sampler.cancel()
-        done, pending = await asyncio.wait(started, timeout=DRAIN_S)
-        for task in pending:  # still queued for a search: stopped, as a shutdown would
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        errors = sum(1 for t in done if not t.cancelled() and t.result().error)
-        ran = len(done)
-        engine.dispose()
-    return {
-        "windows_lost": gave_up.count,
-        "lag_p99_s": percentile(lags, 99) if lags else None,
-        "lag_max_s": max(lags) if lags else None,
-        "skipped": skipped,
-        "unfinished": len(pending),
-        "errors": errors,
-        "runs": ran,
-        "coalesced": sum(getattr(runner, "coalesced", {}).values()),
-        "max_active": backend.counters.max_active,
-    }
-
-
-def last_ends(engine: Engine) -> dict[str, datetime]:
-    with engine.connect() as conn:
-        rows = conn.execute(select(RULE_STATE.c.rule_id, RULE_STATE.c.last_window_end)).all()
-    return {rule_id: _utc(end) for rule_id, end in rows if end is not None}
 
 
 def part_two(data: Data, modes: list[str], args: argparse.Namespace) -> dict[str, list[dict]]:
