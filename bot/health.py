@@ -8,8 +8,8 @@ Two kinds of observation feed it, in the order they happen:
   integration calls its ``on_health`` hook with a failing :class:`~bot.ports.Health` when a
   call fails for the dependency's sake (5xx, 429, a timeout, a reset connection) and with an
   ok one when a call is answered. No call is made only to find out;
-* deliveries (:func:`delivery_failures`): a chat surface or pager with an outbox message
-  waiting whose last attempt failed is failing, whatever its own check says (a Teams check
+* deliveries (:func:`delivery_failures`): a chat surface or pager with outbox messages
+  waiting for a retry after a failed attempt is failing, whatever its own check says (a Teams check
   reads only the stored conversations, so this is how a Teams outage shows).
 
 A dependency is failing from the first observation that is not ok until the next one that is;
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -37,6 +37,7 @@ HealthHook = Callable[[Health], None]
 """What an integration calls after each real call with what it found."""
 
 ORDER = [HealthStatus.OK, HealthStatus.DEGRADED, HealthStatus.DOWN]
+RECENT_FAILURE = timedelta(seconds=10)
 
 
 def ignore_health(health: Health) -> None:
@@ -126,13 +127,21 @@ class Readiness:
         return worst, {name: state.as_json(now) for name, state in seen}
 
 
-def delivery_failures(engine: Engine) -> dict[str, Health]:
-    """Per outbox surface (``slack``, ``teams``, ``pagerduty`` …): DOWN when messages are
-    waiting whose last delivery failed, with how many and the latest error."""
+def delivery_failures(
+    engine: Engine, now: datetime, grace: timedelta = RECENT_FAILURE
+) -> dict[str, Health]:
+    """Per outbox surface (``slack``, ``teams``, ``pagerduty`` …): DOWN when messages wait for
+    a retry after a failed delivery, with how many and the latest error. A message whose retry
+    has been due for longer than ``grace`` is backlog (waiting for its turn or its rate
+    budget), not news of a failure: once the service is back, the old errors stop counting."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(OUTBOX.c.surface, OUTBOX.c.last_error)
-            .where(OUTBOX.c.status == "pending", OUTBOX.c.last_error != "")
+            .where(
+                OUTBOX.c.status == "pending",
+                OUTBOX.c.last_error != "",
+                OUTBOX.c.next_attempt_at >= now - grace,
+            )
             .order_by(OUTBOX.c.next_attempt_at.desc())
             .limit(1000)
         ).all()

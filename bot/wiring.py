@@ -695,7 +695,7 @@ class Runtime:
         if not self.db.ready:
             return {}
         try:
-            return await asyncio.to_thread(delivery_failures, self.engine)
+            return await asyncio.to_thread(delivery_failures, self.engine, self.clock.now())
         except Exception as exc:  # readiness must answer even when the database is away
             log.debug("outbox not readable: %s", exc)
             return {}
