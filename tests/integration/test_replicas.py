@@ -28,18 +28,30 @@ def bots(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
         yield c
 
 
-def gaps(searches: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Stretches of time no committed run searched. Each run searches from where the last
-    committed run ended (looking back a window, as sliding rule types do); a run cut short
-    (its holder killed or fenced) committed nothing, so its successor searches again from the
-    same start, on to now: of the searches starting at one moment, the longest counts."""
-    last: dict[float, float] = {}
-    for start, end in searches:
-        last[start] = max(end, last.get(start, end))
-    windows = sorted(last.items())
-    covered = windows[0][1]
+def fetches(bots: Cluster) -> list[tuple[float, float]]:
+    """The index time each of the rule's shared-search fetches covered, in the order they came:
+    ``[index_earliest, index_latest)``, from the beginning of time for a replica's first fetch
+    (which reads the rule's whole window). The late sweeps re-read old time; not counted."""
+    found = []
+    for request in list(bots.splunk.requests):
+        params = request.params
+        text = params.get("search", "")
+        if not text.startswith("search index=web") or "index_latest" not in params:
+            continue
+        if "_indextime - _time" in text:
+            continue
+        found.append((float(params.get("index_earliest", 0.0)), float(params["index_latest"])))
+    return found
+
+
+def gaps(fetched: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Stretches of index time no fetch covered: an event indexed then would never be seen.
+    A replica that takes over starts with a fetch of everything indexed before its first end,
+    so a holder killed mid-fetch leaves no gap."""
+    spans = sorted(fetched)
+    covered = spans[0][1]
     missing = []
-    for start, end in windows[1:]:
+    for start, end in spans[1:]:
         if start > covered + 1e-3:
             missing.append((covered, start))
         covered = max(covered, end)
@@ -64,10 +76,10 @@ def test_three_replicas_run_each_rule_once_and_survive_a_killed_holder(bots: Clu
     assert {rep["lease"]["holder"] for rep in reports} == {me}  # every replica knows who leads
     assert len(reports[0]["lease"]["replicas"]) == 3
 
-    # once per interval across the three: ~1 search a second, not 3
-    first = len(bots.searches())
+    # once per interval across the three: ~1 fetch a second, not 3
+    first = len(fetches(bots))
     time.sleep(4)
-    per_second = (len(bots.searches()) - first) / 4
+    per_second = (len(fetches(bots)) - first) / 4
     assert 0.5 <= per_second <= 1.5, per_second
 
     services = [bots.burst()]
@@ -87,7 +99,7 @@ def test_three_replicas_run_each_rule_once_and_survive_a_killed_holder(bots: Clu
 
     # no window lost, none counted twice: one incident per burst with exactly its hits
     assert bots.hit_counts() == {s: [HITS_PER_BURST] for s in services}
-    assert gaps(bots.searches()) == []
+    assert gaps(fetches(bots)) == []
     # every card and every page once, across the lease change
     assert bots.cards_posted() == {s: 1 for s in services}
     assert sorted(bots.pages().values()) == [1] * len(services)
@@ -121,7 +133,7 @@ def test_a_frozen_holder_writes_nothing_once_another_took_over(bots: Cluster) ->
     assert holder.ready()["lease"]["held"] is False  # type: ignore[index]
     assert holder.metric("bot_lease_held") == 0
     assert bots.hit_counts() == {s: [HITS_PER_BURST] for s in services}
-    assert gaps(bots.searches()) == []
+    assert gaps(fetches(bots)) == []
     assert bots.cards_posted() == {s: 1 for s in services}
 
 
