@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select, update
@@ -213,7 +213,8 @@ class RuleRunner:
                 rule.max_catchup,
             )
         step = rule.interval or rule.window
-        if len(windows) > 1 or (windows and windows[0].end - windows[0].new_since > 1.5 * step):
+        late_run = windows and windows[0].end - windows[0].new_since > 1.5 * step
+        if last_end is not None and (len(windows) > 1 or late_run):
             # a run that was late, failed or was refused covers the time it missed
             self.coalesced[rule.id] = self.coalesced.get(rule.id, 0) + 1
             self._metrics.rule_coalesced.labels(rule.id).inc()
@@ -226,7 +227,9 @@ class RuleRunner:
         event seen so far, as a backtest over all the events would (stateless types whose
         condition more events can only make true; docs/rules.md, "Late data")."""
         kind = rule_type(rule.type)
-        if kind.index_time or not kind.revisit(rule):
+        if kind.index_time:
+            return await self._reach_back(rule, view, window, outcome)
+        if not kind.revisit(rule):
             return outcome
         late = view.late_times(window.new_since, window.end)
         if not late:
@@ -243,6 +246,23 @@ class RuleRunner:
                 for alert in again.alerts:
                     alerts.setdefault(alert.group_key, alert)
             end -= step
+        return replace(outcome, alerts=list(alerts.values()))
+
+    async def _reach_back(
+        self, rule: Rule, view: FeedView, window: Window, outcome: RunResult
+    ) -> RunResult:
+        """An index-time rule counts new events in its window reaching back ``max_index_lag``;
+        events the late sweep found later than that are evaluated where they happened."""
+        assert window.index_since is not None
+        late = [t for t in view.late_times(window.index_since, window.end)]
+        if not late or min(late) >= window.start.timestamp():
+            return outcome
+        start = datetime.fromtimestamp(min(late), UTC) - rule.window
+        wider = Window(start, window.end, window.new_since, index_since=window.index_since)
+        again = await run_rule(rule, view, wider, self._redact)
+        alerts = {alert.group_key: alert for alert in outcome.alerts}
+        for alert in again.alerts:
+            alerts.setdefault(alert.group_key, alert)
         return replace(outcome, alerts=list(alerts.values()))
 
     def index_lag_for(self, rule: Rule, backend: SearchBackend | None = None) -> timedelta | None:

@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     shared_searches: bool = True
     # how often a shared search re-reads the rest of max_index_lag for events later than the lag
     # it has measured
-    late_sweep: Duration = Field(default=timedelta(minutes=15), ge=timedelta(seconds=1))
+    late_sweep: Duration = Field(default=timedelta(minutes=5), ge=timedelta(seconds=1))
     # at most this many events in one shared search's cache (beyond: its rules search alone)
     feed_max_events: int = Field(default=200_000, ge=100)
     # the scheduler lease is renewed every heartbeat and lasts 2 x heartbeat (docs/replicas.md)

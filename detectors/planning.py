@@ -36,9 +36,11 @@ def plan_windows(
         return [first], timedelta(0)
     if end <= last_end:
         return [], timedelta(0)
-    cursor = max(last_end, end - rule.max_catchup)
-    skipped = cursor - last_end
     step = rule.interval or rule.window
+    # max_catchup bounds what an outage replays; a run merely late (the scheduler's jitter, a
+    # slow search) never gives data up, whatever max_catchup says
+    cursor = max(last_end, end - max(rule.max_catchup, 2 * step))
+    skipped = cursor - last_end
     steps = max(1, round((end - cursor) / step))
     size = (end - cursor) / steps
     windows = []

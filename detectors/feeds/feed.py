@@ -101,7 +101,10 @@ class Feed:
         if not self._lags or self._lags[-1][0] - self._lags[0][0] < self._learn:
             return self._max_lag  # still learning how late this pipeline indexes
         largest = max(lag for _, lag in self._lags)
-        return min(self._max_lag, max(MIN_SCAN_BACK_S, 1.25 * largest + 2.0))
+        # at least one interval: a lag that jumps within it is still found in time, and a fetch
+        # covers at most twice the time it fetches
+        floor = max(MIN_SCAN_BACK_S, self.spec.interval.total_seconds())
+        return min(self._max_lag, max(floor, 1.25 * largest + 2.0))
 
     async def advance(self, target: datetime) -> datetime:
         """Fetch up to index time ``target`` (whole seconds) unless the feed is already there
@@ -277,6 +280,8 @@ class Feed:
         assert self.cursor is not None
         keep = self.spec.longest_window.total_seconds() + self._max_lag
         keep += 2 * self.spec.interval.total_seconds()
+        # what the late sweep finds is evaluated where it happened: keep its windows around
+        keep += self._late_sweep
         horizon = self.cursor - keep
         while self._late and self._late[0][0] < horizon:
             self._late.popleft()

@@ -18,7 +18,7 @@ from detectors.model import Rule
 from detectors.spl import parse, run
 from detectors.spl.hits import to_hit
 
-DEFAULT_LATE_SWEEP = timedelta(minutes=15)
+DEFAULT_LATE_SWEEP = timedelta(minutes=5)
 DEFAULT_MAX_EVENTS = 200_000
 
 

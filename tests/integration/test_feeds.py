@@ -252,7 +252,8 @@ def test_cron_rules_are_scheduled_not_paused(
     from bot.scheduler import Scheduler
 
     cron = RULE.replace("interval: 2s", 'schedule: "0 3 * * *"')
-    runner = runner_for(engine, None, rules(tmp_path, cron, BUSY), clock)
+    store = EventStore(tmp_path / "events.db")
+    runner = runner_for(engine, LocalSearchBackend(store), rules(tmp_path, cron, BUSY), clock)
 
     async def start() -> dict[str, Any]:
         scheduler = Scheduler(runner, timedelta(0))
@@ -263,6 +264,7 @@ def test_cron_rules_are_scheduled_not_paused(
             scheduler.shutdown()
 
     runs = asyncio.run(start())
+    store.close()
     assert runs["ssh-guessing"] is not None and runs["ssh-guessing"].hour == 3
     assert runs["busy-bastion"] is not None  # a fed rule: on the ticks of its interval
     assert runs["busy-bastion"].timestamp() % 2 == pytest.approx(0.3)
