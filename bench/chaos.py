@@ -49,6 +49,7 @@ def main() -> int:
     ):
         bots = Cluster(Path(folder), url, stack, heartbeat=0.5, bedrock=True)
         bots.settings["BOT_OUTBOX_RATE_LIMITS"] = '{"slack": {"rate": 20, "burst": 20}}'
+        bots.settings["SPLUNK_SEARCH_TIMEOUT"] = "2"  # a hang outlasts it: the search fails
         bots.start(args.replicas)
         storm = Storm(bots, fault_s=args.fault_seconds, kills=args.kills)
         aims = [aim for _ in range(args.aimed) for aim in AIMS]

@@ -69,6 +69,7 @@ class Outcome:
     aimed: dict[str, int] = field(default_factory=dict)  # moment -> kills aimed at it
     aims_missed: list[str] = field(default_factory=list)  # moments that did not come in time
     analyses_lost: int = 0
+    phases: list[tuple[str, float]] = field(default_factory=list)  # (what, seconds it took)
     reanalysed: int = 0  # Re-analyse presses (each a Bedrock call of its own)
     max_depth: float = 0.0
     # per dependency, seconds between the 429s one method got (Retry-After: 1 s)
@@ -99,7 +100,11 @@ class Storm:
         dependency with every kind once."""
         kinds = list(Fault)
         names = [n for n in DEPENDENCIES if n in self.switches]
-        return [(names[i % len(names)], kinds[i % len(kinds)]) for i in range(rounds * len(names))]
+        return [
+            (name, kinds[(j + r) % len(kinds)])
+            for r in range(rounds)
+            for j, name in enumerate(names)
+        ]
 
     def run(
         self, plan: list[tuple[str, Fault]], every: float = 2.0, aims: list[str] | None = None
@@ -114,9 +119,13 @@ class Storm:
         try:
             time.sleep(1.5)
             for dependency, kind in plan:
+                began = time.monotonic()
                 self._fault(dependency, kind)
+                self.outcome.phases.append((f"{dependency}/{kind.value}", time.monotonic() - began))
             for aim in aims or []:
+                began = time.monotonic()
                 self.aimed(aim, traffic)
+                self.outcome.phases.append((f"aimed {aim}", time.monotonic() - began))
         finally:
             traffic.stop()
         self._settle(deadline_s=90.0)

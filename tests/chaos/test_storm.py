@@ -34,6 +34,7 @@ def test_a_storm_of_faults_and_a_kill_lose_and_double_nothing(
     with ExitStack() as stack:
         bots = Cluster(tmp_path, postgres_url, stack, heartbeat=0.5, bedrock=True)
         bots.settings["BOT_OUTBOX_RATE_LIMITS"] = '{"slack": {"rate": 20, "burst": 20}}'
+        bots.settings["SPLUNK_SEARCH_TIMEOUT"] = "2"  # a hang outlasts it: the search fails
         bots.start(1)
         storm = Storm(bots, fault_s=4.0, kills=1)
         # the kill comes during the first fault, so Slack's 429s all reach one process
@@ -45,6 +46,7 @@ def test_a_storm_of_faults_and_a_kill_lose_and_double_nothing(
         ]
         outcome = storm.run(plan, every=1.0, aims=["post", "click", "rca"])
 
+    print("phases:", [(what, round(took, 1)) for what, took in outcome.phases])
     assert outcome.aimed == {"post": 1, "click": 1, "rca": 1}, outcome.aims_missed
     assert outcome.kills == 4
     assert outcome.bursts >= 10 and outcome.clicks >= 5
