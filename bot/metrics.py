@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from detectors.feeds import FeedInfo
 
 
 class Metrics:
@@ -129,3 +133,20 @@ class Metrics:
     def delivered(self, surface: str, kind: str, age: float) -> None:
         self.outbox_delivered.labels(surface, kind).inc()
         self.outbox_latency.labels(surface).observe(age)
+
+
+def export_feeds(metrics: Metrics, feeds: Iterable[FeedInfo]) -> None:
+    """Each shared search's figures as ``bot_feed{feed, figure}``."""
+    for info in feeds:
+        f = info.figures
+        for figure, value in (
+            ("searches", f.searches),
+            ("sweeps", f.sweeps),
+            ("rows", f.rows),
+            ("scanned_seconds", f.scanned_s),
+            ("late_found", f.late_found),
+            ("errors", f.errors),
+            ("cached_events", info.cached),
+            ("scan_back_seconds", info.scan_back_s),
+        ):
+            metrics.feed.labels(info.name, figure).set(value)

@@ -15,14 +15,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select, update
 
 from bot.errors import BotError
-from bot.metrics import Metrics
+from bot.metrics import Metrics, export_feeds
 from bot.pipeline.ingest import Detection, IngestPolicy, IngestResult, ingest
 from bot.pipeline.inhibit import InhibitRule
 from bot.pipeline.mute import Silence
@@ -42,7 +42,8 @@ from detectors.feeds import FeedSet, FeedView
 from detectors.memory import RuleMemory
 from detectors.model import Rule
 from detectors.planning import plan_windows
-from detectors.runner import RunResult, run_rule
+from detectors.revisit import with_late_events
+from detectors.runner import run_rule
 from detectors.types import rule_type
 from detectors.window import Window
 
@@ -148,7 +149,10 @@ class RuleRunner:
             for index, window in enumerate(windows):
                 outcome = await run_rule(rule, backend, window, self._redact, memory)
                 if isinstance(backend, FeedView):
-                    outcome = await self._revisit(rule, backend, window, outcome)
+                    allowance = rule.max_index_lag or self._max_index_lag
+                    outcome = await with_late_events(
+                        rule, backend, window, outcome, self._redact, allowance
+                    )
                 fired.update(alert.group_key for alert in outcome.alerts)
                 hits += outcome.hits
                 if backend is self._backend:  # a feed measures each event once, as it fetches
@@ -220,51 +224,6 @@ class RuleRunner:
             self._metrics.rule_coalesced.labels(rule.id).inc()
         return backend, windows
 
-    async def _revisit(
-        self, rule: Rule, view: FeedView, window: Window, outcome: RunResult
-    ) -> RunResult:
-        """Evaluate again the past windows that events arriving late now complete, with every
-        event seen so far, as a backtest over all the events would (stateless types whose
-        condition more events can only make true; docs/rules.md, "Late data")."""
-        kind = rule_type(rule.type)
-        if kind.index_time:
-            return await self._reach_back(rule, view, window, outcome)
-        if not kind.revisit(rule):
-            return outcome
-        late = view.late_times(window.new_since, window.end)
-        if not late:
-            return outcome
-        step = rule.interval or rule.window
-        oldest, newest = min(late), max(late)
-        alerts = {alert.group_key: alert for alert in outcome.alerts}
-        end = window.new_since  # where the previous run ended; earlier ones, a step apart
-        reach = rule.window + (rule.max_index_lag or self._max_index_lag)
-        while end.timestamp() > oldest and window.new_since - end <= reach:
-            if (end - rule.window).timestamp() <= newest:
-                past = Window(end - rule.window, end, end - step, seen_until=window.end)
-                again = await run_rule(rule, view, past, self._redact)
-                for alert in again.alerts:
-                    alerts.setdefault(alert.group_key, alert)
-            end -= step
-        return replace(outcome, alerts=list(alerts.values()))
-
-    async def _reach_back(
-        self, rule: Rule, view: FeedView, window: Window, outcome: RunResult
-    ) -> RunResult:
-        """An index-time rule counts new events in its window reaching back ``max_index_lag``;
-        events the late sweep found later than that are evaluated where they happened."""
-        assert window.index_since is not None
-        late = [t for t in view.late_times(window.index_since, window.end)]
-        if not late or min(late) >= window.start.timestamp():
-            return outcome
-        start = datetime.fromtimestamp(min(late), UTC) - rule.window
-        wider = Window(start, window.end, window.new_since, index_since=window.index_since)
-        again = await run_rule(rule, view, wider, self._redact)
-        alerts = {alert.group_key: alert for alert in outcome.alerts}
-        for alert in again.alerts:
-            alerts.setdefault(alert.group_key, alert)
-        return replace(outcome, alerts=list(alerts.values()))
-
     def index_lag_for(self, rule: Rule, backend: SearchBackend | None = None) -> timedelta | None:
         """How far back in event time the rule's runs reach for late events; None when its runs
         are bounded by event time (its type or the backend cannot use index time)."""
@@ -276,20 +235,7 @@ class RuleRunner:
 
     def _export_feeds(self) -> None:
         assert self.feeds is not None
-        gauge = self._metrics.feed
-        for info in self.feeds.describe():
-            f = info.figures
-            for figure, value in (
-                ("searches", f.searches),
-                ("sweeps", f.sweeps),
-                ("rows", f.rows),
-                ("scanned_seconds", f.scanned_s),
-                ("late_found", f.late_found),
-                ("errors", f.errors),
-                ("cached_events", info.cached),
-                ("scan_back_seconds", info.scan_back_s),
-            ):
-                gauge.labels(info.name, figure).set(value)
+        export_feeds(self._metrics, self.feeds.describe())
 
     def _observe_lags(self, lags: Sequence[tuple[str, float]]) -> None:
         for sourcetype, seconds in lags:

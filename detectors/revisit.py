@@ -1,0 +1,93 @@
+"""Events that reach a fed rule late, counted where they happened.
+
+A run of a rule that reads a feed (``detectors.feeds``) may receive events whose time belongs to
+windows already evaluated: events the late sweep found, or (for event-time rule types) events
+indexed after the run that covered their time. Counted in the current window only, they would
+change nothing; a backtest over all the events would have raised what they complete. So:
+
+- ``frequency`` (new by index time): the events the sweep found before the window's start are
+  evaluated with the span around them (they are new to this run);
+- ``threshold`` and ``cardinality`` (when more events can only make them true): the past windows
+  the late events fall in (a step apart, back from where the previous run ended) are evaluated
+  again with every event seen so far.
+
+What they raise joins the run's alerts (one per group; the current window's wins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from bot.domain.hits import Alert
+from detectors.feeds import FeedView
+from detectors.model import Rule
+from detectors.runner import RunResult, run_rule
+from detectors.types import rule_type
+from detectors.window import Window
+
+
+async def with_late_events(
+    rule: Rule,
+    view: FeedView,
+    window: Window,
+    outcome: RunResult,
+    redact: Callable[[str], str],
+    max_index_lag: timedelta,
+) -> RunResult:
+    """``outcome`` of ``window``, plus what the late events this run received raise where
+    they happened."""
+    kind = rule_type(rule.type)
+    if kind.index_time:
+        found = await _reach_back(rule, view, window, redact)
+    elif kind.revisit(rule):
+        found = await _past_windows(rule, view, window, redact, max_index_lag)
+    else:
+        return outcome
+    if not found:
+        return outcome
+    alerts = {alert.group_key: alert for alert in outcome.alerts}
+    for alert in found:
+        alerts.setdefault(alert.group_key, alert)
+    return replace(outcome, alerts=list(alerts.values()))
+
+
+async def _reach_back(
+    rule: Rule, view: FeedView, window: Window, redact: Callable[[str], str]
+) -> list[Alert]:
+    """The window widened back to the oldest event the sweep found before its start."""
+    assert window.index_since is not None
+    late = view.late_times(window.index_since, window.end)
+    if not late or min(late) >= window.start.timestamp():
+        return []
+    start = datetime.fromtimestamp(min(late), UTC) - rule.window
+    wider = Window(start, window.end, window.new_since, index_since=window.index_since)
+    return (await run_rule(rule, view, wider, redact)).alerts
+
+
+async def _past_windows(
+    rule: Rule,
+    view: FeedView,
+    window: Window,
+    redact: Callable[[str], str],
+    max_index_lag: timedelta,
+) -> list[Alert]:
+    """The past windows the late events fall in, with every event seen before this run's end."""
+    late = view.late_times(window.new_since, window.end)
+    if not late:
+        return []
+    step = rule.interval or rule.window
+    oldest, newest = min(late), max(late)
+    found: list[Alert] = []
+    end = window.new_since  # where the previous run ended; earlier ones, a step apart
+    reach = rule.window + max_index_lag
+    while end.timestamp() > oldest and window.new_since - end <= reach:
+        if (end - rule.window).timestamp() <= newest:
+            past = Window(end - rule.window, end, end - step, seen_until=window.end)
+            found.extend((await run_rule(rule, view, past, redact)).alerts)
+        end -= step
+    return found
+
+
+__all__ = ["with_late_events"]
