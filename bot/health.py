@@ -79,7 +79,7 @@ class DependencyState:
 
 class Readiness:
     """Every dependency's state, by the name ``/ready`` shows (``search``, ``surface:slack``,
-    ``rca:bedrock`` …). Thread-safe enough for its use: observations come from the event loop."""
+    ``rca:bedrock`` …). Observations and scrapes all come from the bot's event loop."""
 
     def __init__(self, clock: Clock, registry: CollectorRegistry | None = None) -> None:
         self._clock = clock
@@ -112,6 +112,9 @@ class Readiness:
             self.observe(name, health)
 
         return report
+
+    def now(self) -> datetime:
+        return self._clock.now()
 
     def state(self, name: str) -> DependencyState | None:
         return self._states.get(name)
@@ -177,7 +180,7 @@ class _FailingSeconds(Collector):
             "/ready's checks or by real calls (searches, RCA)",
             labels=["dependency"],
         )
-        now = self._readiness._clock.now()
+        now = self._readiness.now()
         for name, state in sorted(self._readiness.states().items()):
             family.add_metric([name], state.failing_for(now))
         yield family
