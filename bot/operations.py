@@ -24,7 +24,7 @@ from bot.domain.incident import Command, Incident, State, parse_human_id
 from bot.errors import NotFound, PermanentError, PolicyViolation
 from bot.interactions import Interactions, Outcome
 from bot.maintenance import Maintenance
-from bot.pipeline.ingest import labels_of_incident
+from bot.pipeline.ingest_rows import labels_of_incident
 from bot.pipeline.mute import Matcher, parse_matchers
 from bot.ports import Clock
 from bot.store.cards import load_card

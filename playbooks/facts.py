@@ -16,7 +16,7 @@ from sqlalchemy import Connection, select
 from bot.domain.incident import Incident
 from bot.domain.rca import RcaReport
 from bot.errors import NotFound, PermanentError
-from bot.pipeline.ingest import labels_of_incident
+from bot.pipeline.ingest_rows import labels_of_incident
 from bot.store import runs
 from bot.store.breakers import disabled_playbooks
 from bot.store.cards import rca_from_json

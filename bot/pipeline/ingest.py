@@ -9,39 +9,43 @@ statement per hit.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from bot.domain.hits import Alert, Evidence
+from bot.domain.hits import Alert
 from bot.domain.incident import Command, CommandKind, Incident, State, transition
 from bot.domain.page import PageAction
 from bot.gcpause import gc_paused
 from bot.pipeline.escalate import EscalationPolicy, page_key, page_messages, timer_row
-from bot.pipeline.group import GroupBatch, fold, merge_evidence
+from bot.pipeline.group import GroupBatch, fold
+from bot.pipeline.ingest_rows import (
+    bump_counters,
+    chunks,
+    labels_of,
+    last_notified,
+    new_incident_row,
+    record_notified,
+    upsert_alerts,
+)
 from bot.pipeline.inhibit import Source
 from bot.pipeline.mute import Muter, Silence
 from bot.pipeline.notify import Router, card_posts, card_refreshes, enqueue
 from bot.store import audit
 from bot.store.repo import (
-    ALERTS,
     INCIDENTS,
     OUTBOX,
     TIMELINE,
-    evidence_json,
     insert_ignore,
     state_columns,
     to_incident,
 )
-from bot.store.tables import EscalationRow, NotificationLogRow
+from bot.store.tables import EscalationRow
 
-NOTIFICATION_LOG = NotificationLogRow.__table__  # type: ignore[attr-defined]
 ESCALATIONS = EscalationRow.__table__  # type: ignore[attr-defined]
-CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,38 +71,6 @@ class IngestResult:
     @property
     def new_or_reopened(self) -> list[int]:
         return self.created + self.reopened
-
-
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def labels_of(alert: Alert) -> dict[str, str]:
-    """What silences match on: the group-by fields plus the incident's own labels."""
-    labels = dict(alert.group)
-    labels.update(alert.labels)
-    labels.update(
-        rule=alert.rule_id,
-        severity=alert.severity.value,
-        category=alert.category.value,
-        service=alert.service,
-        host=alert.host,
-    )
-    return labels
-
-
-def labels_of_incident(row: Any) -> dict[str, str]:
-    """Silence labels of a stored incident, the same names :func:`labels_of` gives an alert."""
-    labels: dict[str, str] = json.loads(row.labels_json or "{}")
-    labels.update(
-        rule=row.rule_id,
-        severity=row.severity,
-        category=row.category,
-        service=row.service,
-        host=row.host,
-    )
-    return labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +138,9 @@ def _ingest(
         return run.result
     fresh = _join_or_reopen(run, batches, active, flapping)
     _open_incidents(run, fresh)
-    _upsert_alerts(conn, batches, run.incident_of, now, set(run.result.created))
+    upsert_alerts(conn, batches, run.incident_of, now, set(run.result.created))
     existing = {*run.result.updated, *run.result.reopened}
-    _bump_counters(conn, batches, run.incident_of, existing, now)
+    bump_counters(conn, batches, run.incident_of, existing, now)
     _mute_and_notify(run, batches, muter)
     if detection is not None:
         _audit_detections(run, fresh, detection)
@@ -184,7 +156,7 @@ def _find_incidents(
     flapping: dict[str, Any] = {}
     flap = flap_window > timedelta(0)
     since = now - flap_window
-    for chunk in _chunks(keys):
+    for chunk in chunks(keys):
         wanted = INCIDENTS.c.active_key.in_(chunk)
         if flap:
             wanted = wanted | (
@@ -259,12 +231,12 @@ def _reopen(run: _Run, batch: GroupBatch, row: Any) -> bool:
 def _open_incidents(run: _Run, fresh: Sequence[GroupBatch]) -> None:
     if not fresh:
         return
-    values_list = [_new_incident_row(b, run.now) for b in fresh]
+    values_list = [new_incident_row(b, run.now) for b in fresh]
     # a plain multi-row insert, then the ids by their (unique) active key: much cheaper
     # than INSERT ... RETURNING, which SQLite runs row by row
     run.conn.execute(INCIDENTS.insert(), values_list)
     ids: dict[str, int] = {}
-    for chunk in _chunks([v["active_key"] for v in values_list]):
+    for chunk in chunks([v["active_key"] for v in values_list]):
         for new_id, key in run.conn.execute(
             select(INCIDENTS.c.id, INCIDENTS.c.active_key).where(INCIDENTS.c.active_key.in_(chunk))
         ):
@@ -299,7 +271,7 @@ def _mute_and_notify(run: _Run, batches: Sequence[GroupBatch], muter: Muter) -> 
         )
     notify_keys = [b.key for b in batches if run.incident_of[b.key].id in fresh]
     realert = policy.realert > timedelta(0)
-    last_notified = _last_notified(run.conn, notify_keys) if realert else {}
+    notified_at = last_notified(run.conn, notify_keys) if realert else {}
     for batch in batches:
         incident = run.incident_of[batch.key]
         targets = policy.router.targets(incident)
@@ -316,7 +288,7 @@ def _mute_and_notify(run: _Run, batches: Sequence[GroupBatch], muter: Muter) -> 
             run.muted.append({"b_id": incident.id, "muted_by": mute.muted_by})
             run.timeline.append(_line(incident.id, now, "bot", "muted", mute.note))
             continue
-        previous = last_notified.get(batch.key)
+        previous = notified_at.get(batch.key)
         if previous is not None and now - previous < policy.realert:
             result.held_by_realert.append(incident.id)
             run.timeline.append(
@@ -409,7 +381,7 @@ def _write(run: _Run) -> None:
             run.muted,
         )
     if run.notified and run.policy.realert > timedelta(0):
-        _record_notified(conn, run.notified)
+        record_notified(conn, run.notified)
     if run.timers:
         paged = [
             {"b_id": t["incident_id"], "b_ref": t.pop("page_ref")}
@@ -470,169 +442,3 @@ def _line(incident_id: int, at: datetime, actor: str, kind: str, text: str) -> d
         "kind": kind,
         "text": text,
     }
-
-
-def _new_incident_row(batch: GroupBatch, now: datetime) -> dict[str, Any]:
-    head = batch.head
-    return {
-        "group_key": batch.key,
-        "active_key": batch.key,
-        "rule_id": head.rule_id,
-        "title": head.title[:500],
-        "severity": head.severity.value,
-        "category": head.category.value,
-        "service": head.service,
-        "host": head.host,
-        "owner": head.owner,
-        "state": State.OPEN.value,
-        "previous_state": None,
-        "suppressed_until": None,
-        "state_changed_by": f"rule:{head.rule_id}",
-        "state_changed_at": now,
-        "resolved_at": None,
-        "assignee": "",
-        "runbook": head.runbook,
-        "labels_json": json.dumps(labels_of(head), separators=(",", ":")),
-        "search_link": head.search_link,
-        "created_at": now,
-        "updated_at": now,
-        "first_seen": batch.first_seen,
-        "last_seen": batch.last_seen,
-        "hit_count": batch.events,
-        "alert_count": len(batch.alerts),
-        "rca_status": "pending",
-        "rca_json": None,
-        "muted_by": None,
-        "version": 1,
-    }
-
-
-def _upsert_alerts(
-    conn: Connection,
-    batches: Sequence[GroupBatch],
-    incident_of: dict[str, Incident],
-    now: datetime,
-    new_incidents: set[int],
-) -> None:
-    wanted: dict[tuple[int, str], Alert] = {}
-    for batch in batches:
-        incident_id = incident_of[batch.key].id
-        for alert in batch.alerts:
-            wanted[(incident_id, alert.fingerprint)] = alert
-    existing: dict[tuple[int, str], Any] = {}
-    # a new incident has no alerts yet; the others are read by fingerprint (an incident with
-    # many alerts is not read whole for the few this run brings)
-    fps = sorted({fp for incident_id, fp in wanted if incident_id not in new_incidents})
-    for chunk in _chunks(fps):
-        for found in conn.execute(
-            select(
-                ALERTS.c.id,
-                ALERTS.c.incident_id,
-                ALERTS.c.fingerprint,
-                ALERTS.c.evidence_json,
-                ALERTS.c.first_seen,
-            ).where(ALERTS.c.fingerprint.in_(chunk))
-        ):
-            if (found.incident_id, found.fingerprint) in wanted:
-                existing[(found.incident_id, found.fingerprint)] = found
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    for (incident_id, fp), alert in wanted.items():
-        row = existing.get((incident_id, fp))
-        if row is None:
-            inserts.append(
-                {
-                    "incident_id": incident_id,
-                    "fingerprint": fp,
-                    "rule_id": alert.rule_id,
-                    "group_json": json.dumps(dict(alert.group), separators=(",", ":")),
-                    "count": max(alert.new_events, alert.events),
-                    "value": alert.value,
-                    "first_seen": alert.first_seen,
-                    "last_seen": alert.last_seen,
-                    "evidence_json": evidence_json(alert.evidence),
-                }
-            )
-            continue
-        if not alert.new_events and not alert.evidence:
-            continue
-        merged = row.evidence_json  # no new lines: the stored ones stay as they are
-        if alert.evidence:
-            old = [_evidence(item) for item in json.loads(row.evidence_json)]
-            merged = evidence_json(merge_evidence(old, alert.evidence))
-        updates.append(
-            {
-                "b_id": row.id,
-                "b_add": alert.new_events,
-                "b_value": alert.value,
-                "b_last": alert.last_seen,
-                "b_evidence": merged,
-            }
-        )
-    if inserts:
-        conn.execute(ALERTS.insert(), inserts)
-    if updates:
-        conn.execute(
-            update(ALERTS)
-            .where(ALERTS.c.id == bindparam("b_id"))
-            .values(
-                count=ALERTS.c.count + bindparam("b_add"),
-                value=bindparam("b_value"),
-                last_seen=bindparam("b_last"),
-                evidence_json=bindparam("b_evidence"),
-            ),
-            updates,
-        )
-
-
-def _evidence(item: dict[str, str]) -> Evidence:
-    return Evidence(item["id"], datetime.fromisoformat(item["time"]), item["text"])
-
-
-def _bump_counters(
-    conn: Connection,
-    batches: Sequence[GroupBatch],
-    incident_of: dict[str, Incident],
-    existing_ids: set[int],
-    now: datetime,
-) -> None:
-    """Existing and reopened incidents count the new events (atomic increments, no version)."""
-    rows = []
-    for batch in batches:
-        incident = incident_of[batch.key]
-        if incident.id in existing_ids:
-            rows.append(
-                {
-                    "b_id": incident.id,
-                    "b_add": batch.new_events,
-                    "b_last": batch.last_seen,
-                }
-            )
-    if rows:
-        conn.execute(
-            update(INCIDENTS)
-            .where(INCIDENTS.c.id == bindparam("b_id"))
-            .values(
-                hit_count=INCIDENTS.c.hit_count + bindparam("b_add"),
-                last_seen=bindparam("b_last"),
-                updated_at=now,
-            ),
-            rows,
-        )
-
-
-def _last_notified(conn: Connection, keys: Sequence[str]) -> dict[str, datetime]:
-    out: dict[str, datetime] = {}
-    for chunk in _chunks(list(keys)):
-        for row in conn.execute(
-            select(NOTIFICATION_LOG).where(NOTIFICATION_LOG.c.group_key.in_(chunk))
-        ):
-            out[row.group_key] = row.last_notified_at
-    return out
-
-
-def _record_notified(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    keys = [r["group_key"] for r in rows]
-    for chunk in _chunks(keys):
-        conn.execute(NOTIFICATION_LOG.delete().where(NOTIFICATION_LOG.c.group_key.in_(chunk)))
-    conn.execute(NOTIFICATION_LOG.insert(), list(rows))

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
 from bot.errors import Conflict, NotFound
-from bot.pipeline.ingest import labels_of_incident
+from bot.pipeline.ingest_rows import labels_of_incident
 from bot.pipeline.inhibit import Inhibitor, InhibitRule, Source
 from bot.pipeline.maintenance import MaintenanceWindow, Schedule, ScheduleKind, open_windows
 from bot.pipeline.matchers import parse_matchers
