@@ -16,6 +16,7 @@ from bot.cli_maintenance import add_maintenance_commands, run_maintenance
 from bot.cli_reports import add_export_command, add_report_command, run_export, run_report
 from bot.cli_runs import ACTIONS as RUN_ACTIONS
 from bot.cli_runs import add_run_commands, run_command
+from bot.cli_validate import validate
 from bot.errors import BotError, ConfigError, PermanentError
 from bot.identity.commands import add_token_commands, run_tokens
 from bot.settings import Settings, load_settings
@@ -189,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command or "run"
     try:
         if command == "validate":
-            return _validate(args.paths)
+            return validate(args.paths)
         if command == "import-splunk":
             from detectors.tools.commands import run_import_splunk
 
@@ -278,72 +279,6 @@ def _run(settings: Settings) -> int:
     if runtime.fatal:
         print(f"configuration error: {runtime.fatal}", file=sys.stderr)
         return EXIT_USAGE
-    return EXIT_OK
-
-
-def _validate(paths: Sequence[Path]) -> int:
-    from detectors.inhibit_rules import inhibit_warnings, read_inhibit_rules
-    from detectors.rules import inhibit_files, read_rules, rule_warnings
-    from playbooks.loader import read_playbooks, split_paths
-
-    problems: list[str] = []
-    settings: Settings | None = None
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        problems.extend(f"settings: {line}" for line in str(exc).splitlines())
-    rule_files, playbook_files = split_paths(paths)  # given paths: rule or playbook, by content
-    rule_paths = [*(settings.rule_paths if settings else []), *rule_files]
-    playbook_paths = [*(settings.playbook_paths if settings else []), *playbook_files]
-    for missing in (p for p in [*rule_paths, *playbook_paths, *paths] if not p.exists()):
-        problems.append(f"{missing}: no such file or folder")
-    shipped = settings.shipped_rules if settings else True
-    local_spl = settings is None or settings.search_backend == "local"
-    existing = [p for p in rule_paths if p.exists()]
-    rules, rule_problems = read_rules(existing, shipped, local_spl=local_spl)
-    problems.extend(str(p) for p in rule_problems)
-    extractor = None
-    if settings is not None and settings.field_extraction_paths:
-        from detectors.fields import load_extractor
-
-        try:
-            extractor = load_extractor(settings.field_extraction_paths)
-        except ConfigError as exc:
-            problems.append(str(exc))
-    warnings = rule_warnings(rules, extractor)
-    inhibit = inhibit_files(existing, shipped)
-    problems.extend(str(p) for p in read_inhibit_rules(inhibit)[1])
-    warnings.extend(inhibit_warnings(inhibit, rules))
-    _, playbook_problems = read_playbooks(
-        [p for p in playbook_paths if p.exists()],
-        settings.shipped_playbooks if settings else True,
-        rules,
-    )
-    problems.extend(str(p) for p in playbook_problems)
-    if settings and settings.roles_file:
-        from bot.authz import Roles
-
-        try:
-            Roles.load(settings.roles_file)
-        except ConfigError as exc:
-            problems.append(str(exc))
-    notes = []
-    if settings is None or settings.shared_searches:
-        from detectors.feeds import why_not_shared
-
-        for rule in rules:
-            reason = why_not_shared(rule)
-            if reason and reason != "disabled":
-                notes.append(
-                    f"{rule.source_file}:{rule.source_line}: note: rule {rule.id} runs its own "
-                    f"search over its whole window (it cannot share one: {reason})"
-                )
-    for line in [*problems, *warnings, *notes]:
-        print(line)
-    if problems:
-        print(f"{len(problems)} problem(s) found", file=sys.stderr)
-        return EXIT_FAILED
-    print("all files are valid" + (f" ({len(warnings)} warning(s))" if warnings else ""))
     return EXIT_OK
 
 
