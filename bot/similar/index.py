@@ -1,32 +1,39 @@
-"""An in-memory TF-IDF index of resolved incidents (scikit-learn), rebuilt from stored documents.
+"""An in-memory TF-IDF index of resolved incidents, kept per process and grown as they resolve.
 
-Documents are hashed (``HashingVectorizer``: no vocabulary to keep or grow) and weighted by
-inverse document frequency (``TfidfTransformer``). The weights are fitted on the whole set and
-refitted when the set has grown by a fifth; documents added in between are weighted with the
-fitted IDF (a word never seen gets the highest weight) and kept in a small tail. A lookup is one
-sparse product over the inverted matrix plus the tail: time grows with how many documents share
-the query's words, not with the vocabulary.
+Incidents whose documents are the same (a rule that fires again with the same log templates:
+the usual case) share one vector, a *group*, that lists their ids; a lookup scores each group
+once and hands out its newest ids first. Vectors are hashed term counts weighted by TF-IDF
+(:mod:`bot.similar.vectors`) and kept in an inverted matrix (terms x groups): a lookup takes
+the rows of the query's terms only and sums them in one sparse product, so its time grows with
+how many groups share the query's terms, not with the vocabulary or the history.
+
+The weights are fitted on the whole set and refitted when it has grown by a fifth or when
+``TAIL_MAX`` new groups wait in the tail; a refit reuses the stored counts (no re-hashing).
+Documents added in between are weighted with the fitted IDF (a term never seen gets the highest
+weight). The ranking is the cosine similarity of the query against every incident, best first,
+ties to the newer incident.
 
 Without scikit-learn the index says so once in the log and every lookup answers nothing.
 """
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-FEATURES = 2**20
 REFIT_GROWTH = 1.2  # refit the IDF when the set has grown by a fifth
-TAIL_MAX = 512  # or when this many documents wait in the tail
-MAX_DF = 0.5  # words in more than half the documents tell them apart little: left out
+TAIL_MAX = 512  # or when this many new groups wait in the tail
 
 try:  # the ``ml`` extra
     import numpy as np
     import scipy.sparse as sp
-    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+
+    from bot.similar import vectors
 
     AVAILABLE = True
 except ImportError:  # pragma: no cover - depends on the install
@@ -39,20 +46,19 @@ class Hit:
     score: float  # cosine similarity, 0..1
 
 
-def _split(doc: str) -> list[str]:
-    return doc.split()
-
-
-def _scores(q: Any, inverted: Any, n: int) -> Any:
-    """Cosine scores of one weighted query row against every document of an inverted matrix
-    (features x documents): walk the query's postings only, adding into a dense array."""
-    scores = np.zeros(n, dtype=np.float64)
-    indptr, indices, data = inverted.indptr, inverted.indices, inverted.data
-    for term, weight in zip(q.indices, q.data, strict=True):
-        start, end = indptr[term], indptr[term + 1]
-        if start != end:
-            scores[indices[start:end]] += weight * data[start:end]
-    return scores
+def _nth_largest(values: Any, n: int) -> float:
+    """The ``n``-th largest of ``values`` (0 when there are fewer): ``n`` passes of argmax,
+    quicker than a partition for the few a lookup wants."""
+    taken = []
+    found = 0.0
+    for _ in range(min(n, len(values))):
+        at = int(np.argmax(values))
+        found = float(values[at])
+        taken.append((at, values[at]))
+        values[at] = -np.inf
+    for at, value in taken:
+        values[at] = value
+    return found
 
 
 class SimilarIndex:
@@ -60,19 +66,20 @@ class SimilarIndex:
 
     def __init__(self) -> None:
         self._warned = False
-        self._ids: list[int] = []
-        self._docs: list[str] = []
-        self._where: dict[int, int] = {}  # incident id -> position
-        self._dead: set[int] = set()  # positions replaced by a newer document
-        self._fitted = 0  # documents covered by the fitted matrix
-        self._idf: Any = None
-        self._keep: Any = None  # 1 x FEATURES: 0 for words in more than MAX_DF of documents
-        self._main: Any = None  # features x documents, CSR, rows l2-normalised per document
-        self._tail: list[Any] = []
+        self._group_of: dict[int, int] = {}  # incident id -> group
+        self._key_group: dict[bytes, int] = {}  # digest of the term counts -> group
+        self._slots: list[Any] = []  # per group: sorted term slots (int32)
+        self._counts: list[Any] = []  # per group: their counts (uint32)
+        self._members: list[list[int]] = []  # per group: incident ids, ascending
+        self._sizes: Any = None  # per group: len(members), numpy (grown by doubling)
+        self._idf: Any = None  # per slot, from the last fit
+        self._fitted_n = 0  # incidents when the weights were fitted
+        self._fitted_groups = 0  # groups covered by the fitted matrix
+        self._main: Any = None  # slots x fitted groups, CSR, columns l2-normalised
+        self._tail: Any = None  # slots x groups added since the fit (built on demand)
         if AVAILABLE:
-            self._vectorizer = HashingVectorizer(
-                analyzer=_split, n_features=FEATURES, alternate_sign=False, norm=None
-            )
+            self._hasher = vectors.Hasher()
+            self._sizes = np.zeros(1024, dtype=np.int64)
 
     @property
     def available(self) -> bool:
@@ -84,74 +91,147 @@ class SimilarIndex:
         return AVAILABLE
 
     def __len__(self) -> int:
-        return len(self._where)
+        return len(self._group_of)
+
+    @property
+    def groups(self) -> int:
+        """Distinct vectors held (incidents with the same document share one)."""
+        return len(self._slots)
 
     def add(self, incident_id: int, doc: str) -> None:
-        if incident_id in self._where:
-            self._dead.add(self._where[incident_id])
-        self._where[incident_id] = len(self._ids)
-        self._ids.append(incident_id)
-        self._docs.append(doc)
         if not self.available:
+            self._group_of[incident_id] = -1
             return
-        if (
-            self._idf is None
-            or len(self._ids) > self._fitted * REFIT_GROWTH
-            or (len(self._tail) >= TAIL_MAX)
-        ):
-            self._main = None  # refit at the next lookup
-            self._tail = []
-        elif self._main is not None:
-            self._tail.append(self._weigh([doc]))
+        self._remove(incident_id)
+        slots, counts = self._hasher.counts(doc)
+        counts = counts.astype(np.uint32)
+        key = hashlib.blake2b(slots.tobytes() + b"|" + counts.tobytes(), digest_size=16).digest()
+        group = self._key_group.get(key)
+        if group is not None and not self._holds(group, slots, counts):
+            group = None  # pragma: no cover - two documents with one 128-bit digest
+        if group is None:
+            group = self._key_group[key] = len(self._slots)
+            self._slots.append(slots)
+            self._counts.append(counts)
+            self._members.append([])
+            if group >= len(self._sizes):
+                self._sizes = np.concatenate([self._sizes, np.zeros_like(self._sizes)])
+            self._tail = None
+        members = self._members[group]
+        if not members or incident_id > members[-1]:
+            members.append(incident_id)
+        else:
+            bisect.insort(members, incident_id)
+        self._sizes[group] += 1
+        self._group_of[incident_id] = group
+
+    def _holds(self, group: int, slots: Any, counts: Any) -> bool:
+        same_slots = np.array_equal(self._slots[group], slots)
+        return bool(same_slots and np.array_equal(self._counts[group], counts))
+
+    def _remove(self, incident_id: int) -> None:
+        group = self._group_of.pop(incident_id, None)
+        if group is None:
+            return
+        self._members[group].remove(incident_id)
+        self._sizes[group] -= 1
 
     def clear(self) -> None:
         self.__init__()  # type: ignore[misc]
 
-    def _weigh(self, docs: list[str]) -> Any:
-        counts = self._vectorizer.transform(docs)
-        if self._keep is not None:  # drop words in most documents (like max_df)
-            counts = sp.csr_matrix(counts.multiply(self._keep))
-            counts.eliminate_zeros()
-        counts.data = 1.0 + np.log(counts.data)  # sublinear term frequency
-        return self._idf.transform(counts)  # l2-normalised rows
+    def _stale(self) -> bool:
+        return (
+            self._idf is None
+            or len(self._group_of) > self._fitted_n * REFIT_GROWTH
+            or len(self._slots) - self._fitted_groups >= TAIL_MAX
+        )
+
+    def _weights(self, groups: list[int]) -> tuple[Any, Any, Any]:
+        """The groups' vectors with the fitted IDF: ``(slots, weights, lengths)``, concatenated
+        in the order given (each vector l2-normalised, float64)."""
+        slots = [self._slots[g] for g in groups]
+        lengths = np.fromiter((len(s) for s in slots), dtype=np.int64, count=len(slots))
+        if not slots:
+            return np.zeros(0, dtype=np.int32), np.zeros(0), lengths
+        rows = np.concatenate(slots)
+        counts = np.concatenate([self._counts[g] for g in groups]).astype(np.float64)
+        columns = np.repeat(np.arange(len(slots), dtype=np.int64), lengths)
+        return rows, vectors.weigh(rows, counts, self._idf, columns), lengths
+
+    def _matrix(self, first: int, last: int) -> Any:
+        """Groups ``first..last-1`` as a slots x groups CSR in single precision (half the
+        memory a lookup reads; :meth:`_exact` settles the order of the best)."""
+        rows, weights, lengths = self._weights(list(range(first, last)))
+        indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        shape = (vectors.FEATURES, len(lengths))
+        csc = sp.csc_matrix((weights.astype(np.float32), rows, indptr), shape=shape)
+        csc.eliminate_zeros()
+        return csc.tocsr()
+
+    def _exact(self, groups: Any, slots: Any, weights: Any) -> Any:
+        """Double-precision cosine of the query (sorted ``slots``, ``weights``) and ``groups``."""
+        rows, vector, lengths = self._weights(groups.tolist())
+        at = np.minimum(np.searchsorted(slots, rows), len(slots) - 1)
+        products = np.where(slots[at] == rows, vector * weights[at], 0.0)
+        columns = np.repeat(np.arange(len(lengths)), lengths)
+        return np.bincount(columns, weights=products, minlength=len(lengths))
 
     def _refit(self) -> None:
-        counts = self._vectorizer.transform(self._docs)
-        df = np.bincount(counts.indices, minlength=FEATURES)
-        self._keep = None
-        if len(self._docs) >= 20:
-            self._keep = (df <= MAX_DF * len(self._docs)).astype(np.float64).reshape(1, -1)
-            counts = sp.csr_matrix(counts.multiply(self._keep))
-            counts.eliminate_zeros()
-        self._idf = TfidfTransformer(norm="l2", sublinear_tf=True).fit(counts)
-        self._main = self._idf.transform(counts).T.tocsr()
-        self._fitted = len(self._docs)
-        self._tail = []
+        groups = len(self._slots)
+        sizes = self._sizes[:groups].astype(np.float64)
+        lengths = np.fromiter((len(s) for s in self._slots), dtype=np.int64, count=groups)
+        rows = np.concatenate(self._slots) if groups else np.zeros(0, dtype=np.int32)
+        df = np.bincount(rows, weights=np.repeat(sizes, lengths), minlength=vectors.FEATURES)
+        self._idf = vectors.idf(df, float(sizes.sum()))
+        self._fitted_n = len(self._group_of)
+        self._fitted_groups = groups
+        self._main = self._matrix(0, groups)
+        self._tail = None
+
+    def _scores(self, slots: Any, weights: Any) -> Any:
+        """Cosine score of every group: the rows of the query's slots, summed with its weights."""
+        single = weights.astype(np.float32)
+        scores = self._main[slots].T @ single
+        if len(self._slots) > self._fitted_groups:
+            if self._tail is None:
+                self._tail = self._matrix(self._fitted_groups, len(self._slots))
+            scores = np.concatenate([scores, self._tail[slots].T @ single])
+        scores[self._sizes[: len(scores)] == 0] = 0.0  # groups whose incidents all moved
+        return scores
 
     def query(self, doc: str, k: int = 3, exclude: int | None = None) -> list[Hit]:
         """The ``k`` most similar documents (score > 0), best first; ties by the newer id."""
-        if not self._ids or not self.available:
+        if not self._group_of or not self.available or k <= 0:
             return []
-        if self._main is None:
+        if self._stale():
             self._refit()
-        q = self._weigh([doc])
-        scores = _scores(q, self._main, self._fitted)
-        if self._tail:
-            extra = sp.vstack(self._tail).T.tocsr()
-            scores = np.concatenate([scores, _scores(q, extra, extra.shape[1])])
-        for pos in self._dead:
-            scores[pos] = 0.0
-        if exclude is not None and exclude in self._where:
-            scores[self._where[exclude]] = 0.0
-        want = min(len(scores), k + 8)
-        top = (
-            np.argpartition(-scores, want - 1)[:want]
-            if want < len(scores)
-            else np.arange(len(scores))
-        )
-        ranked = sorted(top, key=lambda p: (-round(float(scores[p]), 9), -self._ids[p]))
-        hits = [Hit(self._ids[p], float(scores[p])) for p in ranked if scores[p] > 0]
-        return hits[:k]
+        slots, counts = self._hasher.counts(doc)
+        weights = vectors.weigh(slots, counts, self._idf)
+        keep = weights > 0
+        slots, weights = slots[keep], weights[keep]
+        if not len(slots):
+            return []
+        approx = self._scores(slots, weights)
+        want = k + (exclude is not None)  # enough groups to hold k incidents besides `exclude`
+        # every group that may rank in the top `want` once scored exactly: single precision
+        # errs by less than (terms + 4) epsilons on a sum at most 1, twice that between two
+        slack = 2 * (len(slots) + 4) * float(np.finfo(np.float32).eps) + 1e-9
+        floor = max(_nth_largest(approx, want) - slack, float(np.finfo(np.float32).tiny))
+        found = np.flatnonzero(approx >= floor)
+        return self._top(found, self._exact(found, slots, weights), k, want, exclude)
+
+    def _top(self, groups: Any, scores: Any, k: int, want: int, exclude: int | None) -> list[Hit]:
+        """The ``k`` best incidents of ``groups`` (exact ``scores``), ties to the newer one."""
+        ranked: list[tuple[float, int, float]] = []
+        for group, exact in zip(groups.tolist(), scores.tolist(), strict=True):
+            if exact <= 0:
+                continue
+            score = float(exact)
+            newest = self._members[group][-want:]
+            ranked += [(round(score, 9), i, score) for i in newest if i != exclude]
+        ranked.sort(key=lambda hit: (-hit[0], -hit[1]))
+        return [Hit(i, score) for _, i, score in ranked[:k]]
 
 
 __all__ = ["AVAILABLE", "Hit", "SimilarIndex"]

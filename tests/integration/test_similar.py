@@ -187,3 +187,23 @@ def test_rebuild_recomputes_every_document(engine: Engine) -> None:
         docs = [r.document for r in conn.execute(select(SIMILAR_DOCS))]
         assert all("rule:stale" not in d for d in docs)
         assert similar.matches(conn, 900)[0].human_id == "INC-812"
+
+
+def test_a_replica_takes_in_what_another_one_indexed(engine: Engine) -> None:
+    history(engine)
+    here, there = Similar(engine), Similar(engine)  # two processes on one database
+    assert there.catch_up() == 4  # stores the four documents
+    assert here.catch_up() == 0  # loads them: nothing left to index
+    assert here.size == 4
+    seed(engine, 814, "web-5xx", WEB, "upstream pool exhausted", timedelta(hours=-2), None)
+    with engine.begin() as conn:
+        conn.execute(
+            update(INCIDENTS)
+            .where(INCIDENTS.c.id == 814)
+            .values(state="resolved", active_key=None, resolved_at=T0 - timedelta(hours=1))
+        )
+    assert there.catch_up() == 1
+    assert here.catch_up() == 1
+    with engine.connect() as conn:
+        found = here.matches(conn, 900)
+    assert [m.human_id for m in found] == ["INC-814", "INC-812", "INC-810"]
