@@ -30,6 +30,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, select
 
+from bot.pipeline.notify import MessageKind
 from bot.ports import Clock, Health, HealthStatus
 from bot.store.repo import OUTBOX
 
@@ -143,6 +144,8 @@ def delivery_failures(
             .where(
                 OUTBOX.c.status == "pending",
                 OUTBOX.c.last_error != "",
+                # messages to the service itself (a chart waits for its own drawing too)
+                OUTBOX.c.kind.in_([kind.value for kind in MessageKind]),
                 OUTBOX.c.next_attempt_at >= now - grace,
             )
             .order_by(OUTBOX.c.next_attempt_at.desc())
