@@ -20,6 +20,21 @@ from bot.store.tables import RateBudgetRow
 BUDGETS = RateBudgetRow.__table__  # type: ignore[attr-defined]
 
 
+def locked_now(conn: Any, lane: str, now: Callable[[], float]) -> float:
+    """The time of a budget decision, read once the lane is this transaction's alone.
+
+    A token is stamped with this time; read before a wait for the database's lock, it would be
+    early by that wait, and the next message would follow the previous one sooner than the
+    budget allows. SQLite takes its write lock at the first write (a no-op update here);
+    PostgreSQL locks the lane's row (``FOR UPDATE``).
+    """
+    if conn.dialect.name == "sqlite":
+        conn.execute(update(BUDGETS).where(BUDGETS.c.lane == lane).values(lane=BUDGETS.c.lane))
+    else:
+        conn.execute(select(BUDGETS.c.lane).where(BUDGETS.c.lane == lane).with_for_update())
+    return now()
+
+
 class TokenBucket:
     """``rate`` tokens per second, holding at most ``burst``. Not thread-safe (one loop)."""
 
@@ -102,8 +117,8 @@ class SharedBucket:
         self._change(lambda tokens: (min(tokens, 1 - seconds * self.rate), 0.0))
 
     def _change(self, spend: Callable[[float], tuple[float, float] | None]) -> float:
-        now = self._now()
         with self._lock, self._engine.begin() as conn:
+            now = locked_now(conn, self.lane, self._now)
             row = self._row(conn, now)
             elapsed = max(0.0, now - row.updated_at.timestamp())
             tokens = min(float(self.burst), row.tokens + elapsed * self.rate)
@@ -169,8 +184,8 @@ class SlidingWindow:
 
     def pause(self, seconds: float) -> None:
         """The peer said to wait (HTTP 429 Retry-After): no send before then."""
-        now = self._now()
         with self._lock, self._engine.begin() as conn:
+            now = locked_now(conn, self.lane, self._now)
             paused = self._head(conn, now)[1]
             until = datetime.fromtimestamp(max(paused, now + seconds), UTC)
             conn.execute(
@@ -178,8 +193,8 @@ class SlidingWindow:
             )
 
     def _change(self, take: bool) -> float:
-        now = self._now()
         with self._lock, self._engine.begin() as conn:
+            now = locked_now(conn, self.lane, self._now)
             head, paused = self._head(conn, now)
             if paused > now:
                 return paused - now
