@@ -27,7 +27,7 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,43 +38,36 @@ from sqlalchemy.orm import Session
 from bot.charts.delivery import CHART, ChartDelivery
 from bot.domain.card import CardOptions
 from bot.errors import BotError, NotFound, PermanentError, TransientError
+from bot.outbox_digest import StormDigests
 from bot.outbox_pages import PAGE_KINDS, PageSender
 from bot.pipeline.notify import MessageKind, Priority
-from bot.ports import (
-    ChatSurface,
-    Clock,
-    DigestLine,
-    DigestSurface,
-    DirectSurface,
-    MessageRef,
-    Pager,
-)
+from bot.ports import ChatSurface, Clock, DigestSurface, DirectSurface, MessageRef, Pager
 from bot.ratelimit import Budget, SharedBucket, SlidingWindow
 from bot.settings import RateLimit
 from bot.store.cards import load_card
 from bot.store.claims import Claims
-from bot.store.repo import CARD_REFS, INCIDENTS, OUTBOX
+from bot.store.repo import CARD_REFS, OUTBOX
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0
 CLAIM_TIMEOUT = timedelta(seconds=60)
 BLOCKED_POLL = 0.25  # due rows all claimed by other workers: look again this soon
-DIGEST_EVERY = 6.0  # seconds between edits of a storm digest while its backlog changes
-DIGEST_LINES = 1000  # incidents a digest counts (the surface shows the most severe of them)
 
 
 class ClaimLost(Exception):
     """This worker's claim on a row lapsed and another worker took it over."""
 
 
-@dataclass(frozen=True, slots=True)
-class DigestState:
-    """A channel's storm digest: where it is, what it shows, when it was last edited."""
+class OverBudget(Exception):
+    """The lane's budget has no room for this message yet: try again in ``wait`` seconds."""
 
-    ref: MessageRef
-    ids: tuple[int, ...]
-    edited_at: float
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"over budget for {wait:.3f}s")
+        self.wait = wait
+
+
+Spend = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +112,11 @@ class OutboxWorker:
     ) -> None:
         """``monotonic`` is the rate budgets' clock in seconds (shared by every replica:
         wall time by default); ``holder`` names this worker in its claims."""
-        self._claims = Claims(engine, holder or f"outbox-{id(self):x}", claim_timeout, on_claimed)
+        holder = holder or f"outbox-{id(self):x}"
+        self._claims = Claims(engine, holder, claim_timeout, on_claimed)
         self.claims_lost = 0
         self._pagers = dict(pagers or {})
-        self._digest_after = dict(digest_after or {})
         self._delivered: set[int] = set()  # rows delivered in the current round
-        self._digests: dict[tuple[str, str], DigestState] = {}
         self._monotonic = monotonic or (lambda: clock.now().timestamp())
         self._engine = engine
         self._surfaces = dict(surfaces)
@@ -140,6 +132,16 @@ class OutboxWorker:
         self._rng = random.Random()
         self._on_delivered = on_delivered
         self._pages = PageSender(engine, clock, self._console_url, self.wake)
+        self._digests = StormDigests(
+            engine,
+            clock,
+            holder,
+            self._console_url,
+            digest_after or {},
+            self._bucket,
+            self._monotonic,
+            claim_timeout,
+        )
         self.charts: ChartDelivery | None = None  # set by the wiring when charts are on
 
     # public ----------------------------------------------------------------------------------
@@ -187,8 +189,7 @@ class OutboxWorker:
         """Deliver what is due; return seconds until the next row is due (None: nothing)."""
         rows = await asyncio.to_thread(self._due)
         if not rows:
-            if self._digests:
-                await self._close_digests()
+            await self._digests.close_idle(self._surfaces)
             nxt = await asyncio.to_thread(self._next_due_in)
             return BLOCKED_POLL if nxt == 0.0 else nxt
         try:
@@ -208,8 +209,8 @@ class OutboxWorker:
             async with asyncio.TaskGroup() as group:
                 for lane, lane_rows in batch.items():
                     group.create_task(self._deliver_lane(lane, lane_rows, waits))
-        if self._digests:  # a channel whose backlog is gone while others still have rows
-            await self._close_digests(lanes)
+        # a channel whose backlog is gone while others still have rows
+        await self._digests.close_idle(self._surfaces, lanes)
         return min(waits) if waits else 0.0
 
     # internals -------------------------------------------------------------------------------
@@ -260,7 +261,7 @@ class OutboxWorker:
             by_card.setdefault(row.order_key, []).append(row)
         ordered = sorted(by_card.values(), key=card_order)
         surface = self._surfaces.get(surface_name)
-        digest = isinstance(surface, DigestSurface) and surface_name in self._digest_after
+        digest = self._digests.covers(surface_name, surface)
         critical = [rs for rs in ordered if urgent(rs)]
         others = [rs for rs in ordered if not urgent(rs)]
         # people's actions and critical cards first, then the storm digest (ahead of routine
@@ -268,7 +269,7 @@ class OutboxWorker:
         await self._deliver_cards(lane, critical, now, blocked, spent, waits)
         if digest:
             assert isinstance(surface, DigestSurface)
-            await self._digest(surface, lane, waits)
+            await self._digests.refresh(surface, lane, waits)
         await self._deliver_cards(lane, others, now, blocked, spent, waits)
 
     async def _deliver_cards(
@@ -290,112 +291,34 @@ class OutboxWorker:
                     waits.append((row.next_attempt_at - now).total_seconds())
                     break
                 bucket = self._bucket(surface_name, channel, row.kind)
-                if bucket is not None:
-                    if id(bucket) in spent:
-                        break
-                    wait = await asyncio.to_thread(bucket.try_take)
-                    if wait > 0:
-                        spent.add(id(bucket))
-                        waits.append(wait)
-                        break
-                ok = await self._deliver(row)
+                if bucket is not None and id(bucket) in spent:
+                    break
+                try:
+                    ok = await self._deliver(row, self._spender(bucket))
+                except OverBudget as over:
+                    spent.add(id(bucket))
+                    waits.append(over.wait)
+                    break
                 if not ok:
                     blocked.add(row.order_key)
                     break
 
-    async def _digest(
-        self, surface: DigestSurface, lane: tuple[str, str], waits: list[float]
-    ) -> None:
-        """In a storm, one message listing the incidents still waiting for their own card.
+    @staticmethod
+    def _spender(bucket: Budget | None) -> Spend:
+        """Spends the message's budget; called right before the outside call (after the claim
+        is renewed and the card is read from the database), since the surface counts requests
+        when they arrive: a token taken earlier would let the next message follow too soon.
+        Raises :class:`OverBudget` when the budget has no room yet."""
 
-        Posted once more than ``digest_after`` cards wait in a channel; while cards wait it is
-        edited at least every ``DIGEST_EVERY`` seconds when what waits has changed (counts by
-        severity, most severe first; critical incidents are never only in a digest: they are
-        posted first), and it says so at once when every card is out.
-        """
-        surface_name, channel = lane
-        ids = await asyncio.to_thread(self._waiting, lane)
-        state = self._digests.get(lane)
-        if state is None and len(ids) <= self._digest_after[surface_name]:
-            return
-        if state is not None:
-            if state.ids == ids:
-                return
-            due = state.edited_at + DIGEST_EVERY - self._monotonic()
-            if ids and due > 0:
-                waits.append(due)
-                return
-        kind = MessageKind.POST if state is None else MessageKind.UPDATE
-        bucket = self._bucket(surface_name, channel, kind.value)
-        if bucket is not None:
-            wait = await asyncio.to_thread(bucket.try_take)
-            if wait > 0:
-                waits.append(wait)
-                return
-        lines = await asyncio.to_thread(self._digest_lines, ids)
-        try:
-            if state is None:
-                ref = await surface.post_digest(channel, lines)
-            else:
-                ref = state.ref
-                await surface.update_digest(ref, lines)
-        except BotError as exc:
-            log.warning("storm digest in %s:%s not delivered: %s", surface_name, channel, exc)
-            if isinstance(exc, TransientError) and exc.retry_after and bucket is not None:
-                await asyncio.to_thread(bucket.pause, exc.retry_after)
-            return
-        if ids:
-            self._digests[lane] = DigestState(ref, ids, self._monotonic())
-            waits.append(DIGEST_EVERY)
-        else:
-            self._digests.pop(lane, None)
+        async def spend() -> None:
+            if bucket is not None:
+                wait = await asyncio.to_thread(bucket.try_take)
+                if wait > 0:
+                    raise OverBudget(wait)
 
-    def _waiting(self, lane: tuple[str, str]) -> tuple[int, ...]:
-        """Incidents of the lane whose card post still waits (not the critical ones: they are
-        posted first), most severe first, then oldest."""
-        with self._engine.connect() as conn:
-            found = conn.execute(
-                select(OUTBOX.c.incident_id)
-                .where(
-                    OUTBOX.c.status == "pending",
-                    OUTBOX.c.kind == MessageKind.POST.value,
-                    OUTBOX.c.surface == lane[0],
-                    OUTBOX.c.channel == lane[1],
-                    OUTBOX.c.severity_rank > 0,
-                )
-                .order_by(OUTBOX.c.severity_rank, OUTBOX.c.id)
-                .limit(DIGEST_LINES)
-            ).scalars()
-            return tuple(dict.fromkeys(int(i) for i in found if i is not None))
+        return spend
 
-    async def _close_digests(self, busy: Collection[tuple[str, str]] = ()) -> None:
-        """Digests of lanes with nothing in this round: edited (or closed) all the same."""
-        for lane in list(self._digests):
-            surface = self._surfaces.get(lane[0])
-            if lane not in busy and isinstance(surface, DigestSurface):
-                await self._digest(surface, lane, [])
-
-    def _digest_lines(self, ids: tuple[int, ...]) -> list[DigestLine]:
-        if not ids:
-            return []
-        with self._engine.connect() as conn:
-            rows = {
-                r.id: r
-                for r in conn.execute(
-                    select(INCIDENTS.c.id, INCIDENTS.c.severity, INCIDENTS.c.title).where(
-                        INCIDENTS.c.id.in_(ids)
-                    )
-                )
-            }
-        return [
-            DigestLine(
-                i, f"INC-{i}", rows[i].severity, rows[i].title, f"{self._console_url}/incidents/{i}"
-            )
-            for i in ids
-            if i in rows
-        ]
-
-    async def _deliver(self, row: Any) -> bool:
+    async def _deliver(self, row: Any, spend: Spend) -> bool:
         surface: Any = self._surfaces.get(row.surface)
         if row.kind in PAGE_KINDS:
             surface = self._pagers.get(row.surface)
@@ -408,7 +331,7 @@ class OutboxWorker:
             self.claims_lost += 1  # held up past the claim timeout: another worker has it
             return False
         try:
-            recorded = await self._send(surface, row)
+            recorded = await self._send(surface, row, spend)
         except ClaimLost:
             self.claims_lost += 1
             log.warning(
@@ -444,19 +367,22 @@ class OutboxWorker:
         self._on_delivered(row.surface, row.kind, age)
         return True
 
-    async def _send(self, surface: Any, row: Any) -> bool:
-        """Deliver one message; True when its row was already marked sent (with the card's
-        reference, in one transaction)."""
+    async def _send(self, surface: Any, row: Any, spend: Spend) -> bool:
+        """Deliver one message, spending its budget (``spend``) right before the call; True
+        when its row was already marked sent (with the card's reference, in one transaction)."""
         if row.kind == CHART:  # the card's chart, after it (bot.charts.delivery)
             if self.charts is None:
                 raise NotFound("charts are not set up")
+            await spend()
             return await self.charts.send(surface, row)
         kind = MessageKind(row.kind)
         if kind in PAGE_KINDS:
+            await spend()
             await self._pages.send(surface, row, kind)
             return False
         if kind is MessageKind.POST:
             card = await asyncio.to_thread(self._card, row.incident_id)
+            await spend()
             ref = await surface.post(card, row.channel)
             await asyncio.to_thread(self._save_ref, row, ref)
             if self.charts is not None:
@@ -465,6 +391,7 @@ class OutboxWorker:
         if kind is MessageKind.DIRECT:
             if not isinstance(surface, DirectSurface):
                 raise PermanentError(f"{row.surface} cannot send direct messages")
+            await spend()
             await surface.direct(row.channel, json.loads(row.payload_json).get("text", ""))
             return False
         ref = await asyncio.to_thread(self._ref, row)
@@ -472,9 +399,11 @@ class OutboxWorker:
             raise NotFound(f"no card of INC-{row.incident_id} on {row.surface}:{row.channel}")
         if kind is MessageKind.UPDATE:
             card = await asyncio.to_thread(self._card, row.incident_id)
+            await spend()
             await surface.update(ref, card)
         else:
             text = json.loads(row.payload_json).get("text", "")
+            await spend()
             await surface.reply(ref, text)
         return False
 
