@@ -1,11 +1,13 @@
 """An in-memory TF-IDF index of resolved incidents, kept per process and grown as they resolve.
 
-Incidents whose documents are the same (a rule that fires again with the same log templates:
-the usual case) share one vector, a *group*, that lists their ids; a lookup scores each group
-once and hands out its newest ids first. Vectors are hashed term counts weighted by TF-IDF
-(:mod:`bot.similar.vectors`) and kept in an inverted matrix (terms x groups): a lookup takes
-the rows of the query's terms only and sums them in one sparse product, so its time grows with
-how many groups share the query's terms, not with the vocabulary or the history.
+Incidents with the same document (a rule that fires again with the same log templates: the
+usual case) share one vector, a *group*, that lists their ids; a lookup scores each group once
+and hands out its newest ids first. Vectors are hashed term counts weighted by TF-IDF
+(:mod:`bot.similar.vectors`) and kept in an inverted matrix (terms x groups) in single
+precision: a lookup takes the rows of the query's terms only and sums them in one sparse
+product, so its time grows with how many groups share the query's terms, not with the
+vocabulary. The few groups that can rank in the top, given the rounding, are then scored again
+in double precision from their counts: the order is that of an exact cosine.
 
 The weights are fitted on the whole set and refitted when it has grown by a fifth or when
 ``TAIL_MAX`` new groups wait in the tail; a refit reuses the stored counts (no re-hashing).
@@ -67,7 +69,7 @@ class SimilarIndex:
     def __init__(self) -> None:
         self._warned = False
         self._group_of: dict[int, int] = {}  # incident id -> group
-        self._key_group: dict[bytes, int] = {}  # digest of the term counts -> group
+        self._doc_group: dict[bytes, int] = {}  # digest (128 bits) of the document -> group
         self._slots: list[Any] = []  # per group: sorted term slots (int32)
         self._counts: list[Any] = []  # per group: their counts (uint32)
         self._members: list[list[int]] = []  # per group: incident ids, ascending
@@ -103,16 +105,13 @@ class SimilarIndex:
             self._group_of[incident_id] = -1
             return
         self._remove(incident_id)
-        slots, counts = self._hasher.counts(doc)
-        counts = counts.astype(np.uint32)
-        key = hashlib.blake2b(slots.tobytes() + b"|" + counts.tobytes(), digest_size=16).digest()
-        group = self._key_group.get(key)
-        if group is not None and not self._holds(group, slots, counts):
-            group = None  # pragma: no cover - two documents with one 128-bit digest
+        key = hashlib.blake2b(doc.encode(), digest_size=16).digest()
+        group = self._doc_group.get(key)
         if group is None:
-            group = self._key_group[key] = len(self._slots)
+            slots, counts = self._hasher.counts(doc)
+            group = self._doc_group[key] = len(self._slots)
             self._slots.append(slots)
-            self._counts.append(counts)
+            self._counts.append(counts.astype(np.uint32))
             self._members.append([])
             if group >= len(self._sizes):
                 self._sizes = np.concatenate([self._sizes, np.zeros_like(self._sizes)])
@@ -124,10 +123,6 @@ class SimilarIndex:
             bisect.insort(members, incident_id)
         self._sizes[group] += 1
         self._group_of[incident_id] = group
-
-    def _holds(self, group: int, slots: Any, counts: Any) -> bool:
-        same_slots = np.array_equal(self._slots[group], slots)
-        return bool(same_slots and np.array_equal(self._counts[group], counts))
 
     def _remove(self, incident_id: int) -> None:
         group = self._group_of.pop(incident_id, None)

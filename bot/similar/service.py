@@ -95,6 +95,7 @@ class Similar:
         self._engine = engine
         self._index = SimilarIndex()
         self._seen: dict[int, datetime] = {}  # incident id -> resolved_at of its document
+        self._latest: datetime | None = None  # the latest of those
         self._loaded = False
         self._lock = threading.RLock()
         self._caught_up_at = -CATCH_UP_EVERY_S  # time.monotonic() of the last catch-up
@@ -107,9 +108,14 @@ class Similar:
         with self._engine.connect() as conn:
             for incident_id, doc, resolved_at in store.stored(conn):
                 self._index.add(incident_id, doc)
-                self._seen[incident_id] = resolved_at
+                self._saw(incident_id, resolved_at)
         self._loaded = True
         log.info("similar incidents: %d documents loaded", len(self._index))
+
+    def _saw(self, incident_id: int, resolved_at: datetime) -> None:
+        self._seen[incident_id] = resolved_at
+        if self._latest is None or resolved_at > self._latest:
+            self._latest = resolved_at
 
     def catch_up(self) -> int:
         """Index incidents resolved since the last one seen; returns how many were added."""
@@ -117,7 +123,7 @@ class Similar:
             self._caught_up_at = time.monotonic()
             if not self._loaded:
                 self._load()
-            since = max(self._seen.values()) - SLACK if self._seen else None
+            since = self._latest - SLACK if self._latest is not None else None
             added = 0
             with self._engine.connect() as conn:
                 rows = store.resolved_since(conn, since)
@@ -131,7 +137,7 @@ class Similar:
                     log.info("similar incidents: INC-%d stored elsewhere (%s)", row.id, exc)
                     doc, resolved_at = document(store.profile_of(row)), row.resolved_at
                 self._index.add(row.id, doc)
-                self._seen[row.id] = resolved_at
+                self._saw(row.id, resolved_at)
                 added += 1
             return added
 
@@ -142,6 +148,7 @@ class Similar:
                 conn.execute(delete(store.SIMILAR_DOCS))
             self._index = SimilarIndex()
             self._seen = {}
+            self._latest = None
             self._loaded = True
             return self.catch_up()
 

@@ -112,11 +112,16 @@ def ending_of(conn: Connection, row: Any) -> Ending:
 
 
 def resolved_since(conn: Connection, since: datetime | None) -> list[Any]:
-    """Resolved incident rows with ``resolved_at >= since`` (all of them when None)."""
-    query = select(INCIDENTS).where(INCIDENTS.c.state == "resolved")
-    if since is not None:
-        query = query.where(INCIDENTS.c.resolved_at >= since)
-    return list(conn.execute(query.order_by(INCIDENTS.c.id)))
+    """Resolved incident rows with ``resolved_at >= since`` (all of them when None), by id.
+
+    With ``since`` the search goes by ``resolved_at`` alone (its index: a few rows) and the
+    state is checked here; a search by state too would read every resolved incident on SQLite.
+    """
+    if since is None:
+        query = select(INCIDENTS).where(INCIDENTS.c.state == "resolved")
+        return list(conn.execute(query.order_by(INCIDENTS.c.id)))
+    rows = conn.execute(select(INCIDENTS).where(INCIDENTS.c.resolved_at >= since))
+    return sorted((r for r in rows if r.state == "resolved"), key=lambda r: r.id)
 
 
 def write(conn: Connection, row: Any) -> tuple[str, datetime]:

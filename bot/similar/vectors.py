@@ -47,9 +47,12 @@ class Hasher:
         if len(slots) > _CACHE_MAX:
             slots.clear()
         terms = Counter(doc.split())
-        for term in terms.keys() - slots.keys():
-            slots[term] = feature(term)
-        found = np.fromiter(map(slots.__getitem__, terms), dtype=np.int32, count=len(terms))
+        try:
+            found = np.fromiter(map(slots.__getitem__, terms), dtype=np.int32, count=len(terms))
+        except KeyError:  # a term not seen yet
+            for term in terms.keys() - slots.keys():
+                slots[term] = feature(term)
+            found = np.fromiter(map(slots.__getitem__, terms), dtype=np.int32, count=len(terms))
         counts = np.fromiter(terms.values(), dtype=np.float64, count=len(terms))
         order = np.argsort(found, kind="stable")
         found, counts = found[order], counts[order]
