@@ -67,6 +67,15 @@ def test_slots_are_those_of_scikit_learns_hashing() -> None:
     )
     expected = hashing.transform([" ".join(terms)]).indices
     assert sorted(feature(t) for t in terms) == sorted(expected)
+    seen: dict[int, str] = {}
+    for n in range(100_000):  # two terms that land in one slot: their counts add up
+        term = f"tpl:t{n}"
+        if (slot := feature(term)) in seen:
+            break
+        seen[slot] = term
+    pair = f"{seen[slot]} {term} {term}"
+    assert Hasher().counts(pair)[1].tolist() == [3.0]
+    assert hashing.transform([pair]).data.tolist() == [3.0]
     slots, counts = Hasher().counts("b a b c b")
     assert dict(zip(slots.tolist(), counts.tolist(), strict=True)) == {
         feature("a"): 1.0,
