@@ -9,11 +9,12 @@ product, so its time grows with how many groups share the query's terms, not wit
 vocabulary. The few groups that can rank in the top, given the rounding, are then scored again
 in double precision from their counts: the order is that of an exact cosine.
 
-The weights are fitted on the whole set and refitted when it has grown by a fifth or when
-``TAIL_MAX`` new groups wait in the tail; a refit reuses the stored counts (no re-hashing).
-Documents added in between are weighted with the fitted IDF (a term never seen gets the highest
-weight). The ranking is the cosine similarity of the query against every incident, best first,
-ties to the newer incident.
+The weights are fitted on the whole set by the first lookup, and refitted in a thread when the
+set has grown by a fifth or ``TAIL_MAX`` new groups wait in the tail (a refit reuses the stored
+counts; about a second for 100,000 distinct documents): lookups meanwhile answer with the
+weights they have. Documents added since the fit are weighted with the fitted IDF (a term never
+seen gets the highest weight). The ranking is the cosine similarity of the query against every
+incident, best first, ties to the newer incident.
 
 Without scikit-learn the index says so once in the log and every lookup answers nothing.
 """
@@ -23,7 +24,8 @@ from __future__ import annotations
 import bisect
 import hashlib
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,70 @@ def _nth_largest(values: Any, n: int) -> float:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class _Fit:
+    idf: Any  # per slot
+    main: Any  # slots x groups, CSR
+    groups: int  # groups covered
+    incidents: int  # incidents counted
+
+
+def _vectors(slots: list[Any], counts: list[Any], idf: Any) -> tuple[Any, Any, Any]:
+    """Vectors from term counts with ``idf``: ``(slots, weights, lengths)`` concatenated in the
+    order given, each l2-normalised, in double precision."""
+    lengths = np.fromiter((len(s) for s in slots), dtype=np.int64, count=len(slots))
+    if not slots:
+        return np.zeros(0, dtype=np.int32), np.zeros(0), lengths
+    rows = np.concatenate(slots)
+    columns = np.repeat(np.arange(len(slots), dtype=np.int64), lengths)
+    weights = vectors.weigh(rows, np.concatenate(counts).astype(np.float64), idf, columns)
+    return rows, weights, lengths
+
+
+def _matrix(slots: list[Any], counts: list[Any], idf: Any) -> Any:
+    """Vectors as a slots x vectors CSR in single precision (half the memory a lookup reads;
+    the best are scored again exactly)."""
+    rows, weights, lengths = _vectors(slots, counts, idf)
+    indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    shape = (vectors.FEATURES, len(lengths))
+    csc = sp.csc_matrix((weights.astype(np.float32), rows, indptr), shape=shape)
+    csc.eliminate_zeros()
+    return csc.tocsr()
+
+
+@dataclass(slots=True)
+class _Refit:
+    """Fitting the weights on a snapshot of the groups (vectors never change once added)."""
+
+    slots: list[Any]
+    counts: list[Any]
+    sizes: Any  # incidents per group
+    incidents: int
+    fit: _Fit | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> _Fit:
+        lengths = np.fromiter((len(s) for s in self.slots), dtype=np.int64, count=len(self.slots))
+        rows = np.concatenate(self.slots) if self.slots else np.zeros(0, dtype=np.int32)
+        weights = np.repeat(self.sizes.astype(np.float64), lengths)
+        df = np.bincount(rows, weights=weights, minlength=vectors.FEATURES)
+        idf = vectors.idf(df, float(self.sizes.sum()))
+        fit = _Fit(idf, _matrix(self.slots, self.counts, idf), len(self.slots), self.incidents)
+        self.fit = fit
+        return fit
+
+
+def _refit_in_thread(job: _Refit) -> None:
+    """A refit in its thread: a failure is logged and the old weights stay."""
+    try:
+        job.run()
+    except Exception:  # a thread's last word: logged, the lookups go on
+        log.exception("similar incidents: refitting the weights failed")
+    finally:
+        job.done.set()
+
+
 class SimilarIndex:
     """Documents keyed by incident id; adding an id again replaces its document."""
 
@@ -79,6 +145,7 @@ class SimilarIndex:
         self._fitted_groups = 0  # groups covered by the fitted matrix
         self._main: Any = None  # slots x fitted groups, CSR, columns l2-normalised
         self._tail: Any = None  # slots x groups added since the fit (built on demand)
+        self._job: _Refit | None = None  # a refit under way in a thread
         if AVAILABLE:
             self._hasher = vectors.Hasher()
             self._sizes = np.zeros(1024, dtype=np.int64)
@@ -141,48 +208,50 @@ class SimilarIndex:
             or len(self._slots) - self._fitted_groups >= TAIL_MAX
         )
 
-    def _weights(self, groups: list[int]) -> tuple[Any, Any, Any]:
-        """The groups' vectors with the fitted IDF: ``(slots, weights, lengths)``, concatenated
-        in the order given (each vector l2-normalised, float64)."""
-        slots = [self._slots[g] for g in groups]
-        lengths = np.fromiter((len(s) for s in slots), dtype=np.int64, count=len(slots))
-        if not slots:
-            return np.zeros(0, dtype=np.int32), np.zeros(0), lengths
-        rows = np.concatenate(slots)
-        counts = np.concatenate([self._counts[g] for g in groups]).astype(np.float64)
-        columns = np.repeat(np.arange(len(slots), dtype=np.int64), lengths)
-        return rows, vectors.weigh(rows, counts, self._idf, columns), lengths
-
     def _matrix(self, first: int, last: int) -> Any:
-        """Groups ``first..last-1`` as a slots x groups CSR in single precision (half the
-        memory a lookup reads; :meth:`_exact` settles the order of the best)."""
-        rows, weights, lengths = self._weights(list(range(first, last)))
-        indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=indptr[1:])
-        shape = (vectors.FEATURES, len(lengths))
-        csc = sp.csc_matrix((weights.astype(np.float32), rows, indptr), shape=shape)
-        csc.eliminate_zeros()
-        return csc.tocsr()
+        return _matrix(self._slots[first:last], self._counts[first:last], self._idf)
 
     def _exact(self, groups: Any, slots: Any, weights: Any) -> Any:
         """Double-precision cosine of the query (sorted ``slots``, ``weights``) and ``groups``."""
-        rows, vector, lengths = self._weights(groups.tolist())
+        chosen = groups.tolist()
+        rows, vector, lengths = _vectors(
+            [self._slots[g] for g in chosen], [self._counts[g] for g in chosen], self._idf
+        )
         at = np.minimum(np.searchsorted(slots, rows), len(slots) - 1)
         products = np.where(slots[at] == rows, vector * weights[at], 0.0)
         columns = np.repeat(np.arange(len(lengths)), lengths)
         return np.bincount(columns, weights=products, minlength=len(lengths))
 
-    def _refit(self) -> None:
+    def _snapshot(self) -> _Refit:
         groups = len(self._slots)
-        sizes = self._sizes[:groups].astype(np.float64)
-        lengths = np.fromiter((len(s) for s in self._slots), dtype=np.int64, count=groups)
-        rows = np.concatenate(self._slots) if groups else np.zeros(0, dtype=np.int32)
-        df = np.bincount(rows, weights=np.repeat(sizes, lengths), minlength=vectors.FEATURES)
-        self._idf = vectors.idf(df, float(sizes.sum()))
-        self._fitted_n = len(self._group_of)
-        self._fitted_groups = groups
-        self._main = self._matrix(0, groups)
+        return _Refit(list(self._slots), list(self._counts), self._sizes[:groups].copy(), len(self))
+
+    def _install(self, fit: _Fit) -> None:
+        self._idf, self._main = fit.idf, fit.main
+        self._fitted_n, self._fitted_groups = fit.incidents, fit.groups
         self._tail = None
+
+    def _refresh(self) -> None:
+        """Fit the weights if there are none (the first lookup waits for it); later, refit in
+        a thread when the set has grown, lookups answering with the old weights meanwhile."""
+        job = self._job
+        if job is not None and job.done.is_set():
+            self._job = None
+            if job.fit is not None:
+                self._install(job.fit)
+        if self._idf is None:
+            self._install(self._snapshot().run())
+        elif self._stale() and self._job is None:
+            self._job = self._snapshot()
+            threading.Thread(
+                target=_refit_in_thread, args=(self._job,), name="similar-refit", daemon=True
+            ).start()
+
+    def settle(self) -> None:
+        """Wait for a refit under way (tests and benchmarks); the next lookup uses it."""
+        job = self._job
+        if job is not None:
+            job.done.wait()
 
     def _scores(self, slots: Any, weights: Any) -> Any:
         """Cosine score of every group: the rows of the query's slots, summed with its weights."""
@@ -199,8 +268,7 @@ class SimilarIndex:
         """The ``k`` most similar documents (score > 0), best first; ties by the newer id."""
         if not self._group_of or not self.available or k <= 0:
             return []
-        if self._stale():
-            self._refit()
+        self._refresh()
         slots, counts = self._hasher.counts(doc)
         weights = vectors.weigh(slots, counts, self._idf)
         keep = weights > 0
