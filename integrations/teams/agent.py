@@ -65,12 +65,13 @@ from integrations.teams.conversations import (
     reference_of,
 )
 from integrations.teams.plans import BACK_VERB, CONFIRM_VERB
+from integrations.teams.pressers import LastPressers
 from integrations.teams.refusals import Refusals, token_problem
 from integrations.teams.render import CUSTOM, REFRESH_VERB, render_notice
 from integrations.teams.runs import TeamsRuns
 from integrations.teams.shape import missing, unhandled
 from integrations.teams.surface import card_activity, text_activity
-from integrations.teams.views import CardViews, LastPressers
+from integrations.teams.views import CardViews
 
 log = logging.getLogger(__name__)
 
@@ -137,13 +138,13 @@ class TeamsAgent:
         operations: Operations,
         conversations: ConversationStore,
         commands: TeamsCommands,
-        refusals: Refusals | None = None,
-        pressers: LastPressers | None = None,
+        refusals: Refusals | None,
+        pressers: LastPressers,
         charts: ChartLinks | None = None,
     ) -> None:
         self._auth = auth
-        self.pressers = pressers or LastPressers()
-        self._views = CardViews(operations, self.pressers, charts)
+        self.pressers = pressers
+        self.views = CardViews(operations, pressers, charts)
         self._refusals = refusals
         self._operations = operations
         self._conversations = conversations
@@ -165,7 +166,7 @@ class TeamsAgent:
         for kind in ACTION_VERBS:
             self.app.adaptive_card.action_execute(kind.value)(self._action_handler(kind))
         self.app.adaptive_card.action_execute(REFRESH_VERB)(self._refresh_handler)
-        self._runs = TeamsRuns(operations)
+        self._runs = TeamsRuns(operations, self.views)
         for verb in (*(k.value for k in RUN_VERBS), CONFIRM_VERB, BACK_VERB):
             self.app.adaptive_card.action_execute(verb)(self._run_handler(verb))
 
@@ -302,7 +303,7 @@ class TeamsAgent:
             payload = ActionData.model_validate(data)
         except ValidationError:
             return _card_response(render_notice(STALE_CARD))
-        self.pressers.note(payload.incident_id, user_of(activity))
+        await self.pressers.note(payload.incident_id, user_of(activity))
         key = f"teams:{activity.id}:{kind.value}:{payload.version}"
         notice = ""
         try:
@@ -335,7 +336,7 @@ class TeamsAgent:
 
     async def view(self, card: Card, activity: Activity, notice: str = "") -> dict[str, Any]:
         """The card as the person behind ``activity`` may use it, refreshing per user."""
-        return await self._views.render(card, actor_of(activity), notice)
+        return await self.views.render(card, actor_of(activity), notice)
 
     def _run_handler(
         self, verb: str
@@ -356,7 +357,7 @@ class TeamsAgent:
             payload = ActionData.model_validate(data)
         except ValidationError:
             return _card_response(render_notice(STALE_CARD))
-        self.pressers.note(payload.incident_id, user_of(activity))
+        await self.pressers.note(payload.incident_id, user_of(activity))
         who = actor_of(activity)
         runs = self._runs
         if verb == ActionKind.AUTO_RESOLVE.value:
@@ -367,7 +368,7 @@ class TeamsAgent:
                 payload.incident_id, who, payload.fingerprint, payload.playbook_id, key
             )
         elif verb == BACK_VERB:
-            content = await runs.card(payload.incident_id)
+            content = await runs.card(payload.incident_id, who)
         else:
             approve = verb == ActionKind.APPROVE_RUN.value
             content = await runs.act_on_run(payload.incident_id, payload.run_id, who, approve)

@@ -16,10 +16,10 @@ from integrations.teams.charts import ChartLinks
 from integrations.teams.commands import TeamsCommands
 from integrations.teams.conversations import ConversationStore
 from integrations.teams.credentials import auth_configuration, connections
+from integrations.teams.pressers import LastPressers
 from integrations.teams.refusals import Refusals
 from integrations.teams.settings import TeamsSettings
 from integrations.teams.surface import TeamsChatSurface
-from integrations.teams.views import LastPressers, refresh_users, responder_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +55,9 @@ def build_teams(
         store,
         TeamsCommands(operations, console_url),
         Refusals(engine, clock),
-        LastPressers(),
+        LastPressers(engine, clock),
         charts,
     )
-    responders = responder_ids(operations.roles)
     # proactive sends get an adapter of their own: no reply-with-the-error handler, so a
     # failed send reaches the outbox as an error it can retry
     outbound = CloudAdapter(connection_manager=links)
@@ -70,7 +69,7 @@ def build_teams(
         clock,
         settings.timeout,
         settings.default_channel,
-        refresh_for=lambda incident: refresh_users(responders, agent.pressers.of(incident)),
+        refresh_for=agent.views.refresh_for,
         charts=charts,
     )
     return TeamsIntegration(surface, agent.router(), agent, store, charts)

@@ -5,7 +5,9 @@ confirmation card: the dry-run plan, the gate's verdict, **Confirm** and **Back*
 starts exactly the plan shown (its fingerprint is in the button's data) and answers with the
 incident card, a line above it saying what happened; the run goes on in the background and the
 card, updated through the outbox, shows its progress. Approve and Cancel act on the run the
-card names. Nothing here runs a playbook.
+card names. Every answer that shows the incident card shows the presser's own view of it
+(:class:`~integrations.teams.views.CardViews`): no buttons for a viewer, no Approve for the
+requester of the waiting run. Nothing here runs a playbook.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from bot.operations import Operations
 from bot.textcommands import Switch, Verb
 from integrations.teams.plans import confirm_card, kill_switch_text, run_changed, run_started
 from integrations.teams.render import render_card, render_notice
+from integrations.teams.views import CardViews
 from playbooks.service import Remediation
 
 SURFACE = "teams"
@@ -26,8 +29,9 @@ Json = dict[str, Any]
 
 
 class TeamsRuns:
-    def __init__(self, operations: Operations) -> None:
+    def __init__(self, operations: Operations, views: CardViews | None = None) -> None:
         self._operations = operations
+        self._views = views
 
     def _remediation(self) -> Remediation:
         found: Remediation | None = getattr(self._operations, "remediation", None)
@@ -42,7 +46,7 @@ class TeamsRuns:
         try:
             preview = await self._remediation().preview(incident_id, actor, playbook_id or None)
         except BotError as exc:
-            return await self.card(incident_id, str(exc))
+            return await self.card(incident_id, actor, str(exc))
         return confirm_card(preview)
 
     async def confirm(
@@ -58,11 +62,12 @@ class TeamsRuns:
                 idempotency_key=key,
             )
         except BotError as exc:
-            return await self.card(incident_id, str(exc))
-        return await self.card(incident_id, run_started(run))
+            return await self.card(incident_id, actor, str(exc))
+        return await self.card(incident_id, actor, run_started(run))
 
     async def act_on_run(self, incident_id: int, run_id: int, actor: str, approve: bool) -> Json:
-        return await self.card(incident_id, await self.approve_or_cancel(run_id, actor, approve))
+        said = await self.approve_or_cancel(run_id, actor, approve)
+        return await self.card(incident_id, actor, said)
 
     async def approve_or_cancel(
         self, run_id: int, actor: str, approve: bool, reason: str = ""
@@ -80,11 +85,15 @@ class TeamsRuns:
         except BotError as exc:
             return str(exc)
 
-    async def card(self, incident_id: int, notice: str = "") -> Json:
+    async def card(self, incident_id: int, actor: str, notice: str = "") -> Json:
+        """The incident card as ``actor`` may use it, ``notice`` above it."""
         try:
-            return render_card(await self._operations.card(incident_id), notice)
+            card = await self._operations.card(incident_id)
         except NotFound as exc:
             return render_notice(str(exc))
+        if self._views is None:
+            return render_card(card, notice)
+        return await self._views.render(card, actor, notice)
 
     # text commands --------------------------------------------------------------------------
 

@@ -60,6 +60,11 @@ def text_activity(text: str) -> Activity:
     return Activity(type=ActivityTypes.message, text=text, text_format="plain")
 
 
+async def nobody(card: Card) -> Sequence[str]:
+    """No one named: the card refreshes for no one in particular."""
+    return ()
+
+
 class TeamsChatSurface:
     name = NAME
 
@@ -71,12 +76,12 @@ class TeamsChatSurface:
         clock: Clock,
         timeout: float = 10.0,
         default_channel: str = "",
-        refresh_for: Callable[[int], Sequence[str]] | None = None,
+        refresh_for: Callable[[Card], Awaitable[Sequence[str]]] | None = None,
         charts: ChartLinks | None = None,
     ) -> None:
         self._adapter = adapter
         self._charts = charts or ChartLinks()
-        self._refresh_for = refresh_for or (lambda incident_id: ())
+        self._refresh_for = refresh_for or nobody
         self._clock = clock
         self._app_id = app_id
         self._conversations = conversations
@@ -109,7 +114,7 @@ class TeamsChatSurface:
         """The card's message: refreshing per person, with its chart's signed image URL."""
         content = render_card(
             card,
-            refresh_for=self._refresh_for(card.incident_id),
+            refresh_for=await self._refresh_for(card),
             chart_url=await self._charts.url(card.incident_id),
         )
         return card_activity(content, f"{card.human_id}: {card.title}")

@@ -11,13 +11,19 @@ person may use it:
 * a responder sees the buttons of the card's state, except **Approve** on a run they requested
   themselves (a run needs a second responder).
 
+The same view answers a press (the presser's copy of the card), including the playbook-run
+buttons (Auto-resolve, Confirm, Approve, Cancel): a run's answer is the presser's own view too.
+The requester of a run waiting for approval is among the people the card refreshes for, so
+their copy never offers them an Approve they cannot use.
+
 Identities in ``userIds`` are Teams user MRIs: ``8:orgid:<AAD object id>`` for the people the
-roles file names (``teams:<AAD object id>``), and the ``from.id`` Teams gave the last presser.
+roles file names (``teams:<AAD object id>``) and a run's requester, and the ``from.id`` Teams
+gave the last presser (kept in the database: :mod:`integrations.teams.pressers`).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -26,10 +32,10 @@ from bot.domain.card import ActionKind, Card
 from bot.errors import BotError
 from bot.operations import Operations
 from integrations.teams.charts import ChartLinks
+from integrations.teams.pressers import LastPressers
 from integrations.teams.render import MAX_REFRESH_USERS, render_card
 
 ORGID = "8:orgid:"
-KEEP_PRESSERS = 10_000  # incidents whose last presser is remembered (oldest forgotten first)
 VIEW_ONLY = "You can follow this incident here; acting on it needs the responder role."
 
 
@@ -43,36 +49,20 @@ def responder_ids(roles: Roles) -> tuple[str, ...]:
     return tuple(found)
 
 
-def refresh_users(responders: tuple[str, ...], presser: str = "") -> tuple[str, ...]:
-    """``userIds`` for a card: the last presser first, then responders, no repeats, at most 60."""
+def refresh_users(responders: Sequence[str], *first: str) -> tuple[str, ...]:
+    """``userIds`` for a card: ``first`` (the last presser, a waiting run's requester), then
+    responders, no repeats, at most 60."""
     seen: dict[str, None] = {}
-    for user in (presser, *responders):
+    for user in (*first, *responders):
         if user:
             seen.setdefault(user, None)
     return tuple(seen)[:MAX_REFRESH_USERS]
 
 
-class LastPressers:
-    """The Teams id of the last person who pressed a button on each incident's card.
-
-    Kept in memory: after a restart (or on another replica) a card's refresh names only the
-    responders until someone presses again.
-    """
-
-    def __init__(self, keep: int = KEEP_PRESSERS) -> None:
-        self._keep = keep
-        self._by_incident: OrderedDict[int, str] = OrderedDict()
-
-    def note(self, incident_id: int, user: str) -> None:
-        if not user:
-            return
-        self._by_incident[incident_id] = user
-        self._by_incident.move_to_end(incident_id)
-        while len(self._by_incident) > self._keep:
-            self._by_incident.popitem(last=False)
-
-    def of(self, incident_id: int) -> str:
-        return self._by_incident.get(incident_id, "")
+def mri_of(actor: str) -> str:
+    """The Teams MRI of ``teams:<AAD object id>`` ("" for anyone else)."""
+    kind, _, aad = actor.partition(":")
+    return f"{ORGID}{aad}" if kind == "teams" and aad and aad != "*" else ""
 
 
 def can_act(roles: Roles, actor: str) -> bool:
@@ -96,7 +86,8 @@ def offers_approval(card: Card) -> bool:
 
 
 class CardViews:
-    """Renders an incident card for one person (``teams:<AAD object id>``)."""
+    """Renders an incident card for one person (``teams:<AAD object id>``), and names the
+    people a card refreshes for."""
 
     def __init__(
         self, operations: Operations, pressers: LastPressers, charts: ChartLinks | None = None
@@ -107,22 +98,29 @@ class CardViews:
 
     async def render(self, card: Card, actor: str, notice: str = "") -> dict[str, Any]:
         roles = self._operations.roles
+        users = await self.refresh_for(card)  # everyone's copy names the same people
         footnote = ""
         if not can_act(roles, actor):
             card, footnote = without_buttons(card), VIEW_ONLY
-        elif offers_approval(card) and await self._requested(card.run_id, actor):
+        elif offers_approval(card) and await self._requester(card.run_id) == actor:
             card = without_own_approval(card)
-        users = refresh_users(responder_ids(roles), self._pressers.of(card.incident_id))
         chart = await self._charts.url(card.incident_id)
         return render_card(card, notice, users, footnote, chart)
 
-    async def _requested(self, run_id: int, actor: str) -> bool:
-        """Whether ``actor`` requested run ``run_id`` (who may not approve it too)."""
+    async def refresh_for(self, card: Card) -> tuple[str, ...]:
+        """``userIds`` of the card's refresh clause: the last presser, the requester of the
+        run waiting for approval, then the responders the roles file names."""
+        presser = await self._pressers.of(card.incident_id)
+        requester = await self._requester(card.run_id) if offers_approval(card) else ""
+        return refresh_users(responder_ids(self._operations.roles), presser, mri_of(requester))
+
+    async def _requester(self, run_id: int) -> str:
+        """Who requested run ``run_id`` (who may not approve it too); "" when unknown."""
         remediation = getattr(self._operations, "remediation", None)
-        if remediation is None:
-            return False
+        if remediation is None or not run_id:
+            return ""
         try:
             run = await remediation.run(run_id)
         except BotError:
-            return False
-        return bool(run.requested_by == actor)
+            return ""
+        return str(run.requested_by or "")

@@ -146,3 +146,94 @@ async def test_the_requester_of_a_waiting_run_sees_no_approve_other_responders_d
         assert {"approve_run", "cancel_run"} <= verbs(other)
         # teams:* makes every Teams user a responder, but only named people are listed
         assert all(u.startswith(("8:orgid:", "29:")) for u in other["refresh"]["userIds"])
+
+
+async def test_a_press_on_one_replica_names_the_presser_on_the_card_another_replica_updates(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    # two runtimes on one database: the press reaches the second, the first delivers the update
+    async with (
+        teams_bot(tmp_path, clock, roles=VIEWER_ROLES) as first,
+        teams_bot(tmp_path, clock, roles=VIEWER_ROLES) as second,
+    ):
+        assert (await first.send(first.activity("conversation_update_team_added"))).status_code
+        incident = open_incident(first, clock)
+        await first.outbox.deliver_due()
+        data = {"incident_id": incident, "version": "1"}
+        answer = (await second.send(invoke(second, "acknowledge", data, BEN))).json()["value"]
+        assert answer["refresh"]["userIds"][0] == f"29:{BEN}"
+        await first.outbox.deliver_due()
+        update = first.connector.of_kind("update")[-1]
+        assert (update.card or {})["refresh"]["userIds"][0] == f"29:{BEN}"
+        # and a refresh answered by the first replica names them too
+        assert (await refresh(first, incident, ANN))["refresh"]["userIds"][0] == f"29:{BEN}"
+
+
+async def request_run(bot: TeamsBot, incident: int, who: str) -> dict[str, Any]:
+    """``who`` presses Auto-resolve, then Confirm; the Confirm answer (their copy)."""
+    data = {"incident_id": incident, "version": "1"}
+    plan = (await bot.send(invoke(bot, "auto_resolve", data, who))).json()["value"]
+    confirm = next(a for a in plan.get("actions", []) if a.get("verb") == "auto_resolve_confirm")
+    return dict(
+        (await bot.send(invoke(bot, "auto_resolve_confirm", confirm["data"], who))).json()["value"]
+    )
+
+
+def risky_playbooks(tmp_path: Path) -> str:
+    """The surfaces playbook at high risk: a run waits for a second responder's approval."""
+    risky = tmp_path / "playbooks.yaml"
+    risky.write_text(RISKY.read_text().replace("risk: low", "risk: high"))
+    return str(risky)
+
+
+async def test_run_buttons_answer_each_presser_with_the_buttons_they_can_use(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with teams_bot(
+        tmp_path,
+        clock,
+        roles=VIEWER_ROLES,
+        playbooks_path=risky_playbooks(tmp_path),
+        shipped_playbooks=False,
+    ) as bot:
+        assert (await bot.send(bot.activity("conversation_update_team_added"))).status_code == 202
+        incident = open_incident(bot, clock)
+        # the requester's own answer: Cancel, but no Approve of their own run
+        mine = await request_run(bot, incident, ANN)
+        assert "cancel_run" in verbs(mine) and "approve_run" not in verbs(mine)
+        remediation = bot.runtime.operations.remediation
+        assert remediation is not None
+        [run] = await remediation.runs(incident)
+        assert run.status is RunStatus.AWAITING_APPROVAL
+        # a viewer who presses Approve (on a copy Teams did not refresh) is told why, no buttons
+        data = {"incident_id": incident, "version": "1", "run_id": run.id}
+        theirs = (await bot.send(invoke(bot, "approve_run", data, VIC))).json()["value"]
+        assert verbs(theirs) == set() and VIEW_ONLY in json.dumps(theirs, ensure_ascii=False)
+        [still] = await remediation.runs(incident)
+        assert still.status is RunStatus.AWAITING_APPROVAL
+        # another responder's Back shows them every run button
+        back = (await bot.send(invoke(bot, "auto_resolve_back", data, BEN))).json()["value"]
+        assert {"approve_run", "cancel_run"} <= verbs(back)
+
+
+async def test_the_card_refreshes_for_the_requester_of_its_waiting_run(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    cat = "7c6b5a49-3827-4160-9f8e-7d6c5b4a3928"  # a responder through teams:*, not named
+    async with teams_bot(
+        tmp_path,
+        clock,
+        roles=ROLES,
+        playbooks_path=risky_playbooks(tmp_path),
+        shipped_playbooks=False,
+    ) as bot:
+        assert (await bot.send(bot.activity("conversation_update_team_added"))).status_code == 202
+        incident = open_incident(bot, clock)
+        await bot.outbox.deliver_due()
+        await request_run(bot, incident, cat)
+        data = {"incident_id": incident, "version": "1"}
+        await bot.send(invoke(bot, "acknowledge", data, BEN))  # the last presser is now Ben
+        await bot.outbox.deliver_due()
+        users = (bot.connector.of_kind("update")[-1].card or {})["refresh"]["userIds"]
+        assert users[:2] == [f"29:{BEN}", f"8:orgid:{cat}"]  # Teams refreshes Cat's copy too
+        assert "approve_run" not in verbs(await refresh(bot, incident, cat))
