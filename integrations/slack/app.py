@@ -134,6 +134,12 @@ class EnvironmentTokenNotice(logging.Filter):
     well. That variable is this bot's own setting: it is read and validated by
     ``SlackSettings``, and every request is authorized with it through ``authorize``, so the
     notice would only make a correct configuration look wrong. Every other bolt message passes.
+
+    The notice cannot be avoided by passing the token instead: ``AsyncApp`` takes
+    ``token or SLACK_BOT_TOKEN`` and then warns whenever that is set alongside ``client`` (which
+    carries ``SLACK_API_URL``) or ``authorize`` (which asks ``auth.test`` once for everyone);
+    without either, bolt would call Slack's default address and ask ``auth.test`` per request
+    until one answer arrives.
     """
 
     NOTICES = frozenset({warning_client_prioritized_and_token_skipped(), warning_token_skipped()})
