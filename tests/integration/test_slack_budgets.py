@@ -4,9 +4,13 @@ Slack fake enforcing Slack's limits (HTTP 429 with Retry-After when exceeded).""
 from __future__ import annotations
 
 import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import Engine
+import pytest
+from sqlalchemy import Engine, update
 
+from bot.ratelimit import BUDGETS, SharedBucket
 from integrations.slack import load_slack_settings
 from tests.conftest import FakeClock
 from tests.fakes.slack import BOT_TOKEN, CHANNEL, FakeSlack, Limit
@@ -45,3 +49,23 @@ async def test_a_post_that_reaches_slack_late_does_not_push_the_next_ones_over_i
         assert fake.rejected["chat.postMessage"] == 0
     finally:
         await fake.stop()
+
+
+def test_a_token_taken_while_the_database_is_busy_counts_from_when_it_is_taken(
+    engine: Engine,
+) -> None:
+    now = [1000.0]
+    bucket = SharedBucket(engine, "slack:C1", rate=1, burst=1, now=lambda: now[0])
+    assert bucket.try_take() == 0.0  # a post at 1000.0
+    now[0] = 1001.0  # the next one is due
+    with ThreadPoolExecutor(1) as pool:
+        with engine.begin() as busy:  # another replica's transaction holds the lane meanwhile
+            busy.execute(
+                update(BUDGETS).where(BUDGETS.c.lane == "slack:C1").values(tokens=BUDGETS.c.tokens)
+            )
+            taking = pool.submit(bucket.try_take)
+            time.sleep(0.3)  # the take waits for the database
+            now[0] = 1001.6
+        assert taking.result(10) == 0.0  # the post goes at 1001.6, once the lane is free
+    now[0] = 1002.2  # 0.6 s later: too soon for Slack, so too soon for the budget
+    assert bucket.try_take() == pytest.approx(0.4)
