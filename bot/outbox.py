@@ -377,8 +377,7 @@ class OutboxWorker:
             return await self.charts.send(surface, row)
         kind = MessageKind(row.kind)
         if kind in PAGE_KINDS:
-            await spend()
-            await self._pages.send(surface, row, kind)
+            await self._pages.send(surface, row, kind, spend)
             return False
         if kind is MessageKind.POST:
             card = await asyncio.to_thread(self._card, row.incident_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import Engine, select, update
@@ -36,9 +36,14 @@ class PageSender:
         self._console_url = console_url
         self._wake = wake
 
-    async def send(self, pager: Pager, row: Any, kind: MessageKind) -> None:
+    async def send(
+        self, pager: Pager, row: Any, kind: MessageKind, spend: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Send one page message; ``spend`` takes its budget right before the call to the
+        pager (after the page is read from the database)."""
         if kind is MessageKind.TRIGGER:
             page = await asyncio.to_thread(self.page_of, row.incident_id)
+            await spend()
             ref = await pager.trigger(page, row.channel)
             if ref.url or ref.oncall:
                 await asyncio.to_thread(self.save_page_url, row.incident_id, ref.url, ref.oncall)
@@ -46,6 +51,7 @@ class PageSender:
         key = await asyncio.to_thread(self.page_key, row.incident_id)
         if not key:
             raise NotFound(f"INC-{row.incident_id} was never paged")
+        await spend()
         if kind is MessageKind.NOTE:
             if not isinstance(pager, NotingPager):
                 raise PermanentError(f"{row.surface} takes no notes")
