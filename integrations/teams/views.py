@@ -97,12 +97,12 @@ class CardViews:
         self._charts = charts or ChartLinks()
 
     async def render(self, card: Card, actor: str, notice: str = "") -> dict[str, Any]:
-        roles = self._operations.roles
-        users = await self.refresh_for(card)  # everyone's copy names the same people
+        requester = await self._waiting_for_approval(card)
+        users = await self._users(card, requester)  # everyone's copy names the same people
         footnote = ""
-        if not can_act(roles, actor):
+        if not can_act(self._operations.roles, actor):
             card, footnote = without_buttons(card), VIEW_ONLY
-        elif offers_approval(card) and await self._requester(card.run_id) == actor:
+        elif requester and requester == actor:
             card = without_own_approval(card)
         chart = await self._charts.url(card.incident_id)
         return render_card(card, notice, users, footnote, chart)
@@ -110,9 +110,15 @@ class CardViews:
     async def refresh_for(self, card: Card) -> tuple[str, ...]:
         """``userIds`` of the card's refresh clause: the last presser, the requester of the
         run waiting for approval, then the responders the roles file names."""
+        return await self._users(card, await self._waiting_for_approval(card))
+
+    async def _users(self, card: Card, requester: str) -> tuple[str, ...]:
         presser = await self._pressers.of(card.incident_id)
-        requester = await self._requester(card.run_id) if offers_approval(card) else ""
         return refresh_users(responder_ids(self._operations.roles), presser, mri_of(requester))
+
+    async def _waiting_for_approval(self, card: Card) -> str:
+        """Who requested the run the card offers to approve ("" when it offers none)."""
+        return await self._requester(card.run_id) if offers_approval(card) else ""
 
     async def _requester(self, run_id: int) -> str:
         """Who requested run ``run_id`` (who may not approve it too); "" when unknown."""
