@@ -17,7 +17,11 @@ Every replica runs a worker. A worker claims the rows it delivers (``claimed_by`
 messages from its first one on, so one card's messages go through one worker in order; a claim
 that lapses (its worker died) lets another worker deliver. A row is marked sent only while its
 claim is still this worker's. Rate budgets are shared by all replicas (``SharedBucket``, and
-``SlidingWindow`` where an API states "at most N in any rolling minute").
+``SlidingWindow`` where an API states "at most N in any rolling minute"); a message spends its
+budget right before its call, since a surface counts requests as they arrive.
+
+Alongside: :mod:`bot.outbox_rows` records each send's outcome, :mod:`bot.outbox_digest` keeps
+the storm digests, :mod:`bot.outbox_pages` sends pages.
 """
 
 from __future__ import annotations
@@ -26,37 +30,30 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, func, select
 
 from bot.charts.delivery import CHART, ChartDelivery
 from bot.domain.card import CardOptions
 from bot.errors import BotError, NotFound, PermanentError, TransientError
 from bot.outbox_digest import StormDigests
 from bot.outbox_pages import PAGE_KINDS, PageSender
+from bot.outbox_rows import ClaimLost, OutboxRecords
 from bot.pipeline.notify import MessageKind, Priority
 from bot.ports import ChatSurface, Clock, DigestSurface, DirectSurface, MessageRef, Pager
 from bot.ratelimit import Budget, SharedBucket, SlidingWindow
 from bot.settings import RateLimit
-from bot.store.cards import load_card
 from bot.store.claims import Claims
-from bot.store.repo import CARD_REFS, OUTBOX
+from bot.store.repo import OUTBOX
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF = 300.0
 CLAIM_TIMEOUT = timedelta(seconds=60)
 BLOCKED_POLL = 0.25  # due rows all claimed by other workers: look again this soon
-
-
-class ClaimLost(Exception):
-    """This worker's claim on a row lapsed and another worker took it over."""
 
 
 class OverBudget(Exception):
@@ -75,12 +72,6 @@ class OutboxStats:
     pending: int
     dead: int
     oldest_age_s: float
-
-
-def backoff(attempts: int, rng: random.Random) -> float:
-    """Exponential backoff with full jitter: 1 s, 2 s, 4 s … capped at five minutes."""
-    ceiling = min(MAX_BACKOFF, 2.0 ** max(attempts - 1, 0))
-    return ceiling / 2 + rng.random() * ceiling / 2
 
 
 def card_order(rows: list[Any]) -> tuple[int, int, int]:
@@ -127,10 +118,9 @@ class OutboxWorker:
         self._console_url = self._card_options.console_url
         self._limits = dict(rate_limits or {})
         self._buckets: dict[tuple[str, str], Budget] = {}
-        self._max_attempts = max_attempts
         self._wake = asyncio.Event()
-        self._rng = random.Random()
         self._on_delivered = on_delivered
+        self._records = OutboxRecords(engine, clock, self._claims, self._card_options, max_attempts)
         self._pages = PageSender(engine, clock, self._console_url, self.wake)
         self._digests = StormDigests(
             engine,
@@ -324,7 +314,10 @@ class OutboxWorker:
             surface = self._pagers.get(row.surface)
         if surface is None:
             await asyncio.to_thread(
-                self._finish, row, "dead", f"no surface named {row.surface!r} is configured"
+                self._records.finish,
+                row,
+                "dead",
+                f"no surface named {row.surface!r} is configured",
             )
             return False
         if not await asyncio.to_thread(self._claims.renew, row.id, self._clock.now()):
@@ -346,22 +339,22 @@ class OutboxWorker:
                 bucket = self._bucket(row.surface, row.channel, row.kind)
                 if bucket is not None:
                     await asyncio.to_thread(bucket.pause, exc.retry_after)
-            await asyncio.to_thread(self._retry, row, str(exc), exc.retry_after)
+            await asyncio.to_thread(self._records.retry, row, str(exc), exc.retry_after)
             return False
         except NotFound as exc:
-            await asyncio.to_thread(self._finish, row, "sent", f"skipped: {exc}")
+            await asyncio.to_thread(self._records.finish, row, "sent", f"skipped: {exc}")
             return True
         except PermanentError as exc:
             log.warning(
                 "outbox %s to %s:%s failed for good: %s", row.kind, row.surface, row.channel, exc
             )
-            await asyncio.to_thread(self._finish, row, "dead", str(exc))
+            await asyncio.to_thread(self._records.finish, row, "dead", str(exc))
             return False
         except (BotError, OSError, TimeoutError) as exc:
-            await asyncio.to_thread(self._retry, row, f"{type(exc).__name__}: {exc}", None)
+            await asyncio.to_thread(self._records.retry, row, f"{type(exc).__name__}: {exc}", None)
             return False
         if not recorded:
-            await asyncio.to_thread(self._finish, row, "sent", "")
+            await asyncio.to_thread(self._records.finish, row, "sent", "")
         self._delivered.add(row.id)
         age = (self._clock.now() - row.created_at).total_seconds()
         self._on_delivered(row.surface, row.kind, age)
@@ -380,10 +373,10 @@ class OutboxWorker:
             await self._pages.send(surface, row, kind, spend)
             return False
         if kind is MessageKind.POST:
-            card = await asyncio.to_thread(self._card, row.incident_id)
+            card = await asyncio.to_thread(self._records.card, row.incident_id)
             await spend()
             ref = await surface.post(card, row.channel)
-            await asyncio.to_thread(self._save_ref, row, ref)
+            await asyncio.to_thread(self._records.save_ref, row, ref, self._after_post)
             if self.charts is not None:
                 self.charts.posted(surface, row.incident_id)  # starts drawing its chart
             return True
@@ -393,11 +386,11 @@ class OutboxWorker:
             await spend()
             await surface.direct(row.channel, json.loads(row.payload_json).get("text", ""))
             return False
-        ref = await asyncio.to_thread(self._ref, row)
+        ref = await asyncio.to_thread(self._records.ref, row)
         if ref is None:
             raise NotFound(f"no card of INC-{row.incident_id} on {row.surface}:{row.channel}")
         if kind is MessageKind.UPDATE:
-            card = await asyncio.to_thread(self._card, row.incident_id)
+            card = await asyncio.to_thread(self._records.card, row.incident_id)
             await spend()
             await surface.update(ref, card)
         else:
@@ -406,92 +399,7 @@ class OutboxWorker:
             await surface.reply(ref, text)
         return False
 
-    def _card(self, incident_id: int) -> Any:
-        with Session(self._engine) as session:
-            return load_card(session, incident_id, self._card_options)
-
-    def _ref(self, row: Any) -> MessageRef | None:
-        with self._engine.connect() as conn:
-            found = conn.execute(
-                select(CARD_REFS.c.message_id, CARD_REFS.c.ref_channel).where(
-                    CARD_REFS.c.incident_id == row.incident_id,
-                    CARD_REFS.c.surface == row.surface,
-                    CARD_REFS.c.channel == row.channel,
-                )
-            ).first()
-        if found is None:
-            return None
-        return MessageRef(row.surface, found.ref_channel or row.channel, found.message_id)
-
-    def _save_ref(self, row: Any, ref: MessageRef) -> None:
-        now = self._clock.now()
-        with self._engine.begin() as conn:
-            done = conn.execute(
-                update(OUTBOX)
-                .where(self._claims.mine(row.id))
-                .values(status="sent", sent_at=now, attempts=row.attempts + 1)
-            )
-            if done.rowcount == 0:  # rolls back: the worker that has the row records its card
-                raise ClaimLost(f"outbox row {row.id}")
-            conn.execute(
-                CARD_REFS.delete().where(
-                    CARD_REFS.c.incident_id == row.incident_id,
-                    CARD_REFS.c.surface == row.surface,
-                    CARD_REFS.c.channel == row.channel,
-                )
-            )
-            conn.execute(
-                CARD_REFS.insert(),
-                [
-                    {
-                        "incident_id": row.incident_id,
-                        "surface": row.surface,
-                        "channel": row.channel,
-                        "message_id": ref.message_id,
-                        "ref_channel": ref.channel,
-                        "created_at": now,
-                    }
-                ],
-            )
-            if self.charts is not None:
-                self.charts.after_post(conn, row, ref, self._surfaces.get(row.surface), now)
-
-    def _finish(self, row: Any, status: str, error: str) -> None:
-        with self._engine.begin() as conn:
-            conn.execute(
-                update(OUTBOX)
-                .where(self._claims.mine(row.id))
-                .values(
-                    status=status,
-                    sent_at=self._clock.now() if status == "sent" else None,
-                    attempts=row.attempts + 1,
-                    last_error=error,
-                )
-            )
-
-    def _retry(self, row: Any, error: str, retry_after: float | None) -> None:
-        attempts = row.attempts + 1
-        if attempts >= self._max_attempts:
-            log.warning(
-                "outbox %s to %s:%s gave up after %d attempts: %s",
-                row.kind,
-                row.surface,
-                row.channel,
-                attempts,
-                error,
-            )
-            self._finish(row, "dead", error)
-            return
-        delay = retry_after if retry_after is not None else backoff(attempts, self._rng)
-        with self._engine.begin() as conn:
-            conn.execute(
-                update(OUTBOX)
-                .where(self._claims.mine(row.id))
-                .values(
-                    attempts=attempts,
-                    last_error=error,
-                    next_attempt_at=self._clock.now() + timedelta(seconds=delay),
-                    claimed_by="",
-                    claimed_until=None,
-                )
-            )
+    def _after_post(self, conn: Any, row: Any, ref: MessageRef, now: datetime) -> None:
+        """In the transaction that records a card's post: its chart's message follows it."""
+        if self.charts is not None:
+            self.charts.after_post(conn, row, ref, self._surfaces.get(row.surface), now)
