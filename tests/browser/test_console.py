@@ -151,7 +151,16 @@ def test_an_incident_arrives_live_and_is_worked_from_its_card(
     suppressed = timeline.filter(has_text="suppressed by console:local")
     expect(suppressed).to_have_count(1)
     expect(suppressed).to_contain_text("deploying the pool fix")
+    # the chart of what the rule saw: its threshold line and the moment it fired
+    chart = incident.locator("#chart svg.rule-chart")
+    expect(chart).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    expect(chart.locator("title").first).to_contain_text("web-5xx-burst")
     page.screenshot(path=str(tmp_path / "incident-page.png"), full_page=True)
+
+    # the rules page: the rule shares its index's search, and says how it treats late events
+    page.goto(bot.url + "/rules")
+    expect(page.locator("table.feeds")).to_contain_text("search index=web")
+    expect(page.locator("small.search").first).to_contain_text("shares")
 
 
 def test_the_custom_duration_field_shows_only_when_custom_is_chosen(
