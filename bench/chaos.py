@@ -4,15 +4,16 @@
                           [--replicas 1] [--every 2]
                           [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
 
-While a burst of 5xx events (one incident each) and a click on "acknowledge" keep coming,
-Slack, PagerDuty, Splunk and Bedrock in turn answer 5xx, 429 with ``Retry-After``, hang past
-the client's timeout or reset connections for ``--fault-seconds``, then recover; during
-``--kills`` of those faults a replica is killed with SIGKILL at a random moment and a new one
-started on the same database. Then ``--aimed`` times each, the bots are killed at an aimed
-moment: a card post in flight, a click being handled, a Bedrock call in flight
+While a burst of 5xx events (one incident each) and a click on "acknowledge" keep coming, Slack,
+PagerDuty, Splunk and Bedrock in turn answer 5xx, 429 with ``Retry-After``, hang past the
+client's timeout or reset connections for ``--fault-seconds``, then recover; during ``--kills``
+of those faults a replica is killed with SIGKILL at a random moment and a new one started on the
+same database. Then ``--aimed`` times each, the bots are killed at an aimed moment: a card post
+in flight, a click being handled, a Bedrock call in flight, a playbook step in flight
 (tests/chaos/storm.py). At the end every burst must have exactly one incident, one card and one
-page, every click its acknowledgement, every incident its analysis. Prints a report, then one
-JSON line. (Teams fails the same ways in tests/chaos/test_teams.py, in one process.)
+page, every click its acknowledgement, every incident its analysis, and every playbook run cut
+short ends interrupted with its step sent once. Prints a report, then one JSON line. (Teams
+fails the same ways in tests/chaos/test_teams.py, in one process.)
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def main() -> int:
         postgres_schema(args.database_url) as url,
         ExitStack() as stack,
     ):
-        bots = Cluster(Path(folder), url, stack, heartbeat=0.5, bedrock=True)
+        bots = Cluster(Path(folder), url, stack, heartbeat=0.5, bedrock=True, playbooks=True)
         bots.settings["BOT_OUTBOX_RATE_LIMITS"] = '{"slack": {"rate": 20, "burst": 20}}'
         bots.settings["SPLUNK_SEARCH_TIMEOUT"] = "2"  # a hang outlasts it: the search fails
         bots.start(args.replicas)
@@ -66,7 +67,8 @@ def main() -> int:
         print(f"/ready during {key}: {said}", file=sys.stderr)
     print(
         f"aimed kills {outcome.aimed}, moments that never came {outcome.aims_missed}, "
-        f"Re-analyse presses {outcome.reanalysed}",
+        f"Re-analyse presses {outcome.reanalysed}, playbook runs {outcome.run_statuses} "
+        f"(step requests {outcome.step_calls})",
         file=sys.stderr,
     )
     for dependency, gaps in outcome.retry_after_gaps.items():

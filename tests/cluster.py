@@ -6,6 +6,10 @@ With ``bedrock=True`` they analyse incidents with Bedrock (``BOT_RCA=bedrock``) 
 fake (whose injected 5xx and 429 say ``ServiceUnavailableException`` and
 ``ThrottlingException``, as Bedrock does), falling back to the heuristic analysis.
 
+With ``playbooks=True`` they load one playbook, ``chaos-drain``, for the rule's incidents: a
+reversible HTTP step that POSTs to ``/services/chaos/drain`` on the Splunk fake (a stand-in
+for an operations endpoint, with the fake's fault switch), started by :meth:`Cluster.auto_resolve`.
+
 The replicas run one rule, ``burst``: 5xx events of one service, searched in 1-second windows
 that follow each other (window = interval), at least 5 in a window open an incident of that
 service. :meth:`Cluster.burst` writes 10 such events for a new service a little ahead of now, so
@@ -16,7 +20,6 @@ twice as a hit count of 20.
 from __future__ import annotations
 
 import json
-import random
 import signal
 import subprocess
 import sys
@@ -34,6 +37,7 @@ import yaml
 from sqlalchemy import Engine, create_engine, func, select
 
 from bot.store.repo import INCIDENTS, OUTBOX
+from bot.store.runs import RUNS
 from integrations.local import Event
 from tests.botprocess import RUN_BOT, SHIPPED_WEB_RULES, clean_env, free_port
 from tests.fakes.bedrock import FakeBedrock
@@ -41,6 +45,7 @@ from tests.fakes.faults import Fault
 from tests.fakes.pagerduty import FakePagerDuty, make_tls
 from tests.fakes.slack import BOT_TOKEN, CHANNEL, SIGNING_SECRET, FakeSlack
 from tests.fakes.splunk import FakeSplunk
+from tests.traffic import Traffic  # re-exported: it drives a Cluster
 
 RULE_ID = "burst"
 HITS_PER_BURST = 10
@@ -74,6 +79,36 @@ def write_rules(folder: Path) -> Path:
     rule.pop("suggested_playbook", None)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "burst.yaml").write_text(yaml.safe_dump({"rules": [rule]}))
+    return folder
+
+
+PLAYBOOK_CATEGORY = "/api/v1/config/category/application"
+
+
+def write_playbook(folder: Path, ops_url: str) -> Path:
+    """``chaos-drain``: one reversible HTTP step (and its undo) for the burst rule's incidents."""
+    step = {"executor": "http", "action": "request", "timeout": "30s"}
+    playbook = {
+        "id": "chaos-drain",
+        "title": "Drain the service",
+        "category": "application",
+        "matches": {"rules": [RULE_ID]},
+        "target": "http:{service}",
+        "steps": [
+            {
+                **step,
+                "name": "drain",
+                "args": {"url": ops_url + "drain?service={service}"},
+                "undo": "undrain",
+            }
+        ],
+        "rollback": [
+            {**step, "name": "undrain", "args": {"url": ops_url + "undrain?service={service}"}}
+        ],
+        "verify": {"wait": "1m"},
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "chaos.yaml").write_text(yaml.safe_dump(playbook))
     return folder
 
 
@@ -135,6 +170,7 @@ class Cluster:
         stack: ExitStack,
         heartbeat: float = 0.5,
         bedrock: bool = False,
+        playbooks: bool = False,
     ) -> None:
         self.workdir = workdir
         self.database_url = database_url
@@ -177,6 +213,12 @@ class Cluster:
             "PAGERDUTY_API_TOKEN": PD_TOKEN,
             "PAGERDUTY_CA_FILE": str(tls.ca_file),
         }
+        if playbooks:
+            self.settings.update(
+                BOT_PLAYBOOKS_PATH=str(write_playbook(workdir / "playbooks", self.ops_url)),
+                BOT_SHIPPED_PLAYBOOKS="false",
+                BOT_PLAYBOOK_HTTP_ALLOWLIST=self.ops_url,
+            )
         self.bedrock: FakeBedrock | None = None
         if bedrock:
             self.bedrock = stack.enter_context(FakeBedrock())
@@ -308,6 +350,41 @@ class Cluster:
             return response.status_code == 200
         return False
 
+    @property
+    def ops_url(self) -> str:
+        """Where the playbook's steps go (the Splunk fake, under a path of its own)."""
+        return f"http://127.0.0.1:{self.splunk.port}/services/chaos/"
+
+    def auto_resolve(self, incident_id: int) -> int | None:
+        """Press Auto-resolve on the incident through any live bot (dry run, then confirm
+        its plan), letting the category run without a second responder: the run's id."""
+        for replica in self.alive:
+            try:
+                replica.api.put(PLAYBOOK_CATEGORY, json={"threshold": 0.5})
+                path = f"/api/v1/incidents/{incident_id}/auto-resolve"
+                plan = replica.api.post(path, json={"dry_run": True}).json()["plan"]
+                started = replica.api.post(
+                    path,
+                    json={"dry_run": False, "fingerprint": plan["fingerprint"]},
+                    headers={"Idempotency-Key": f"auto-resolve-{incident_id}"},
+                )
+            except (httpx.HTTPError, KeyError, ValueError):
+                continue
+            if started.status_code == 200:
+                return int(started.json()["run"]["id"])
+        return None
+
+    def run_status(self, run_id: int) -> str:
+        """A playbook run's status, read from the database."""
+        with self.engine.connect() as conn:
+            value = conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id)).scalar()
+        return str(value or "")
+
+    def ops_calls(self, path_part: str) -> int:
+        """Requests for ``path_part`` the ops stand-in received: answered or held by a fault."""
+        held = sum(1 for _, _, path in list(self.splunk.faults.hits) if path_part in path)
+        return held + sum(1 for r in list(self.splunk.requests) if path_part in r.path)
+
     def latest_incident(self) -> int | None:
         with self.engine.connect() as conn:
             value = conn.execute(select(func.max(INCIDENTS.c.id))).scalar()
@@ -431,89 +508,4 @@ def at_once(*calls: Callable[[], T]) -> list[T]:
     return results
 
 
-class Traffic:
-    """Bursts and clicks from a thread until stopped."""
-
-    def __init__(
-        self,
-        bots: Cluster,
-        every: float = 1.0,
-        attempts: int = 5,
-        seed: int = 7,
-        pause: float = 0.2,
-    ) -> None:
-        self.bots = bots
-        self.every = every
-        self.clicked: list[str] = []
-        self.click_errors = 0
-        self.failures: list[tuple[str, str]] = []  # (service, what a failed press got)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
-        self._rng = random.Random(seed)
-        self.attempts, self.pause = attempts, pause
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            self.bots.burst()
-            self._click()
-
-    def click_now(self) -> str | None:
-        """Acknowledge the oldest incident not clicked yet, from this thread: the service
-        clicked, or None. Counted with the others."""
-        with self._lock:
-            found = self._next()
-        if found is None:
-            return None
-        self._press(*found)
-        return found[0]
-
-    def _next(self) -> tuple[str, int] | None:
-        opened = {row.service: row.id for row in self.bots.incidents()}
-        todo = [s for s in self.bots.bursts if s in opened and s not in self.clicked]
-        if not todo:
-            return None
-        self.clicked.append(todo[0])
-        return todo[0], opened[todo[0]]
-
-    def _click(self) -> None:
-        """Acknowledge the oldest incident not clicked yet."""
-        with self._lock:
-            found = self._next()
-        if found is not None:
-            self._press(*found)
-
-    def _press(self, service: str, incident_id: int) -> None:
-        for _ in range(self.attempts):  # a load balancer retrying until a replica answers
-            if self._post(incident_id, service):
-                return
-            self.click_errors += 1
-            if self._stop.is_set():
-                return
-            time.sleep(self.pause)
-
-    def _post(self, incident_id: int, service: str) -> bool:
-        live = self.bots.alive
-        if not live:
-            self.failures.append((service, "no bot alive"))
-            return False
-        try:
-            response = self._rng.choice(live).api.post(
-                f"/api/v1/incidents/{incident_id}/commands",
-                json={"command": "acknowledge"},
-                headers={"Idempotency-Key": f"click-{service}"},
-                timeout=5.0,
-            )
-        except httpx.HTTPError as exc:
-            self.failures.append((service, type(exc).__name__))
-            return False
-        if response.status_code != 200:
-            self.failures.append((service, f"{response.status_code} {response.text[:120]}"))
-        return response.status_code == 200
+__all__ = ["Cluster", "ClusterError", "Replica", "Traffic", "at_once", "cluster", "write_rules"]

@@ -9,7 +9,9 @@ the fake holds the request that marks the moment (``FaultSwitch.arm`` with a han
 that it arrived, the bots are killed while it hangs, then the fault ends and a bot starts
 again. The moments: ``post`` (a ``chat.postMessage`` in flight), ``click`` (right after an
 "acknowledge" is pressed, while the card update it causes is in flight) and ``rca`` (a Bedrock
-Converse call in flight, asked by a Re-analyse press).
+Converse call in flight, asked by a Re-analyse press) and ``playbook`` (the HTTP step of an
+Auto-resolve run in flight, with ``Cluster(playbooks=True)``): that run must end
+``interrupted`` (the step is never sent again by itself).
 
 What is checked, on the fakes' records: every burst has exactly one incident with its 10 hits,
 one Slack card and one page; every clicked incident is acknowledged; no incident is left
@@ -47,6 +49,7 @@ AIMS = {
     "post": ("slack", "chat.postMessage"),
     "click": ("slack", "chat.update"),
     "rca": ("bedrock", "/converse"),
+    "playbook": ("splunk", "/services/chaos/drain"),
 }
 AIM_WAIT_S = 20.0  # how long to wait for the moment to come
 AIM_HOLD_S = 30.0  # the held request hangs at most this long (the kill comes at once)
@@ -70,6 +73,9 @@ class Outcome:
     aims_missed: list[str] = field(default_factory=list)  # moments that did not come in time
     analyses_lost: int = 0
     phases: list[tuple[str, float]] = field(default_factory=list)  # (what, seconds it took)
+    runs: list[int] = field(default_factory=list)  # playbook runs started (aimed at)
+    run_statuses: dict[int, str] = field(default_factory=dict)  # how each ended
+    step_calls: int = 0  # requests the runs' step sent (one per run: none repeated)
     reanalysed: int = 0  # Re-analyse presses (each a Bedrock call of its own)
     max_depth: float = 0.0
     # per dependency, seconds between the 429s one method got (Retry-After: 1 s)
@@ -194,6 +200,11 @@ class Storm:
             traffic.click_now()
         elif aim == "rca":
             self._reanalyse()
+        elif aim == "playbook":
+            incident_id = self.bots.latest_incident()
+            run_id = self.bots.auto_resolve(incident_id) if incident_id is not None else None
+            if run_id is not None:
+                self.outcome.runs.append(run_id)
         if not received.wait(AIM_WAIT_S):
             switch.disarm()
             self.outcome.aims_missed.append(aim)
@@ -302,12 +313,29 @@ class Storm:
         outcome.bursts = len(services)
         outcome.clicks = len(traffic.clicked)
         outcome.resent = resent
+        # a run cut short by a kill becomes "interrupted" (never left running, never re-run)
+        deadline = time.monotonic() + 30.0
+        while outcome.runs and time.monotonic() < deadline:
+            outcome.run_statuses = {r: self.bots.run_status(r) for r in outcome.runs}
+            if "running" not in outcome.run_statuses.values():
+                break
+            time.sleep(0.5)
+        stuck_runs = [r for r, status in outcome.run_statuses.items() if status == "running"]
+        outcome.step_calls = self.bots.ops_calls("/services/chaos/drain")
+        repeated_steps = max(0, outcome.step_calls - len(outcome.runs))
         lost_analyses = self.bots.analyses_pending()
         outcome.analyses_lost = len(lost_analyses)
         outcome.lost = (
-            len(lost_windows) + len(lost_cards) + len(lost_clicks) + lost_pages + len(lost_analyses)
+            len(lost_windows)
+            + len(lost_cards)
+            + len(lost_clicks)
+            + lost_pages
+            + len(lost_analyses)
+            + len(stuck_runs)
         )
-        outcome.duplicates = doubled_incidents + wrong_hits + doubled_cards + doubled_pages
+        outcome.duplicates = (
+            doubled_incidents + wrong_hits + doubled_cards + doubled_pages + repeated_steps
+        )
         if lost_clicks:
             lost = {c.split(" ")[0] for c in lost_clicks}
             failed = [f for f in traffic.failures if f[0] in lost]
@@ -317,6 +345,7 @@ class Storm:
             ("lost cards", lost_cards),
             ("lost clicks", lost_clicks),
             ("analyses never done", lost_analyses),
+            ("playbook runs left running", stuck_runs),
         ):
             if items:
                 outcome.details.append(f"{label}: {items}")
@@ -327,6 +356,7 @@ class Storm:
             ("windows with wrong hit counts", wrong_hits),
             ("doubled cards", doubled_cards),
             ("doubled pages", doubled_pages),
+            ("playbook steps sent again", repeated_steps),
         ):
             if n:
                 outcome.details.append(f"{label}: {n}")

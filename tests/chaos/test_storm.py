@@ -1,10 +1,10 @@
-"""A scaled-down storm against a real bot on PostgreSQL (tests/chaos/storm.py): PagerDuty,
-Slack, Splunk and Bedrock in turn fail for 4 seconds (5xx, 429 with Retry-After, a reset
-connection), the bot is killed with SIGKILL once in the middle, then three times more at aimed
-moments (a card post in flight, a click being handled, a Bedrock call in flight), each time
-restarted on the same database. Nothing is lost or doubled, /ready names each failing
-dependency and how long it has failed, /metrics shows the backlog, and the bot catches up
-once the dependency is back. (Teams: tests/chaos/test_teams.py.)
+"""A scaled-down storm against a real bot on PostgreSQL (tests/chaos/storm.py): PagerDuty, Slack,
+Splunk and Bedrock in turn fail for 4 seconds (5xx, 429 with Retry-After, a reset connection),
+the bot is killed with SIGKILL once in the middle, then four times more at aimed moments (a card
+post in flight, a click being handled, a Bedrock call in flight, a playbook step in flight),
+each time restarted on the same database. Nothing is lost or doubled, /ready names each failing
+dependency and how long it has failed, /metrics shows the backlog, and the bot catches up once
+the dependency is back. (Teams: tests/chaos/test_teams.py.)
 
 Slow (about two minutes): runs with ``CHAOS_TEST=1`` (``make chaos``); bench/chaos.py is the
 full-size run."""
@@ -32,7 +32,7 @@ def test_a_storm_of_faults_and_a_kill_lose_and_double_nothing(
     tmp_path: Path, postgres_url: str
 ) -> None:
     with ExitStack() as stack:
-        bots = Cluster(tmp_path, postgres_url, stack, heartbeat=0.5, bedrock=True)
+        bots = Cluster(tmp_path, postgres_url, stack, heartbeat=0.5, bedrock=True, playbooks=True)
         bots.settings["BOT_OUTBOX_RATE_LIMITS"] = '{"slack": {"rate": 20, "burst": 20}}'
         bots.settings["SPLUNK_SEARCH_TIMEOUT"] = "2"  # a hang outlasts it: the search fails
         bots.start(1)
@@ -44,11 +44,11 @@ def test_a_storm_of_faults_and_a_kill_lose_and_double_nothing(
             ("splunk", Fault.REFUSE),
             ("bedrock", Fault.THROTTLE),
         ]
-        outcome = storm.run(plan, every=1.0, aims=["post", "click", "rca"])
+        outcome = storm.run(plan, every=1.0, aims=["post", "click", "rca", "playbook"])
 
     print("phases:", [(what, round(took, 1)) for what, took in outcome.phases])
-    assert outcome.aimed == {"post": 1, "click": 1, "rca": 1}, outcome.aims_missed
-    assert outcome.kills == 4
+    assert outcome.aimed == {"post": 1, "click": 1, "rca": 1, "playbook": 1}, outcome.aims_missed
+    assert outcome.kills == 5
     assert outcome.bursts >= 10 and outcome.clicks >= 5
     assert (outcome.lost, outcome.duplicates) == (0, 0), outcome.details
     # each failing dependency is named, with how long it has failed (Splunk and Bedrock from
@@ -59,7 +59,10 @@ def test_a_storm_of_faults_and_a_kill_lose_and_double_nothing(
     assert "slack" in outcome.ready_reasons["slack/429"].lower()
     assert "bedrock" in outcome.ready_reasons["bedrock/429"].lower()
     assert outcome.max_depth > 0  # /metrics showed the backlog
-    assert len(outcome.catchup_s) == len(plan) + 3, outcome.unsettled
+    assert len(outcome.catchup_s) == len(plan) + 4, outcome.unsettled
+    # the run killed mid-step ends interrupted, its step sent once (never again by itself)
+    assert list(outcome.run_statuses.values()) == ["interrupted"], outcome.run_statuses
+    assert outcome.step_calls == 1
     # while Slack answered 429 (Retry-After: 1 s), deliveries to it paused that long
     gaps = outcome.retry_after_gaps.get("slack", [])
     assert gaps and all(gap >= RETRY_AFTER_S * 0.9 for gap in gaps), gaps
