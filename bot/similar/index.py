@@ -73,50 +73,44 @@ class _Fit:
     incidents: int  # incidents counted
 
 
-def _vectors(slots: list[Any], counts: list[Any], idf: Any) -> tuple[Any, Any, Any]:
-    """Vectors from term counts with ``idf``: ``(slots, weights, lengths)`` concatenated in the
-    order given, each l2-normalised, in double precision."""
-    lengths = np.fromiter((len(s) for s in slots), dtype=np.int64, count=len(slots))
-    if not slots:
-        return np.zeros(0, dtype=np.int32), np.zeros(0), lengths
-    rows = np.concatenate(slots)
-    columns = np.repeat(np.arange(len(slots), dtype=np.int64), lengths)
-    weights = vectors.weigh(rows, np.concatenate(counts).astype(np.float64), idf, columns)
-    return rows, weights, lengths
-
-
-def _matrix(slots: list[Any], counts: list[Any], idf: Any) -> Any:
-    """Vectors as a slots x vectors CSR in single precision (half the memory a lookup reads;
-    the best are scored again exactly)."""
-    rows, weights, lengths = _vectors(slots, counts, idf)
+def _matrix(slots: Any, counts: Any, lengths: Any, idf: Any) -> Any:
+    """Vectors (term counts, ``lengths`` entries each) weighted with ``idf``, as a slots x
+    vectors CSR in single precision: half the memory a lookup reads; the best are scored again
+    exactly."""
+    weights = vectors.weigh(slots, counts.astype(np.float64), idf, lengths)
     indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
     shape = (vectors.FEATURES, len(lengths))
-    csc = sp.csc_matrix((weights.astype(np.float32), rows, indptr), shape=shape)
-    csc.eliminate_zeros()
-    return csc.tocsr()
+    # the CSC may view ``slots`` (the index's own array): only read here, never changed in
+    # place (no eliminate_zeros: the rows of terms with no weight are never looked up)
+    return sp.csc_matrix((weights.astype(np.float32), slots, indptr), shape=shape).tocsr()
 
 
 @dataclass(slots=True)
 class _Refit:
-    """Fitting the weights on a snapshot of the groups (vectors never change once added)."""
+    """Fitting the weights on a snapshot of the groups. The snapshot is views of the index's
+    arrays: groups are only ever appended past its end, so it needs no copy and no lock."""
 
-    slots: list[Any]
-    counts: list[Any]
+    slots: Any  # every group's term slots, one after another
+    counts: Any  # their counts
+    lengths: Any  # entries per group
     sizes: Any  # incidents per group
     incidents: int
     fit: _Fit | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> _Fit:
-        lengths = np.fromiter((len(s) for s in self.slots), dtype=np.int64, count=len(self.slots))
-        rows = np.concatenate(self.slots) if self.slots else np.zeros(0, dtype=np.int32)
-        weights = np.repeat(self.sizes.astype(np.float64), lengths)
-        df = np.bincount(rows, weights=weights, minlength=vectors.FEATURES)
+        # document frequency per slot, each group counting as many incidents as it holds: a
+        # sparse product (it lets lookups in other threads run, where a bincount would not)
+        indptr = np.zeros(len(self.lengths) + 1, dtype=np.int64)
+        np.cumsum(self.lengths, out=indptr[1:])
+        shape = (vectors.FEATURES, len(self.lengths))
+        held = sp.csc_matrix((np.ones(len(self.slots)), self.slots, indptr), shape=shape)
+        df = held @ self.sizes.astype(np.float64)
         idf = vectors.idf(df, float(self.sizes.sum()))
-        fit = _Fit(idf, _matrix(self.slots, self.counts, idf), len(self.slots), self.incidents)
-        self.fit = fit
-        return fit
+        main = _matrix(self.slots, self.counts, self.lengths, idf)
+        self.fit = _Fit(idf, main, len(self.lengths), self.incidents)
+        return self.fit
 
 
 def _refit_in_thread(job: _Refit) -> None:
@@ -129,6 +123,16 @@ def _refit_in_thread(job: _Refit) -> None:
         job.done.set()
 
 
+def _grown(array: Any, need: int) -> Any:
+    """``array`` itself when it holds ``need`` items, else a copy twice as large (never resized
+    in place: a snapshot keeps viewing the old one)."""
+    if need <= len(array):
+        return array
+    bigger = np.zeros(max(need, 2 * len(array)), dtype=array.dtype)
+    bigger[: len(array)] = array
+    return bigger
+
+
 class SimilarIndex:
     """Documents keyed by incident id; adding an id again replaces its document."""
 
@@ -136,10 +140,14 @@ class SimilarIndex:
         self._warned = False
         self._group_of: dict[int, int] = {}  # incident id -> group
         self._doc_group: dict[bytes, int] = {}  # digest (128 bits) of the document -> group
-        self._slots: list[Any] = []  # per group: sorted term slots (int32)
-        self._counts: list[Any] = []  # per group: their counts (uint32)
+        self._groups = 0
         self._members: list[list[int]] = []  # per group: incident ids, ascending
-        self._sizes: Any = None  # per group: len(members), numpy (grown by doubling)
+        # numpy arrays, grown by doubling: every group's sorted term slots (int32) and counts
+        # (uint32) one after another, where each group starts (and the end), its incidents
+        self._slots: Any = None
+        self._counts: Any = None
+        self._starts: Any = None
+        self._sizes: Any = None
         self._idf: Any = None  # per slot, from the last fit
         self._fitted_n = 0  # incidents when the weights were fitted
         self._fitted_groups = 0  # groups covered by the fitted matrix
@@ -148,6 +156,9 @@ class SimilarIndex:
         self._job: _Refit | None = None  # a refit under way in a thread
         if AVAILABLE:
             self._hasher = vectors.Hasher()
+            self._slots = np.zeros(1 << 16, dtype=np.int32)
+            self._counts = np.zeros(1 << 16, dtype=np.uint32)
+            self._starts = np.zeros(1025, dtype=np.int64)
             self._sizes = np.zeros(1024, dtype=np.int64)
 
     @property
@@ -165,7 +176,7 @@ class SimilarIndex:
     @property
     def groups(self) -> int:
         """Distinct vectors held (incidents with the same document share one)."""
-        return len(self._slots)
+        return self._groups
 
     def add(self, incident_id: int, doc: str) -> None:
         if not self.available:
@@ -175,14 +186,7 @@ class SimilarIndex:
         key = hashlib.blake2b(doc.encode(), digest_size=16).digest()
         group = self._doc_group.get(key)
         if group is None:
-            slots, counts = self._hasher.counts(doc)
-            group = self._doc_group[key] = len(self._slots)
-            self._slots.append(slots)
-            self._counts.append(counts.astype(np.uint32))
-            self._members.append([])
-            if group >= len(self._sizes):
-                self._sizes = np.concatenate([self._sizes, np.zeros_like(self._sizes)])
-            self._tail = None
+            group = self._doc_group[key] = self._append(*self._hasher.counts(doc))
         members = self._members[group]
         if not members or incident_id > members[-1]:
             members.append(incident_id)
@@ -190,6 +194,19 @@ class SimilarIndex:
             bisect.insort(members, incident_id)
         self._sizes[group] += 1
         self._group_of[incident_id] = group
+
+    def _append(self, slots: Any, counts: Any) -> int:
+        group, first = self._groups, int(self._starts[self._groups])
+        end = first + len(slots)
+        self._slots, self._counts = _grown(self._slots, end), _grown(self._counts, end)
+        self._starts, self._sizes = _grown(self._starts, group + 2), _grown(self._sizes, group + 1)
+        self._slots[first:end] = slots
+        self._counts[first:end] = counts
+        self._starts[group + 1] = end
+        self._members.append([])
+        self._groups += 1
+        self._tail = None
+        return group
 
     def _remove(self, incident_id: int) -> None:
         group = self._group_of.pop(incident_id, None)
@@ -205,26 +222,31 @@ class SimilarIndex:
         return (
             self._idf is None
             or len(self._group_of) > self._fitted_n * REFIT_GROWTH
-            or len(self._slots) - self._fitted_groups >= TAIL_MAX
+            or self._groups - self._fitted_groups >= TAIL_MAX
         )
 
     def _matrix(self, first: int, last: int) -> Any:
-        return _matrix(self._slots[first:last], self._counts[first:last], self._idf)
+        """Groups ``first..last-1`` with the fitted weights."""
+        a, b = int(self._starts[first]), int(self._starts[last])
+        lengths = np.diff(self._starts[first : last + 1])
+        return _matrix(self._slots[a:b], self._counts[a:b], lengths, self._idf)
 
     def _exact(self, groups: Any, slots: Any, weights: Any) -> Any:
         """Double-precision cosine of the query (sorted ``slots``, ``weights``) and ``groups``."""
-        chosen = groups.tolist()
-        rows, vector, lengths = _vectors(
-            [self._slots[g] for g in chosen], [self._counts[g] for g in chosen], self._idf
-        )
+        spans = [(int(self._starts[g]), int(self._starts[g + 1])) for g in groups.tolist()]
+        lengths = np.array([b - a for a, b in spans], dtype=np.int64)
+        rows = np.concatenate([self._slots[a:b] for a, b in spans] or [self._slots[:0]])
+        counts = np.concatenate([self._counts[a:b] for a, b in spans] or [self._counts[:0]])
+        vector = vectors.weigh(rows, counts.astype(np.float64), self._idf, lengths)
         at = np.minimum(np.searchsorted(slots, rows), len(slots) - 1)
         products = np.where(slots[at] == rows, vector * weights[at], 0.0)
-        columns = np.repeat(np.arange(len(lengths)), lengths)
-        return np.bincount(columns, weights=products, minlength=len(lengths))
+        return vectors.row_sums(products, lengths)
 
     def _snapshot(self) -> _Refit:
-        groups = len(self._slots)
-        return _Refit(list(self._slots), list(self._counts), self._sizes[:groups].copy(), len(self))
+        groups, end = self._groups, int(self._starts[self._groups])
+        lengths = np.diff(self._starts[: groups + 1])
+        sizes = self._sizes[:groups].copy()
+        return _Refit(self._slots[:end], self._counts[:end], lengths, sizes, len(self))
 
     def _install(self, fit: _Fit) -> None:
         self._idf, self._main = fit.idf, fit.main
@@ -257,9 +279,9 @@ class SimilarIndex:
         """Cosine score of every group: the rows of the query's slots, summed with its weights."""
         single = weights.astype(np.float32)
         scores = self._main[slots].T @ single
-        if len(self._slots) > self._fitted_groups:
+        if self._groups > self._fitted_groups:
             if self._tail is None:
-                self._tail = self._matrix(self._fitted_groups, len(self._slots))
+                self._tail = self._matrix(self._fitted_groups, self._groups)
             scores = np.concatenate([scores, self._tail[slots].T @ single])
         scores[self._sizes[: len(scores)] == 0] = 0.0  # groups whose incidents all moved
         return scores

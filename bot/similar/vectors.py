@@ -71,18 +71,27 @@ def idf(df: npt.NDArray[Any], n: float) -> Floats:
     return weights
 
 
-def weigh(slots: Ints, counts: Floats, idf_of: Floats, rows: Ints | None = None) -> Floats:
-    """TF-IDF weights of term counts, l2-normalised per row (``rows[i]`` names the row of entry
-    ``i``; one row when None). A row left with no weight stays all zeros."""
+def weigh(slots: Ints, counts: Floats, idf_of: Floats, lengths: Ints | None = None) -> Floats:
+    """TF-IDF weights of term counts, l2-normalised per row: the rows follow one another,
+    ``lengths`` entries each (one row when None). A row left with no weight stays all zeros."""
     w: Floats = (1.0 + np.log(counts)) * idf_of[slots]
-    if rows is None:
+    if lengths is None:
         norm = float(np.sqrt(np.dot(w, w)))
         return w / norm if norm > 0 else w
-    sq = np.bincount(rows, weights=w * w)
-    norms = np.sqrt(sq)
+    norms = np.sqrt(row_sums(w * w, lengths))
     norms[norms == 0] = 1.0
-    out: Floats = w / norms[rows]
+    out: Floats = w / np.repeat(norms, lengths)
     return out
 
 
-__all__ = ["FEATURES", "MAX_DF", "Hasher", "feature", "idf", "weigh"]
+def row_sums(values: Floats, lengths: Ints) -> Floats:
+    """Sums of consecutive runs of ``values``, ``lengths`` long each (0 for an empty run)."""
+    sums: Floats = np.zeros(len(lengths))
+    nonempty = lengths > 0
+    if nonempty.any():
+        starts = np.cumsum(lengths) - lengths
+        sums[nonempty] = np.add.reduceat(values, starts[nonempty])
+    return sums
+
+
+__all__ = ["FEATURES", "MAX_DF", "Hasher", "feature", "idf", "row_sums", "weigh"]

@@ -48,7 +48,7 @@ class Reference:
 
 
 def corpus(n: int, seed: int) -> list[str]:
-    """Documents from a small vocabulary: many repeat, most share words."""
+    """Documents from a small vocabulary: many repeat, most share words, all share one."""
     rng = random.Random(seed)
     words = [f"tpl:w{i}" for i in range(60)] + [f"rule:r{i}" for i in range(6)]
     shapes = [rng.sample(words, rng.randint(3, 12)) for _ in range(n // 4 + 1)]
@@ -56,7 +56,7 @@ def corpus(n: int, seed: int) -> list[str]:
     for _ in range(n):
         shape = rng.choice(shapes)
         extra = rng.sample(words, rng.randint(0, 2)) if rng.random() < 0.5 else []
-        docs.append(" ".join(shape + extra + shape[: rng.randint(0, 3)]))
+        docs.append(" ".join(["label:env=prod", *shape, *extra, *shape[: rng.randint(0, 3)]]))
     return docs
 
 
