@@ -366,8 +366,7 @@ class OutboxWorker:
         if row.kind == CHART:  # the card's chart, after it (bot.charts.delivery)
             if self.charts is None:
                 raise NotFound("charts are not set up")
-            await spend()
-            return await self.charts.send(surface, row)
+            return await self.charts.send(surface, row, spend)
         kind = MessageKind(row.kind)
         if kind in PAGE_KINDS:
             await self._pages.send(surface, row, kind, spend)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -107,10 +108,11 @@ class ChartDelivery:
             with contextlib.suppress(BotError):
                 self.charts.png_if_ready(incident_id)
 
-    async def send(self, surface: object, row: Any) -> bool:
-        """Upload the incident's chart into its card's thread. Raises ``ChartPending`` while it
-        is drawn, ``NotFound`` when there is nothing to chart or no card (the message is then
-        skipped), and the surface's errors otherwise (permanent ones are recorded first)."""
+    async def send(self, surface: object, row: Any, spend: Callable[[], Awaitable[None]]) -> bool:
+        """Upload the incident's chart into its card's thread, spending its budget (``spend``)
+        right before the upload. Raises ``ChartPending`` while it is drawn, ``NotFound`` when
+        there is nothing to chart or no card (the message is then skipped), and the surface's
+        errors otherwise (permanent ones are recorded first)."""
         if not isinstance(surface, ChartSurface):
             raise NotFound(f"{row.surface} takes no charts")
         ref = await asyncio.to_thread(self._ref, row)
@@ -128,6 +130,7 @@ class ChartDelivery:
                 caption(chart),
                 chart.describe()[:1000],
             )
+            await spend()
             await surface.upload_chart(ref, upload)
         except NotFound:
             raise
