@@ -162,6 +162,32 @@ def test_an_incident_arrives_live_and_is_worked_from_its_card(
     expect(page.locator("table.feeds")).to_contain_text("search index=web")
     expect(page.locator("small.search").first).to_contain_text("shares")
 
+    # a maintenance window added from the CLI shows on its page; the report counts the incident
+    added = bot.cli(
+        "maintenance",
+        "add",
+        "sunday-patching",
+        "--days",
+        "sun",
+        "--start",
+        "02:00",
+        "--duration",
+        "4h",
+        "--timezone",
+        "Europe/Berlin",
+        "--match",
+        "service=db*",
+        "--reason",
+        "OS patches",
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    page.get_by_role("link", name="Maintenance").click()
+    window = page.locator("table.maintenance tr", has_text="sunday-patching")
+    expect(window).to_contain_text("service=db*")
+    expect(window).to_contain_text("OS patches")
+    page.goto(bot.url + "/report?since=24h")
+    expect(page.locator("table.report-rules")).to_contain_text("web-5xx-burst")
+
 
 def test_the_custom_duration_field_shows_only_when_custom_is_chosen(
     bot: BotProcess, page: Page
