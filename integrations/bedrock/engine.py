@@ -385,7 +385,8 @@ class BedrockRcaEngine:
                         if code == "ThrottlingException":
                             self.stats.throttled += 1
                         retries += 1
-                        pause = self._backoff(retries)
+                        # never sooner than the service asked (Retry-After on a 429 or 503)
+                        pause = max(self._backoff(retries), _retry_after(exc))
                         if self._monotonic() + pause >= deadline:
                             raise _Failed(
                                 "throttled", f"still throttled at the deadline ({code})"
@@ -466,6 +467,16 @@ def _with_meta(report: RcaReport, meta: Mapping[str, str]) -> RcaReport:
     if "meta" in getattr(RcaReport, "__dataclass_fields__", {}):
         return replace(report, meta=dict(meta))  # type: ignore[call-arg]
     return report
+
+
+def _retry_after(exc: ClientError) -> float:
+    """The seconds a throttled or unavailable answer asked to wait (``Retry-After``), or 0."""
+    headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}
+    value = headers.get("retry-after") or headers.get("Retry-After") or ""
+    try:
+        return min(max(float(value), 0.0), 60.0)
+    except ValueError:
+        return 0.0
 
 
 __all__ = ["BedrockRcaEngine", "BedrockStats", "make_client"]

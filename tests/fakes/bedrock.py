@@ -84,6 +84,7 @@ class Reply:
     message: str = ""
     delay: float = 0.0
     stop_reason: str = "end_turn"
+    retry_after: float = 0.0  # a Retry-After header on an error answer, when set
 
 
 Behaviour = Callable[[ConverseRequest], Reply]
@@ -125,8 +126,10 @@ def text(body: str, stop_reason: str = "end_turn") -> Behaviour:
     return lambda request: Reply(text=body, stop_reason=stop_reason)
 
 
-def throttle() -> Behaviour:
-    return lambda request: Reply(429, error="ThrottlingException", message="Too many requests")
+def throttle(retry_after: float = 0.0) -> Behaviour:
+    return lambda request: Reply(
+        429, error="ThrottlingException", message="Too many requests", retry_after=retry_after
+    )
 
 
 def error(code: str, status: int = 400, message: str = "refused") -> Behaviour:
@@ -276,7 +279,7 @@ class _Handler(FaultyHandler):
         )
         reply = self.fake._reply(request)
         if reply.status != 200:
-            self._send(reply.status, {"message": reply.message}, reply.error)
+            self._send(reply.status, {"message": reply.message}, reply.error, reply.retry_after)
             return
         prompt_chars = len(request.system_text) + len(request.user_text)
         inputs, outputs = prompt_chars // 4, len(reply.text) // 4
@@ -294,7 +297,9 @@ class _Handler(FaultyHandler):
             },
         )
 
-    def _send(self, status: int, payload: dict[str, Any], error_type: str = "") -> None:
+    def _send(
+        self, status: int, payload: dict[str, Any], error_type: str = "", retry_after: float = 0.0
+    ) -> None:
         raw = json.dumps(payload).encode()
         try:
             self.send_response(status)
@@ -304,6 +309,8 @@ class _Handler(FaultyHandler):
             if error_type:
                 error = f"{error_type}:http://internal.amazon.com/coral/com.amazon.bedrock/"
                 self.send_header("x-amzn-ErrorType", error)
+            if retry_after:
+                self.send_header("Retry-After", f"{retry_after:g}")
             self.end_headers()
             self.wfile.write(raw)
         except OSError:

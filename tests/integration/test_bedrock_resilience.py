@@ -184,3 +184,15 @@ async def test_nothing_ever_raises_to_the_caller(
     assert "root-cause analysis failed" in report.summary and "ModelErrorException" in (
         report.summary
     )
+
+
+async def test_a_throttled_answer_with_retry_after_is_retried_no_sooner(
+    fake: FakeBedrock, make_engine: MakeEngine
+) -> None:
+    engine = make_engine(rpm=6000, timeout=10)
+    fake.script(throttle(retry_after=1.0))  # Bedrock asks for a second
+    report = await engine.explain(incident(), LINES, RcaContext())
+    assert report.status is RcaStatus.OK and report.engine == f"bedrock:{MODEL}"
+    sent = [at for at, _, _ in fake.log]
+    refused = [at for at, _, status in fake.log if status == 429]
+    assert refused and sent[-1] - refused[0] >= 0.95  # the next try waited what it was told
