@@ -50,6 +50,9 @@ class SearchQuery:
     mode: Literal["export", "job"] = "export"  # Splunk: streaming export or a normal job
     index_earliest: datetime | None = None
     index_latest: datetime | None = None
+    #: raw events with every field the backend extracts (Splunk: verbose search mode), for a
+    #: shared search whose rules evaluate their own queries over them
+    all_fields: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -239,6 +239,7 @@ class Feed:
             max_results=self._cap(),
             index_earliest=None if index_earliest is None else _at(index_earliest),
             index_latest=_at(index_latest),
+            all_fields=True,
         )
         try:
             found = await self._backend.search(query)

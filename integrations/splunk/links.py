@@ -68,6 +68,8 @@ def time_range(query: SearchQuery) -> dict[str, str]:
         params["index_earliest"] = epoch(query.index_earliest)
     if query.index_latest is not None:
         params["index_latest"] = epoch(query.index_latest)
+    if query.all_fields:  # every search-time field, whatever the search names
+        params["adhoc_search_level"] = "verbose"
     return params
 
 

@@ -100,6 +100,8 @@ async def test_through_splunk_one_search_per_tick_serves_both_rules_and_fetches_
     assert "busy-bastion|host=bastion" in found  # the threshold rule saw both bursts (24)
     searches = splunk.searches()
     assert len(searches) == 41  # one per tick for the two rules, not two
+    # raw events with every field Splunk extracts: the rules evaluate their own queries on them
+    assert all(s.params.get("adhoc_search_level") == "verbose" for s in searches)
     # contiguous index-time bounds: each fetch starts where the previous one ended
     for before, after in itertools.pairwise(searches[1:]):
         assert after.params["index_earliest"] == before.params["index_latest"]
