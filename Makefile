@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -m "not replicas"
+	$(BIN)/python -m pytest -q -m "not replicas" --durations=15
 
 # Build the container image with podman on a local Debian base and run its entry point as the
 # task definition does (needs podman, buildah and mmdebstrap; .ci/run installs them). Bounded.
