@@ -13,14 +13,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, update
 from sqlalchemy.orm import Session
 
 from bot.domain.card import CardOptions
 from bot.ports import Clock, MessageRef
 from bot.store.cards import load_card
 from bot.store.claims import Claims
-from bot.store.repo import CARD_REFS, OUTBOX
+from bot.store.repo import CARD_REFS, OUTBOX, card_ref
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +71,7 @@ class OutboxRecords:
     def ref(self, row: Any) -> MessageRef | None:
         """Where the row's card is on its surface (None: it was never posted)."""
         with self._engine.connect() as conn:
-            found = conn.execute(
-                select(CARD_REFS.c.message_id, CARD_REFS.c.ref_channel).where(
-                    CARD_REFS.c.incident_id == row.incident_id,
-                    CARD_REFS.c.surface == row.surface,
-                    CARD_REFS.c.channel == row.channel,
-                )
-            ).first()
-        if found is None:
-            return None
-        return MessageRef(row.surface, found.ref_channel or row.channel, found.message_id)
+            return card_ref(conn, row)
 
     def save_ref(self, row: Any, ref: MessageRef, after_post: AfterPost | None = None) -> None:
         """The card's post is sent: record it and where the card is, in one transaction

@@ -26,14 +26,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
 from bot.charts.png import caption
 from bot.charts.service import Charts
 from bot.errors import BotError, NotFound, PermanentError, TransientError
 from bot.ports import Clock, MessageRef
 from bot.store import audit
-from bot.store.repo import CARD_REFS, OUTBOX, TIMELINE, insert_ignore
+from bot.store.repo import OUTBOX, TIMELINE, card_ref, insert_ignore
 
 log = logging.getLogger(__name__)
 
@@ -141,16 +141,7 @@ class ChartDelivery:
 
     def _ref(self, row: Any) -> MessageRef | None:
         with self._engine.connect() as conn:
-            found = conn.execute(
-                select(CARD_REFS.c.message_id, CARD_REFS.c.ref_channel).where(
-                    CARD_REFS.c.incident_id == row.incident_id,
-                    CARD_REFS.c.surface == row.surface,
-                    CARD_REFS.c.channel == row.channel,
-                )
-            ).first()
-        if found is None:
-            return None
-        return MessageRef(row.surface, found.ref_channel or row.channel, found.message_id)
+            return card_ref(conn, row)
 
     def _record_failure(self, row: Any, error: str) -> None:
         now = self._clock.now()

@@ -16,6 +16,7 @@ from sqlmodel import col
 from bot.domain.hits import Category, Evidence, Severity
 from bot.domain.incident import Incident, State
 from bot.errors import NotFound
+from bot.ports import MessageRef
 from bot.store.tables import (
     AlertRow,
     AuditRow,
@@ -187,3 +188,17 @@ def evidence_json(items: Iterable[Evidence]) -> str:
         [{"id": e.id, "time": e.time.isoformat(), "text": e.text} for e in items],
         separators=(",", ":"),
     )
+
+
+def card_ref(conn: Connection, row: Any) -> MessageRef | None:
+    """Where an outbox row's card is on its surface (None: it was never posted)."""
+    found = conn.execute(
+        select(CARD_REFS.c.message_id, CARD_REFS.c.ref_channel).where(
+            CARD_REFS.c.incident_id == row.incident_id,
+            CARD_REFS.c.surface == row.surface,
+            CARD_REFS.c.channel == row.channel,
+        )
+    ).first()
+    if found is None:
+        return None
+    return MessageRef(row.surface, found.ref_channel or row.channel, found.message_id)

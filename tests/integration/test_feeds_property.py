@@ -25,8 +25,7 @@ from detectors.planning import plan_windows
 from detectors.runner import run_rule
 from detectors.types.frequency import FrequencyRule
 from detectors.types.threshold import ThresholdRule
-from integrations.local import EventStore, LocalSearchBackend
-from integrations.local.events import Event
+from integrations.local import LocalSearchBackend
 from tests.builders import console_policy
 from tests.conftest import FakeClock
 from tests.integration.test_late_events_property import (
@@ -35,6 +34,7 @@ from tests.integration.test_late_events_property import (
     T0,
     Case,
     cases,
+    event_store,
     full_window,
     make_rule,
     oracle,
@@ -49,16 +49,7 @@ async def replay(
     """Run the rule through its feed every interval until every event is indexed and the last
     sweep has run: when each group first fired, how many runs counted each event as new, and
     how many rows the feed fetched."""
-    store = EventStore(":memory:")
-    store.add(
-        Event(
-            time=T0 + timedelta(seconds=at),
-            raw=f"host={h} n={n}",
-            host=h,
-            indexed=T0 + timedelta(seconds=at + lag),
-        )
-        for n, (h, at, lag) in enumerate(case.events)
-    )
+    store = event_store(case)
     lag = rule.max_index_lag
     assert lag is not None
     feeds = FeedSet(
@@ -157,16 +148,7 @@ def threshold_oracle(case: Case, ends: list[float]) -> set[str]:
 
 
 async def run_both(case: Case, folder: Path) -> tuple[dict[str, set[str]], list[float]]:
-    store = EventStore(":memory:")
-    store.add(
-        Event(
-            time=T0 + timedelta(seconds=at),
-            raw=f"host={h} n={n}",
-            host=h,
-            indexed=T0 + timedelta(seconds=at + lag),
-        )
-        for n, (h, at, lag) in enumerate(case.events)
-    )
+    store = event_store(case)
     rules = [make_rule(case), threshold_rule(case)]
     backend = LocalSearchBackend(store)
     feeds = FeedSet(

@@ -95,9 +95,8 @@ def full_window(case: Case, rule: FrequencyRule) -> set[str]:
     return {dict(alert.group)["host"] for alert in alerts}
 
 
-async def replay(case: Case, rule: FrequencyRule) -> tuple[dict[str, float], dict[str, int]]:
-    """Run the rule every interval until every event is indexed: when each group first fired
-    (seconds after T0) and how many runs counted each event as new."""
+def event_store(case: Case) -> EventStore:
+    """The case's events in an in-memory store, each indexed its lag after it happened."""
     store = EventStore(":memory:")
     store.add(
         Event(
@@ -108,6 +107,13 @@ async def replay(case: Case, rule: FrequencyRule) -> tuple[dict[str, float], dic
         )
         for n, (h, at, lag) in enumerate(case.events)
     )
+    return store
+
+
+async def replay(case: Case, rule: FrequencyRule) -> tuple[dict[str, float], dict[str, int]]:
+    """Run the rule every interval until every event is indexed: when each group first fired
+    (seconds after T0) and how many runs counted each event as new."""
+    store = event_store(case)
     backend = LocalSearchBackend(store)
     lag = rule.max_index_lag
     fired: dict[str, float] = {}
