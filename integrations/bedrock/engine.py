@@ -26,8 +26,6 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from bot.domain.hits import Evidence
@@ -47,6 +45,14 @@ from integrations.bedrock.answer import (
     parse_answer,
     to_report,
 )
+from integrations.bedrock.client import (
+    MODEL_REFUSED,
+    RETRYABLE,
+    THREADS,
+    make_client,
+    retry_after_of,
+    status_of,
+)
 from integrations.bedrock.evidence import EvidencePack, build_pack, evidence_key
 from integrations.bedrock.prompt import Prompt, build_prompt, new_nonce
 from integrations.bedrock.settings import BedrockSettings
@@ -55,43 +61,8 @@ from integrations.bedrock.throttle import RpmThrottle
 
 log = logging.getLogger(__name__)
 
-THREADS = 16
 CACHE_SIZE = 4096
-RETRYABLE = frozenset(
-    {
-        "ThrottlingException",
-        "ServiceUnavailableException",
-        "ModelNotReadyException",
-        "InternalServerException",
-    }
-)
-"""Worth another try on the same model (after a pause)."""
-MODEL_REFUSED = frozenset(
-    {
-        "ValidationException",
-        "ResourceNotFoundException",
-        "AccessDeniedException",
-        "ModelErrorException",
-    }
-)
-"""The model is unavailable here or refuses the request: worth one try on the fallback model."""
 FINISHED = frozenset({"end_turn", "stop_sequence"})
-
-
-def make_client(settings: BedrockSettings) -> Any:
-    """A ``bedrock-runtime`` client with our timeouts and no SDK retries (we retry ourselves)."""
-    config = Config(
-        read_timeout=settings.timeout_s,
-        connect_timeout=min(5.0, settings.timeout_s),
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        max_pool_connections=THREADS,
-    )
-    return boto3.client(
-        "bedrock-runtime",
-        region_name=settings.region or None,
-        endpoint_url=settings.endpoint_url or None,
-        config=config,
-    )
 
 
 @dataclass(slots=True)
@@ -380,13 +351,13 @@ class BedrockRcaEngine:
                     code = str(exc.response.get("Error", {}).get("Code", "")) or "Unknown"
                     self.stats.errors[code] += 1
                     if code != "ValidationException":  # that one is about this request
-                        self._unhealthy(f"{model} answered {_status(exc, code)}")
+                        self._unhealthy(f"{model} answered {status_of(exc, code)}")
                     if code in RETRYABLE:
                         if code == "ThrottlingException":
                             self.stats.throttled += 1
                         retries += 1
                         # never sooner than the service asked (Retry-After on a 429 or 503)
-                        pause = max(self._backoff(retries), _retry_after(exc))
+                        pause = max(self._backoff(retries), retry_after_of(exc))
                         if self._monotonic() + pause >= deadline:
                             raise _Failed(
                                 "throttled", f"still throttled at the deadline ({code})"
@@ -455,28 +426,11 @@ class BedrockRcaEngine:
             self.last_meta.popitem(last=False)
 
 
-def _status(exc: ClientError, code: str) -> str:
-    """``HTTP 429 (ThrottlingException)``, or ``HTTP 503`` when there is no error code."""
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    said = f"HTTP {status}" if status else "an error"
-    return said if code == str(status) else f"{said} ({code})"
-
-
 def _with_meta(report: RcaReport, meta: Mapping[str, str]) -> RcaReport:
     """The report carrying its audit metadata, once :class:`RcaReport` has a ``meta`` field."""
     if "meta" in getattr(RcaReport, "__dataclass_fields__", {}):
         return replace(report, meta=dict(meta))  # type: ignore[call-arg]
     return report
-
-
-def _retry_after(exc: ClientError) -> float:
-    """The seconds a throttled or unavailable answer asked to wait (``Retry-After``), or 0."""
-    headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}
-    value = headers.get("retry-after") or headers.get("Retry-After") or ""
-    try:
-        return min(max(float(value), 0.0), 60.0)
-    except ValueError:
-        return 0.0
 
 
 __all__ = ["BedrockRcaEngine", "BedrockStats", "make_client"]
