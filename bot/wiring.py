@@ -23,9 +23,9 @@ from bot.domain.card import CardOptions
 from bot.domain.durations import format_duration
 from bot.domain.incident import Command, CommandKind, State
 from bot.domain.rca import RcaReport, RcaStatus
-from bot.errors import BotError, ConfigError, Conflict, PermanentError, TransientError
+from bot.errors import ConfigError, Conflict, PermanentError, TransientError
 from bot.events import Broadcaster, Change
-from bot.health import Readiness, delivery_failures, worse
+from bot.health import Readiness
 from bot.interactions import Interactions
 from bot.metrics import Metrics
 from bot.operations import Operations
@@ -45,6 +45,7 @@ from bot.ports import (
     SearchBackend,
     SystemClock,
 )
+from bot.readiness import readiness_report
 from bot.redaction import Redactor
 from bot.retention import purge
 from bot.scheduler import RuleRunner, Scheduler
@@ -682,79 +683,6 @@ class Runtime:
             self.rca.on_health = self.health.hook("rca:bedrock")
             self.health.observe("rca:bedrock", Health(HealthStatus.OK, "no analysis asked yet"))
 
-    async def _search_health(self) -> None:
-        """Ask the search backend at most every 15 s (a Splunk check runs a search); searches
-        report their own outcomes in between."""
-        now = self.clock.now()
-        if self._search_checked is not None and now - self._search_checked < timedelta(seconds=15):
-            return
-        self._search_checked = now
-        self.health.observe("search", await _checked(self.backend.check()))
-
-    async def _failed_deliveries(self) -> dict[str, Health]:
-        if not self.db.ready:
-            return {}
-        try:
-            return await asyncio.to_thread(delivery_failures, self.engine, self.clock.now())
-        except Exception as exc:  # readiness must answer even when the database is away
-            log.debug("outbox not readable: %s", exc)
-            return {}
-
     async def readiness(self) -> dict[str, Any]:
-        """Each dependency's status and reason; a failing one says since when (bot.health)."""
-        ready = HealthStatus.OK if self.db.ready else HealthStatus.DOWN
-        self.health.observe("database", Health(ready, self.db.reason))
-        await self._search_health()
-        failed = await self._failed_deliveries()
-        for name, surface in self.surfaces.items():
-            found = worse(await _checked(surface.check()), failed.get(name))
-            self.health.observe(f"surface:{name}", found)
-        for name, pager in self.pagers.items():
-            found = worse(await _checked(pager.check()), failed.get(name))
-            self.health.observe(f"pager:{name}", found)
-        names = [
-            "database",
-            "search",
-            *(f"surface:{n}" for n in self.surfaces),
-            *(f"pager:{n}" for n in self.pagers),
-            "rca:bedrock",
-        ]
-        worst, checks = self.health.report(names)
-        return {
-            "status": worst.value,
-            "leader": self.leader,
-            "lease": await asyncio.to_thread(self.lease_report),
-            "checks": checks,
-        }
-
-    def lease_report(self) -> dict[str, Any]:
-        """Who runs the schedules: this replica or which other, at which generation, and
-        the replicas seen alive (for /ready)."""
-        seen = self.lease.last_seen
-        live: list[str] = []
-        if self.db.ready:
-            try:
-                now = self.clock.now()
-                within = self.settings.lease_heartbeat * 3
-                live = [r.holder for r in replicas.live(self.engine, now, within)]
-            except Exception as exc:  # readiness must answer even when the database is away
-                log.debug("replicas not readable: %s", exc)
-        return {
-            "held": self.lease.held,
-            "me": self.holder,
-            "holder": seen.holder if seen else "",
-            "generation": seen.generation if seen else 0,
-            "expires_at": seen.expires_at.isoformat() if seen else None,
-            "replicas": live,
-        }
-
-
-async def _checked(awaitable: Any) -> Health:
-    try:
-        async with asyncio.timeout(5):
-            result: Health = await awaitable
-            return result
-    except TimeoutError:
-        return Health(HealthStatus.DOWN, "health check timed out after 5s")
-    except BotError as exc:
-        return Health(HealthStatus.DOWN, str(exc))
+        """Each dependency's status and reason; a failing one says since when (bot.readiness)."""
+        return await readiness_report(self)
