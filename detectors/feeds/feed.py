@@ -100,11 +100,17 @@ class Feed:
         """How far before its index-time start a fetch reaches in event time (seconds)."""
         if not self._lags or self._lags[-1][0] - self._lags[0][0] < self._learn:
             return self._max_lag  # still learning how late this pipeline indexes
-        largest = max(lag for _, lag in self._lags)
         # at least one interval: a lag that jumps within it is still found in time, and a fetch
         # covers at most twice the time it fetches
         floor = max(MIN_SCAN_BACK_S, self.spec.interval.total_seconds())
-        return min(self._max_lag, max(floor, 1.25 * largest + 2.0))
+        return min(self._max_lag, max(floor, self.lag_allowance))
+
+    @property
+    def lag_allowance(self) -> float:
+        """How long this feed's events take to become searchable, as measured (seconds): 1.25
+        times the largest lag found over the last hour + 2 s, within ``max_index_lag``."""
+        largest = max((lag for _, lag in self._lags), default=0.0)
+        return min(self._max_lag, 1.25 * largest + 2.0)
 
     async def advance(self, target: datetime) -> datetime:
         """Fetch up to index time ``target`` (whole seconds) unless the feed is already there
