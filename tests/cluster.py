@@ -6,6 +6,10 @@ With ``bedrock=True`` they analyse incidents with Bedrock (``BOT_RCA=bedrock``) 
 fake (whose injected 5xx and 429 say ``ServiceUnavailableException`` and
 ``ThrottlingException``, as Bedrock does), falling back to the heuristic analysis.
 
+With ``teams=True`` they also post every card to a Teams channel on the Bot Connector fake,
+authenticating through the login fake (tests/fakes/entra.py, ``Cluster.teams``); the first
+bot started is added to the team.
+
 With ``playbooks=True`` they load one playbook, ``chaos-drain``, for the rule's incidents: a
 reversible HTTP step that POSTs to ``/services/chaos/drain`` on the Splunk fake (a stand-in
 for an operations endpoint, with the fake's fault switch), started by :meth:`Cluster.auto_resolve`.
@@ -41,6 +45,7 @@ from bot.store.runs import RUNS
 from integrations.local import Event
 from tests.botprocess import RUN_BOT, SHIPPED_WEB_RULES, clean_env, free_port
 from tests.fakes.bedrock import FakeBedrock
+from tests.fakes.entra import TeamsTenant
 from tests.fakes.faults import Fault
 from tests.fakes.pagerduty import FakePagerDuty, make_tls
 from tests.fakes.slack import BOT_TOKEN, CHANNEL, SIGNING_SECRET, FakeSlack
@@ -171,6 +176,7 @@ class Cluster:
         heartbeat: float = 0.5,
         bedrock: bool = False,
         playbooks: bool = False,
+        teams: bool = False,
     ) -> None:
         self.workdir = workdir
         self.database_url = database_url
@@ -236,6 +242,10 @@ class Cluster:
                 AWS_SHARED_CREDENTIALS_FILE=str(workdir / "no-aws-credentials"),
                 AWS_EC2_METADATA_DISABLED="true",
             )
+        self.teams: TeamsTenant | None = None
+        if teams:
+            self.teams = TeamsTenant(workdir / "teams", stack)
+            self.settings.update(self.teams.settings())
         self._services = 0
         self.bursts: list[str] = []
 
@@ -246,6 +256,8 @@ class Cluster:
         started = [self._spawn() for _ in range(count)]
         for replica in started:
             self.wait_for(self._ready_probe(replica), f"{replica.name} ready", READY_TIMEOUT_S)
+        if self.teams is not None and started:
+            self.teams.join(started[0].url)
         return started
 
     def _ready_probe(self, replica: Replica) -> Callable[[], dict[str, Any] | None]:
@@ -442,6 +454,13 @@ class Cluster:
                 if f"5xx burst on {service}" in text:
                     posts.setdefault(service, []).append(call.at)
         return posts
+
+    def teams_card_posts(self) -> dict[str, list[float]]:
+        """When (monotonic) each service's card was posted to Teams (empty without Teams)."""
+        if self.teams is None:
+            return {}
+        posts = self.teams.card_posts(f"5xx burst on {s}" for s in self.bursts)
+        return {title.removeprefix("5xx burst on "): at for title, at in posts.items()}
 
     def pages(self) -> dict[str, int]:
         """PagerDuty incidents (what pages people) per dedup key. A trigger sent again with the

@@ -1,22 +1,24 @@
 """A storm against real bots (``run_bot.py run``, tests/cluster.py): while bursts of 5xx events
-and clicks keep coming, Slack, PagerDuty, Splunk and Bedrock (with ``Cluster(bedrock=True)``)
-in turn answer 5xx, 429 with ``Retry-After``, hang past the client's timeout or reset
-connections for a while, then recover; the bot may be killed with SIGKILL at random moments and
-restarted on the same database.
+and clicks keep coming, Slack, Teams (with ``Cluster(teams=True)``), PagerDuty, Splunk and
+Bedrock (with ``Cluster(bedrock=True)``) in turn answer 5xx, 429 with ``Retry-After``, hang past
+the client's timeout or reset connections for a while, then recover; the bot may be killed with
+SIGKILL at random moments and restarted on the same database.
 
 Aimed kills (:meth:`Storm.aimed`) kill every bot at a chosen moment rather than a random one:
 the fake holds the request that marks the moment (``FaultSwitch.arm`` with a hang) and signals
 that it arrived, the bots are killed while it hangs, then the fault ends and a bot starts
-again. The moments: ``post`` (a ``chat.postMessage`` in flight), ``click`` (right after an
+again. The moments: ``post`` (a ``chat.postMessage`` in flight), ``teams-post`` (a card's new
+message to the Bot Connector in flight, held by
+:meth:`~tests.fakes.teams.FakeBotConnector.arm_post`), ``click`` (right after an
 "acknowledge" is pressed, while the card update it causes is in flight) and ``rca`` (a Bedrock
 Converse call in flight, asked by a Re-analyse press) and ``playbook`` (the HTTP step of an
 Auto-resolve run in flight, with ``Cluster(playbooks=True)``): that run must end
 ``interrupted`` (the step is never sent again by itself).
 
 What is checked, on the fakes' records: every burst has exactly one incident with its 10 hits,
-one Slack card and one page; every clicked incident is acknowledged; no incident is left
-waiting for its analysis. A card posted again
-because its sender was killed less than :data:`IN_FLIGHT_S` after Slack took it is counted
+one Slack card (and one Teams card, with Teams) and one page; every clicked incident is
+acknowledged; no incident is left waiting for its analysis. A card posted again because its
+sender was killed less than :data:`IN_FLIGHT_S` after Slack (or Teams) took it is counted
 apart (``resent``: at-least-once in that window, docs/replicas.md), as bench/failover.py does.
 While a fault lasts, /ready is polled (does it name the failing dependency, and since when?)
 and /metrics (``bot_outbox_depth``); after it ends, the time until every message is out and
@@ -38,6 +40,7 @@ from tests.fakes.faults import Fault, FaultSwitch
 
 DEPENDENCIES = {
     "slack": "surface:slack",
+    "teams": "surface:teams",
     "pagerduty": "pager:pagerduty",
     "splunk": "search",
     "bedrock": "rca:bedrock",
@@ -47,6 +50,7 @@ RETRY_AFTER_S = 1.0
 # aimed kills: the moment -> (the fake that sees it, a part of the request's path)
 AIMS = {
     "post": ("slack", "chat.postMessage"),
+    "teams-post": ("teams", "/activities"),  # a new message: see Storm.aimed
     "click": ("slack", "chat.update"),
     "rca": ("bedrock", "/converse"),
     "playbook": ("splunk", "/services/chaos/drain"),
@@ -64,6 +68,7 @@ class Outcome:
     lost: int = 0
     duplicates: int = 0
     resent: int = 0
+    teams_cards: int = 0  # cards posted to the Teams channel (with Cluster(teams=True))
     catchup_s: list[float] = field(default_factory=list)
     ready_named: dict[str, bool] = field(default_factory=dict)  # "slack/429" -> named?
     ready_reasons: dict[str, str] = field(default_factory=dict)
@@ -100,6 +105,8 @@ class Storm:
         }
         if bots.bedrock is not None:
             self.switches["bedrock"] = bots.bedrock.faults
+        if bots.teams is not None:
+            self.switches["teams"] = bots.teams.connector.faults
 
     def schedule(self, rounds: int = 1) -> list[tuple[str, Fault]]:
         """Each dependency in turn, each kind of fault in turn: four rounds pair every
@@ -195,7 +202,13 @@ class Storm:
         switch = self.switches.get(dependency)
         if switch is None:
             raise ValueError(f"aim {aim!r} needs the {dependency} fake in the cluster")
-        received = switch.arm(path, Fault.HANG, AIM_HOLD_S)
+        if aim == "teams-post" and self.bots.teams is not None:
+            connector = self.bots.teams.connector  # an update's path starts with a post's
+            received = connector.arm_post(AIM_HOLD_S)
+            disarm = connector.disarm
+        else:
+            received = switch.arm(path, Fault.HANG, AIM_HOLD_S)
+            disarm = switch.disarm
         if aim == "click":
             traffic.click_now()
         elif aim == "rca":
@@ -206,7 +219,7 @@ class Storm:
             if run_id is not None:
                 self.outcome.runs.append(run_id)
         if not received.wait(AIM_WAIT_S):
-            switch.disarm()
+            disarm()
             self.outcome.aims_missed.append(aim)
             return False
         victims = self.bots.alive
@@ -272,6 +285,10 @@ class Storm:
         # chat.update has its own budget (48 a rolling minute): card updates may still queue
         if not all(s in counts and s in cards for s in services):
             return False
+        if self.bots.teams is not None:
+            teams_cards = self.bots.teams_card_posts()
+            if not all(s in teams_cards for s in services):
+                return False
         if len(self.bots.pagerduty.incidents) < sum(len(counts[s]) for s in services):
             return False
         return self.bots.bedrock is None or not set(self.bots.analyses_pending()) & set(services)
@@ -288,6 +305,14 @@ class Storm:
             time.sleep(0.1)
         return None
 
+    def _resent(self, posts: dict[str, list[float]]) -> int:
+        """Cards posted again because their sender was killed just after the post was taken."""
+        return sum(
+            1
+            for times in posts.values()
+            if len(times) > 1 and any(0 <= k - times[0] <= IN_FLIGHT_S for k in self.kills_at)
+        )
+
     def _count(self, traffic: Traffic) -> None:
         outcome = self.outcome
         services = list(self.bots.bursts)
@@ -296,23 +321,25 @@ class Storm:
         pages = self.bots.pages()
         states = {r.service: r.state for r in self.bots.incidents()}
         acked = {s for s, state in states.items() if state == "acknowledged"}
-        resent = sum(
-            1
-            for times in posts.values()
-            if len(times) > 1 and any(0 <= k - times[0] <= IN_FLIGHT_S for k in self.kills_at)
-        )
+        teams_posts = self.bots.teams_card_posts()
+        resent = self._resent(posts)
+        teams_resent = self._resent(teams_posts)
         lost_windows = [s for s in services if s not in counts]
         lost_cards = [s for s in services if s in counts and s not in posts]
+        if self.bots.teams is not None:
+            lost_cards += [f"{s} (teams)" for s in services if s in counts and s not in teams_posts]
         lost_clicks = [f"{s} ({states.get(s)})" for s in traffic.clicked if s not in acked]
         incidents = sum(len(v) for v in counts.values())
         lost_pages = max(0, incidents - len(pages))
         doubled_incidents = sum(len(v) - 1 for v in counts.values() if len(v) > 1)
         wrong_hits = sum(1 for v in counts.values() for h in v if h != HITS_PER_BURST)
         doubled_cards = sum(len(t) - 1 for t in posts.values() if len(t) > 1) - resent
+        doubled_cards += sum(len(t) - 1 for t in teams_posts.values()) - teams_resent
         doubled_pages = sum(n - 1 for n in pages.values() if n > 1)
         outcome.bursts = len(services)
         outcome.clicks = len(traffic.clicked)
-        outcome.resent = resent
+        outcome.resent = resent + teams_resent
+        outcome.teams_cards = sum(len(t) for t in teams_posts.values())
         # a run cut short by a kill becomes "interrupted" (never left running, never re-run)
         deadline = time.monotonic() + 30.0
         while outcome.runs and time.monotonic() < deadline:

@@ -7,8 +7,12 @@
 * ``POST /v3/conversations/{id}/activities/{activityId}`` (a reply in a thread),
 * ``PUT /v3/conversations/{id}/activities/{activityId}`` (an update in place),
 
-records each one with its ``Authorization`` header, answers 401 without a bearer token, and
-answers a queued failure (429, 412, 502 … with ``Retry-After``) when a test asks for one.
+records each one with its ``Authorization`` header and when it came, answers 401 without a
+bearer token (or, given ``accept``, without one of those tokens), and answers a queued failure
+(429, 412, 502 … with ``Retry-After``) when a test asks for one. Its fault switch (``faults``)
+fails every call for a while; :meth:`FakeBotConnector.arm_post` holds the next new message
+(not an update or a reply), so a test can kill a bot while its card post is in flight.
+:func:`running_connector` runs one on a loop thread of its own, for a bot in another process.
 
 :func:`teams_activity` loads a Teams payload from ``tests/fixtures/teams/activities/`` (shaped
 like what Teams sends) and points it at the fake. :class:`StaticTokenProvider` stands in for
@@ -17,12 +21,15 @@ MSAL, and :func:`teams_bot` runs the bot with Teams wired in against the fake.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import json
+import threading
+import time
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -42,7 +49,7 @@ from bot.server import create_app
 from bot.settings import load_settings
 from bot.wiring import Runtime
 from integrations.teams import TeamsIntegration, TeamsSettings
-from tests.fakes.faults import FaultSwitch
+from tests.fakes.faults import Fault, FaultSwitch
 from tests.fakes.faults import middleware as fault_middleware
 
 ACTIVITIES = Path(__file__).resolve().parent.parent / "fixtures" / "teams" / "activities"
@@ -60,6 +67,7 @@ class ConnectorCall:
     activity_id: str | None
     authorization: str | None
     body: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def card(self) -> dict[str, Any] | None:
@@ -81,6 +89,8 @@ class FakeBotConnector:
     calls: list[ConnectorCall] = field(default_factory=list)
     failures: deque[tuple[int, dict[str, str]]] = field(default_factory=deque)
     faults: FaultSwitch = field(default_factory=FaultSwitch)  # tests.fakes.faults
+    accept: set[str] | None = None  # the bearer tokens taken (None: any)
+    _held: list[tuple[float, threading.Event]] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1700000000001))
     _runner: web.AppRunner | None = None
     _port: int = 0
@@ -91,7 +101,9 @@ class FakeBotConnector:
         return f"http://127.0.0.1:{self._port}/teams/"
 
     async def start(self) -> FakeBotConnector:
-        app = web.Application(middlewares=[fault_middleware(self.faults, "/teams/")])
+        app = web.Application(
+            middlewares=[self._hold_post, fault_middleware(self.faults, "/teams/")]
+        )
         base = "/teams/v3/conversations"
         app.router.add_post(base, self._create)
         app.router.add_post(base + "/{conversation}/activities", self._post)
@@ -115,15 +127,40 @@ class FakeBotConnector:
         self.failures.extend([(status, headers)] * times)
 
     def of_kind(self, kind: str) -> list[ConnectorCall]:
-        return [c for c in self.calls if c.kind == kind]
+        return [c for c in list(self.calls) if c.kind == kind]
+
+    def arm_post(self, seconds: float) -> threading.Event:
+        """Hang (the fault switch's ``HANG``, for ``seconds``) from the next new message on:
+        the event is set when it arrives. (The switch's own ``arm`` matches paths, and an
+        update's path starts with a new message's.)"""
+        received = threading.Event()
+        self._held.append((seconds, received))
+        return received
+
+    def disarm(self) -> None:
+        self._held.clear()
+
+    @web.middleware
+    async def _hold_post(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self._held and request.method == "POST" and request.path.endswith("/activities"):
+            seconds, received = self._held.pop(0)
+            self.faults.set(Fault.HANG, seconds)
+            received.set()
+        response: web.StreamResponse = await handler(request)
+        return response
 
     # handlers --------------------------------------------------------------------------------
 
     async def _refusal(self, request: web.Request) -> web.Response | None:
         auth = request.headers.get("Authorization", "")
-        if self.require_token and not (auth.startswith("Bearer ") and len(auth) > len("Bearer ")):
+        scheme, _, token = auth.partition(" ")
+        if self.require_token and not (scheme == "Bearer" and token):
             return web.json_response(
                 {"error": {"code": "Unauthorized", "message": "no bearer token"}}, status=401
+            )
+        if self.accept is not None and token not in self.accept:
+            return web.json_response(
+                {"error": {"code": "Unauthorized", "message": "token not issued"}}, status=401
             )
         if self.failures:
             status, headers = self.failures.popleft()
@@ -167,6 +204,23 @@ class FakeBotConnector:
     async def _update(self, request: web.Request) -> web.Response:
         refused = await self._record(request, "update")
         return refused or web.json_response({"id": request.match_info["activity"]})
+
+
+@contextmanager
+def running_connector(**options: Any) -> Iterator[FakeBotConnector]:
+    """A :class:`FakeBotConnector` served from a loop thread of its own until the block ends."""
+    connector = FakeBotConnector(**options)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="bot-connector", daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(connector.start(), loop).result(10)
+        yield connector
+    finally:
+        asyncio.run_coroutine_threadsafe(connector.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
 
 
 def teams_activity(name: str, service_url: str, **changes: Any) -> dict[str, Any]:
