@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -232,14 +233,18 @@ def incident_detail(engine: Engine, number: int) -> dict[str, Any]:
         }
 
 
-def late_events(rule: Rule, shared: bool) -> str:
-    """How the rule counts an event that reaches the index late (docs/rules.md)."""
+def late_events(rule: Rule, shared: bool, allowance: timedelta | None = None) -> str:
+    """How the rule counts an event that reaches the index late (docs/rules.md); ``allowance``:
+    the lag its feed measured, for the rules held back by it."""
     kind = rule_type(rule.type)
     if kind.index_time:
         return "counted once, by index time"
-    if shared and kind.revisit(rule):
+    if not shared:
+        return "by event time: counted only if still inside a window when it arrives"
+    if kind.revisit(rule):
         return "past windows evaluated again when late events arrive"
-    return "by event time: counted only if still inside a window when it arrives"
+    lag = "not measured yet" if allowance is None else f"{allowance.total_seconds():.0f} s"
+    return f"held back by the measured lag ({lag}), then exact"
 
 
 def rules_json(runtime: Runtime) -> list[dict[str, Any]]:
@@ -262,7 +267,8 @@ def rules_json(runtime: Runtime) -> list[dict[str, Any]]:
                     "with": sorted({o for spec in specs for o in spec.rules if o != rule.id}),
                     "reason": broken,
                 }
-        search["late_events"] = late_events(rule, bool(search["shared"]))
+        allowance = None if feeds is None else feeds.lag_allowance(rule.id)
+        search["late_events"] = late_events(rule, bool(search["shared"]), allowance)
         lag = runtime.runner.search_lag.get(rule.id)
         search["search_lag_s"] = None if lag is None else round(lag, 1)
         search["coalesced_runs"] = runtime.runner.coalesced.get(rule.id, 0)

@@ -6,7 +6,9 @@ last successful window end to ``now - query_delay`` (looking back ``window`` for
 types); after a restart or an outage the gap is replayed in interval-sized steps, bounded by
 ``max_catchup``. The window end advances in the same transaction as the incidents it produced:
 no gap, no overlap, no double incident. Rules that share a search read it through their feed
-(``detectors.feeds``).
+(``detectors.feeds``); a fed rule whose type judges by event time and cannot revisit past
+windows is *held back*: its windows end the feed's measured lag allowance before the feed's
+data ends, so their events have arrived when they are judged (``detectors.revisit``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,7 +44,7 @@ from detectors.feeds import FeedSet, FeedView
 from detectors.memory import RuleMemory
 from detectors.model import Rule
 from detectors.planning import plan_windows
-from detectors.revisit import with_late_events
+from detectors.revisit import held_back, with_late_events
 from detectors.runner import run_rule
 from detectors.types import rule_type
 from detectors.window import Window
@@ -151,7 +153,7 @@ class RuleRunner:
                 if isinstance(backend, FeedView):
                     allowance = rule.max_index_lag or self._max_index_lag
                     outcome = await with_late_events(
-                        rule, backend, window, outcome, self._redact, allowance
+                        rule, backend, window, outcome, self._redact, allowance, memory
                     )
                 fired.update(alert.group_key for alert in outcome.alerts)
                 hits += outcome.hits
@@ -198,17 +200,24 @@ class RuleRunner:
         self, rule: Rule, now: datetime, last_end: datetime | None
     ) -> tuple[SearchBackend, list[Window]]:
         """Where the rule's rows come from (its feed, or its own search) and its windows."""
-        backend, end = self._backend, None
+        backend, end, seen_until = self._backend, None, None
         if self.feeds is not None and self.feeds.fed(rule.id):
             try:
                 end = await self.feeds.end_for(rule, now - rule.query_delay)
             finally:
                 self._export_feeds()
             backend = self.feeds.view(rule.id)
+            if held_back(rule):
+                held = self._held_end(rule, end)
+                if held is None:  # no lag measured yet: the next run knows how long to wait
+                    return backend, []
+                end, seen_until = held
         kind = rule_type(rule.type)
         windows, skipped = plan_windows(
             now, last_end, rule, kind.sliding, self.index_lag_for(rule, backend), end=end
         )
+        if seen_until is not None:
+            windows = [replace(window, seen_until=seen_until) for window in windows]
         if skipped > timedelta(0):
             log.warning(
                 "rule %s: %s of data older than max_catchup (%s) was not searched",
@@ -223,6 +232,19 @@ class RuleRunner:
             self.coalesced[rule.id] = self.coalesced.get(rule.id, 0) + 1
             self._metrics.rule_coalesced.labels(rule.id).inc()
         return backend, windows
+
+    def _held_end(self, rule: Rule, end: datetime) -> tuple[datetime, datetime] | None:
+        """Where a held-back rule's window ends, and up to when its events count as seen: the
+        window ends the measured lag allowance before its feeds' data ends (so every event of
+        it that is no later than the allowance has been fetched), never after ``end``. With
+        the feed fetched up to now, that is ``hold = max(0, allowance - query_delay)`` before
+        the rule's own end. None until the feeds have measured a lag."""
+        assert self.feeds is not None
+        allowance = self.feeds.lag_allowance(rule.id)
+        data_end = self.feeds.data_end(rule.id)
+        if allowance is None or data_end is None:
+            return None
+        return min(end, data_end - allowance), data_end
 
     def index_lag_for(self, rule: Rule, backend: SearchBackend | None = None) -> timedelta | None:
         """How far back in event time the rule's runs reach for late events; None when its runs

@@ -5,11 +5,16 @@ windows already evaluated: events the late sweep found, or (for event-time rule 
 indexed after the run that covered their time. Counted in the current window only, they would
 change nothing; a backtest over all the events would have raised what they complete. So:
 
-- ``frequency`` (new by index time): the events the sweep found before the window's start are
-  evaluated with the span around them (they are new to this run);
+- ``frequency`` and ``new_term`` (new by index time): the events the sweep found before the
+  window's start are evaluated with the span around them (they are new to this run; a
+  ``new_term`` rule's memory of seen terms goes along, so only terms first seen now fire);
 - ``threshold`` and ``cardinality`` (when more events can only make them true): the past windows
   the late events fall in (a step apart, back from where the previous run ended) are evaluated
-  again with every event seen so far.
+  again with every event seen so far;
+- every other type is *held back* (:func:`held_back`): its window ends the measured lag
+  allowance before its feed's data ends, so the events of a window have arrived when it is
+  judged. An event later than the allowance is counted by the windows judged after it arrived
+  that still hold it; a window already judged is not judged again.
 
 What they raise joins the run's alerts (one per group; the current window's wins).
 """
@@ -22,10 +27,18 @@ from datetime import UTC, datetime, timedelta
 
 from bot.domain.hits import Alert
 from detectors.feeds import FeedView
+from detectors.memory import RuleMemory
 from detectors.model import Rule
 from detectors.runner import RunResult, run_rule
 from detectors.types import rule_type
 from detectors.window import Window
+
+
+def held_back(rule: Rule) -> bool:
+    """Whether a fed ``rule``'s windows wait for its feed's measured lag: its type neither
+    judges "new" by index time nor can evaluate past windows again."""
+    kind = rule_type(rule.type)
+    return not kind.index_time and not kind.revisit(rule)
 
 
 async def with_late_events(
@@ -35,12 +48,13 @@ async def with_late_events(
     outcome: RunResult,
     redact: Callable[[str], str],
     max_index_lag: timedelta,
+    memory: RuleMemory | None = None,
 ) -> RunResult:
     """``outcome`` of ``window``, plus what the late events this run received raise where
-    they happened."""
+    they happened (``memory``: the rule's, for the types that keep state)."""
     kind = rule_type(rule.type)
     if kind.index_time:
-        found = await _reach_back(rule, view, window, redact)
+        found = await _reach_back(rule, view, window, redact, memory)
     elif kind.revisit(rule):
         found = await _past_windows(rule, view, window, redact, max_index_lag)
     else:
@@ -54,7 +68,11 @@ async def with_late_events(
 
 
 async def _reach_back(
-    rule: Rule, view: FeedView, window: Window, redact: Callable[[str], str]
+    rule: Rule,
+    view: FeedView,
+    window: Window,
+    redact: Callable[[str], str],
+    memory: RuleMemory | None,
 ) -> list[Alert]:
     """The window widened back to the oldest event the sweep found before its start."""
     assert window.index_since is not None
@@ -63,7 +81,7 @@ async def _reach_back(
         return []
     start = datetime.fromtimestamp(min(late), UTC) - rule.window
     wider = Window(start, window.end, window.new_since, index_since=window.index_since)
-    return (await run_rule(rule, view, wider, redact)).alerts
+    return (await run_rule(rule, view, wider, redact, memory)).alerts
 
 
 async def _past_windows(
@@ -90,4 +108,4 @@ async def _past_windows(
     return found
 
 
-__all__ = ["with_late_events"]
+__all__ = ["held_back", "with_late_events"]

@@ -19,9 +19,11 @@ class Window:
     ended), whatever its timestamp. Rows without an index time (aggregates) fall back to
     ``new_since``.
 
-    ``seen_until`` is set when a run revisits a past window because events late for it have
-    arrived: the window is evaluated with every event indexed before ``seen_until`` (the
-    current run's end), not only those indexed before its own end."""
+    ``seen_until`` is set when the window is evaluated with every event indexed before
+    ``seen_until``, not only those indexed before its own end: a run revisiting a past window
+    because events late for it have arrived (``seen_until`` is the current run's end), or a
+    window held back by the measured indexing lag (``seen_until`` is where its feed's data
+    ends)."""
 
     start: datetime
     end: datetime

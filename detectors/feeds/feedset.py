@@ -74,6 +74,8 @@ class FeedSet:
             )
             for spec in self.plan.specs
         }
+        #: feeds that have not fetched since their warm-up: no lag of theirs measured yet
+        self._unmeasured: set[str] = set(self._feeds)
         self._by_rule: dict[str, list[str]] = {}
         for spec in self.plan.specs:
             for rule_id in spec.rules:
@@ -91,8 +93,30 @@ class FeedSet:
     async def end_for(self, rule: Rule, wanted: datetime) -> datetime:
         """The index-time end of ``rule``'s next window: its feeds fetched up to ``wanted``
         (whole seconds; rules of one tick share the fetch)."""
-        ends = [await feed.advance(wanted) for feed in self.feeds(rule.id)]
+        ends = []
+        for feed in self.feeds(rule.id):
+            before = feed.cursor
+            ends.append(await feed.advance(wanted))
+            if before is not None and feed.cursor is not None and feed.cursor > before:
+                self._unmeasured.discard(feed.spec.name)  # a fetch measured its lags
         return min(ends)
+
+    def lag_allowance(self, rule_id: str) -> timedelta | None:
+        """How long the events of ``rule_id``'s feeds take to become searchable, as measured:
+        the largest :attr:`Feed.lag_allowance` over them. None until each of them has fetched
+        once after its warm-up (the warm-up fetch measures no lag: nothing is known yet)."""
+        feeds = self.feeds(rule_id)
+        if not feeds or any(feed.spec.name in self._unmeasured for feed in feeds):
+            return None
+        return timedelta(seconds=max(feed.lag_allowance for feed in feeds))
+
+    def data_end(self, rule_id: str) -> datetime | None:
+        """The index time up to which ``rule_id``'s feeds have fetched (the earliest of their
+        cursors); None before their first fetch."""
+        cursors = [feed.cursor for feed in self.feeds(rule_id)]
+        if not cursors or any(cursor is None for cursor in cursors):
+            return None
+        return datetime.fromtimestamp(min(c for c in cursors if c is not None), UTC)
 
     def view(self, rule_id: str) -> FeedView:
         return FeedView(self.feeds(rule_id), self._backend, self._extractor)

@@ -40,9 +40,10 @@ class RuleType:
     model: type[Rule]
     sliding: bool
     evaluate: Callable[[Any, Sequence[Hit], Window, RuleMemory], list[Alert]]
-    #: judges "new" by index time and tolerates a search reaching back ``max_index_lag`` further
-    #: than its window, so its runs are bounded by index time where the backend can (late
-    #: events counted once); the other types keep event-time windows for now
+    #: judges "new" by index time (or by its memory of what it has seen) and tolerates a search
+    #: reaching back ``max_index_lag`` further than its window, so its runs are bounded by index
+    #: time where the backend can (late events counted once); the other types keep event-time
+    #: windows (held back by the measured lag when they read a feed: ``detectors.revisit``)
     index_time: bool = False
     #: whether a run may re-evaluate past windows of this rule that events arriving late now
     #: complete (stateless types whose condition more events can only make true)
@@ -68,7 +69,13 @@ RULE_TYPES: dict[str, RuleType] = {
         ),
         RuleType("spike", spike.SpikeRule, sliding=True, evaluate=spike.evaluate),
         RuleType("flatline", flatline.FlatlineRule, sliding=True, evaluate=flatline.evaluate),
-        RuleType("new_term", new_term.NewTermRule, sliding=True, evaluate=new_term.evaluate),
+        RuleType(
+            "new_term",
+            new_term.NewTermRule,
+            sliding=True,
+            evaluate=new_term.evaluate,
+            index_time=True,
+        ),
         RuleType("change", change.ChangeRule, sliding=True, evaluate=change.evaluate),
         RuleType(
             "cardinality",

@@ -1,9 +1,13 @@
 """The ``new_term`` rule type: a value (or a tuple of values) of ``fields`` never seen before.
 
 Seen terms are remembered, so overlapping windows and restarts never report a known term
-again. The first ``learn_for`` of the rule's data (from the start of its first window) is a
-learning period: terms are recorded without firing. Each new term fires once, grouped by its
-``fields`` (plus any ``group_by`` fields that are not among them).
+again. A term is new when it is first *seen*: runs are bounded by index time where the backend
+can (a window reaches ``max_index_lag`` further back in event time, and the remembered terms
+keep what was already seen from counting twice), so a term whose first event reaches the index
+late still fires, once, in the first run after it became searchable (docs/rules.md, "Late data
+and search cost"). The first ``learn_for`` of the rule's data (from the start of its first
+window, by event time) is a learning period: terms are recorded without firing. Each new term
+fires once, grouped by its ``fields`` (plus any ``group_by`` fields that are not among them).
 
 Memory: ``learning`` (``{"since": epoch}``) and ``term:<values>`` (``{"first": epoch, "last":
 epoch}``; ``last`` is rewritten at most hourly). At most ``max_terms`` terms are kept: past
