@@ -18,8 +18,9 @@ whose scores only set wild vectors apart from ordinary edge ones with enough his
 Counting, a known series' empty buckets count as zero (traffic that stops is an anomaly); with
 ``field`` or ``metrics``, empty buckets are skipped. Each series remembers the last bucket it
 scored, so overlapping windows and restarts never score a bucket twice; an event arriving after
-its bucket was scored is not counted (use ``query_delay`` for late data). A series unseen for
-``forget_after`` is forgotten.
+its bucket was scored is not counted (a fed rule's windows wait for the indexing lag its feed
+measured, ``detectors.revisit``; a rule searching alone needs a ``query_delay``). A series
+unseen for ``forget_after`` is forgotten.
 
 Memory: ``series:<group>`` (``{"key": [...], "last": bucket start, "seen": epoch, ...}`` plus
 the baseline: ``ring`` for mad and isolation_forest, ``n``/``mean``/``var`` for ewma), at most
