@@ -45,11 +45,11 @@ from bot.store.runs import RUNS
 from integrations.local import Event
 from tests.botprocess import RUN_BOT, SHIPPED_WEB_RULES, clean_env, free_port
 from tests.fakes.bedrock import FakeBedrock
-from tests.fakes.entra import TeamsTenant
 from tests.fakes.faults import Fault
 from tests.fakes.pagerduty import FakePagerDuty, make_tls
 from tests.fakes.slack import BOT_TOKEN, CHANNEL, SIGNING_SECRET, FakeSlack
 from tests.fakes.splunk import FakeSplunk
+from tests.fakes.teams_tenant import TeamsTenant
 from tests.traffic import Traffic  # re-exported: it drives a Cluster
 
 RULE_ID = "burst"

@@ -5,24 +5,25 @@ the client's timeout or reset connections for a while, then recover; the bot may
 SIGKILL at random moments and restarted on the same database.
 
 Aimed kills (:meth:`Storm.aimed`) kill every bot at a chosen moment rather than a random one:
-the fake holds the request that marks the moment (``FaultSwitch.arm`` with a hang) and signals
-that it arrived, the bots are killed while it hangs, then the fault ends and a bot starts
-again. The moments: ``post`` (a ``chat.postMessage`` in flight), ``teams-post`` (a card's new
-message to the Bot Connector in flight, held by
-:meth:`~tests.fakes.teams.FakeBotConnector.arm_post`), ``click`` (right after an
-"acknowledge" is pressed, while the card update it causes is in flight) and ``rca`` (a Bedrock
-Converse call in flight, asked by a Re-analyse press) and ``playbook`` (the HTTP step of an
-Auto-resolve run in flight, with ``Cluster(playbooks=True)``): that run must end
-``interrupted`` (the step is never sent again by itself).
+the fake holds the request that marks the moment (``FaultSwitch.arm`` with a hang, or
+:meth:`~tests.fakes.teams.FakeBotConnector.arm`) and signals that it arrived, the bots are
+killed while it hangs, then the fault ends and a bot starts again. The moments: ``post`` (a
+``chat.postMessage`` in flight), ``teams-post`` (a card's new message to the Bot Connector in
+flight), ``click`` (right after an "acknowledge" is pressed, while the card update it causes is
+in flight), ``teams-click`` (the same, pressed on the Teams card, while the Teams card's update
+is in flight), ``rca`` (a Bedrock Converse call in flight, asked by a Re-analyse press) and
+``playbook`` (the HTTP step of an Auto-resolve run in flight, with ``Cluster(playbooks=True)``):
+that run must end ``interrupted`` (the step is never sent again by itself). With Teams, every
+other incident is acknowledged from its Teams card (tests/chaos/clicks.py).
 
 What is checked, on the fakes' records: every burst has exactly one incident with its 10 hits,
 one Slack card (and one Teams card, with Teams) and one page; every clicked incident is
-acknowledged; no incident is left waiting for its analysis. A card posted again because its
-sender was killed less than :data:`IN_FLIGHT_S` after Slack (or Teams) took it is counted
-apart (``resent``: at-least-once in that window, docs/replicas.md), as bench/failover.py does.
-While a fault lasts, /ready is polled (does it name the failing dependency, and since when?)
-and /metrics (``bot_outbox_depth``); after it ends, the time until every message is out and
-every burst so far has its incident, card and page is the catch-up.
+acknowledged, once (the audit trail); no incident is left waiting for its analysis. A card
+posted again because its sender was killed less than :data:`IN_FLIGHT_S` after Slack (or
+Teams) took it is counted apart (``resent``: at-least-once in that window, docs/replicas.md),
+as bench/failover.py does. While a fault lasts, /ready is polled (does it name the failing
+dependency, and since when?) and /metrics (``bot_outbox_depth``); after it ends, the time until
+every message is out and every burst so far has its incident, card and page is the catch-up.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ import itertools
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 
 import httpx
 
-from tests.cluster import HITS_PER_BURST, Cluster, Replica, Traffic
+from tests.chaos.clicks import MixedTraffic, applied_acks
+from tests.chaos.outcome import Outcome
+from tests.cluster import HITS_PER_BURST, Cluster, Replica
 from tests.fakes.faults import Fault, FaultSwitch
 
 DEPENDENCIES = {
@@ -50,44 +52,14 @@ RETRY_AFTER_S = 1.0
 # aimed kills: the moment -> (the fake that sees it, a part of the request's path)
 AIMS = {
     "post": ("slack", "chat.postMessage"),
-    "teams-post": ("teams", "/activities"),  # a new message: see Storm.aimed
+    "teams-post": ("teams", "post"),  # FakeBotConnector.arm: a new message, or an update
+    "teams-click": ("teams", "update"),
     "click": ("slack", "chat.update"),
     "rca": ("bedrock", "/converse"),
     "playbook": ("splunk", "/services/chaos/drain"),
 }
 AIM_WAIT_S = 20.0  # how long to wait for the moment to come
 AIM_HOLD_S = 30.0  # the held request hangs at most this long (the kill comes at once)
-
-
-@dataclass
-class Outcome:
-    faults: list[tuple[str, Fault]] = field(default_factory=list)
-    kills: int = 0
-    bursts: int = 0
-    clicks: int = 0
-    lost: int = 0
-    duplicates: int = 0
-    resent: int = 0
-    teams_cards: int = 0  # cards posted to the Teams channel (with Cluster(teams=True))
-    catchup_s: list[float] = field(default_factory=list)
-    ready_named: dict[str, bool] = field(default_factory=dict)  # "slack/429" -> named?
-    ready_reasons: dict[str, str] = field(default_factory=dict)
-    # "slack/429" -> the longest failing_for_s /ready gave while it lasted
-    ready_failing_for: dict[str, float] = field(default_factory=dict)
-    aimed: dict[str, int] = field(default_factory=dict)  # moment -> kills aimed at it
-    aims_missed: list[str] = field(default_factory=list)  # moments that did not come in time
-    analyses_lost: int = 0
-    phases: list[tuple[str, float]] = field(default_factory=list)  # (what, seconds it took)
-    runs: list[int] = field(default_factory=list)  # playbook runs started (aimed at)
-    run_statuses: dict[int, str] = field(default_factory=dict)  # how each ended
-    step_calls: int = 0  # requests the runs' step sent (one per run: none repeated)
-    reanalysed: int = 0  # Re-analyse presses (each a Bedrock call of its own)
-    max_depth: float = 0.0
-    # per dependency, seconds between the 429s one method got (Retry-After: 1 s)
-    retry_after_gaps: dict[str, list[float]] = field(default_factory=dict)
-    unsettled: list[str] = field(default_factory=list)
-    queued_at_end: int = 0  # outbox rows still pending when counted (card updates, mostly)
-    details: list[str] = field(default_factory=list)
 
 
 class Storm:
@@ -127,7 +99,7 @@ class Storm:
         48 chat.update a minute, and the backlog never drains whatever the faults. After the
         faults, one aimed kill per entry of ``aims`` (see :data:`AIMS`)."""
         # a person presses again until a bot answers: a restart on a busy machine takes a while
-        traffic = Traffic(self.bots, every, attempts=120, seed=13, pause=0.5)
+        traffic = MixedTraffic(self.bots, every, attempts=120, seed=13, pause=0.5)
         traffic.start()
         try:
             time.sleep(1.5)
@@ -195,22 +167,24 @@ class Storm:
 
     # aimed kills ---------------------------------------------------------------------------
 
-    def aimed(self, aim: str, traffic: Traffic) -> bool:
+    def aimed(self, aim: str, traffic: MixedTraffic) -> bool:
         """Kill every bot at the moment ``aim`` names, start one again, and wait for the
         catch-up. False when the moment did not come within :data:`AIM_WAIT_S`."""
         dependency, path = AIMS[aim]
         switch = self.switches.get(dependency)
         if switch is None:
             raise ValueError(f"aim {aim!r} needs the {dependency} fake in the cluster")
-        if aim == "teams-post" and self.bots.teams is not None:
+        if dependency == "teams" and self.bots.teams is not None:
             connector = self.bots.teams.connector  # an update's path starts with a post's
-            received = connector.arm_post(AIM_HOLD_S)
+            received = connector.arm(path, AIM_HOLD_S)
             disarm = connector.disarm
         else:
             received = switch.arm(path, Fault.HANG, AIM_HOLD_S)
             disarm = switch.disarm
         if aim == "click":
             traffic.click_now()
+        elif aim == "teams-click":
+            traffic.click_from_teams()
         elif aim == "rca":
             self._reanalyse()
         elif aim == "playbook":
@@ -313,7 +287,7 @@ class Storm:
             if len(times) > 1 and any(0 <= k - times[0] <= IN_FLIGHT_S for k in self.kills_at)
         )
 
-    def _count(self, traffic: Traffic) -> None:
+    def _count(self, traffic: MixedTraffic) -> None:
         outcome = self.outcome
         services = list(self.bots.bursts)
         counts = self.bots.hit_counts()
@@ -336,8 +310,11 @@ class Storm:
         doubled_cards = sum(len(t) - 1 for t in posts.values() if len(t) > 1) - resent
         doubled_cards += sum(len(t) - 1 for t in teams_posts.values()) - teams_resent
         doubled_pages = sum(n - 1 for n in pages.values() if n > 1)
+        doubled_clicks = sum(n - 1 for n in applied_acks(self.bots).values())
         outcome.bursts = len(services)
         outcome.clicks = len(traffic.clicked)
+        outcome.teams_clicks = len(traffic.by_teams)
+        outcome.doubled_clicks = doubled_clicks
         outcome.resent = resent + teams_resent
         outcome.teams_cards = sum(len(t) for t in teams_posts.values())
         # a run cut short by a kill becomes "interrupted" (never left running, never re-run)
@@ -361,7 +338,12 @@ class Storm:
             + len(stuck_runs)
         )
         outcome.duplicates = (
-            doubled_incidents + wrong_hits + doubled_cards + doubled_pages + repeated_steps
+            doubled_incidents
+            + wrong_hits
+            + doubled_cards
+            + doubled_pages
+            + doubled_clicks
+            + repeated_steps
         )
         if lost_clicks:
             lost = {c.split(" ")[0] for c in lost_clicks}
@@ -384,6 +366,7 @@ class Storm:
             ("doubled cards", doubled_cards),
             ("doubled pages", doubled_pages),
             ("playbook steps sent again", repeated_steps),
+            ("clicks applied twice", doubled_clicks),
         ):
             if n:
                 outcome.details.append(f"{label}: {n}")

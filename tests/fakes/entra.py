@@ -26,8 +26,8 @@ process that checks inbound tokens too (the SDK fetches keys with urllib, which 
 ``HTTPS_PROXY``): a test's own process, with no Slack client in it. A bot process in the storm
 therefore takes unsigned activities (``TEAMS_ANONYMOUS``, allowed on loopback only).
 
-:class:`TeamsTenant` puts it together with a Bot Connector fake and a team channel: the Teams
-side of tests/cluster.py's bots.
+:class:`~tests.fakes.teams_tenant.TeamsTenant` puts it together with a Bot Connector fake and a
+team channel: the Teams side of tests/cluster.py's bots.
 """
 
 from __future__ import annotations
@@ -39,8 +39,6 @@ import secrets
 import ssl
 import threading
 import time
-from collections.abc import Iterable
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,7 +46,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -56,7 +53,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.fakes.faults import FaultSwitch, FaultyHandler
-from tests.fakes.teams import APP_ID, TENANT_ID, running_connector, teams_activity
 
 ENTRA_HOST = "login.microsoftonline.com"
 BOTFRAMEWORK_HOST = "login.botframework.com"
@@ -64,7 +60,6 @@ HOSTS = (ENTRA_HOST, BOTFRAMEWORK_HOST)
 BOT_CONNECTOR_ISSUER = "https://api.botframework.com"
 SCOPE = "https://api.botframework.com/.default"
 KEY_ID = "fake-bot-connector-key"
-APP_SECRET = "fake-teams-app-secret-for-tests"
 TOKEN_LIFETIME_S = 3599
 
 
@@ -353,57 +348,3 @@ class _Login(FaultyHandler, BaseHTTPRequestHandler):
         form = {k: v[0] for k, v in parse_qs(raw).items()}
         status, body = self.fake.token(parts[0], form)
         self._send(status, body)
-
-
-class TeamsTenant:
-    """The Teams side of a bot in another process: this login service, a Bot Connector
-    (:func:`~tests.fakes.teams.running_connector`, taking only the tokens issued here) and one
-    team channel, ``sre/general``, the bot is added to by :meth:`join` (the
-    ``conversationUpdate`` Teams sends when the app is added to a team; unsigned, see the
-    module text)."""
-
-    CHANNEL = "sre/general"
-
-    def __init__(self, folder: Path, stack: ExitStack, timeout_s: float = 2.0) -> None:
-        self.entra = stack.enter_context(FakeEntra(folder, APP_ID, APP_SECRET, TENANT_ID))
-        self.connector = stack.enter_context(running_connector(accept=self.entra.issued))
-        self.timeout_s = timeout_s
-        self.joined = False
-
-    def settings(self) -> dict[str, str]:
-        """The bot's ``TEAMS_…`` settings and what it needs to reach the login service."""
-        return {
-            "TEAMS_APP_ID": APP_ID,
-            "TEAMS_APP_PASSWORD": APP_SECRET,
-            "TEAMS_TENANT_ID": TENANT_ID,
-            "TEAMS_DEFAULT_CHANNEL": self.CHANNEL,
-            "TEAMS_TIMEOUT": f"{self.timeout_s:g}",
-            "TEAMS_ANONYMOUS": "true",
-            **self.entra.env(),
-        }
-
-    def send(self, bot_url: str, activity: dict[str, Any], timeout: float = 10.0) -> httpx.Response:
-        """POST ``activity`` to the bot's /api/messages, as the Bot Connector would."""
-        return httpx.post(f"{bot_url}/api/messages", json=activity, timeout=timeout)
-
-    def join(self, bot_url: str) -> None:
-        """Add the app to the team (once): the bot stores where to post its cards."""
-        if self.joined:
-            return
-        added = teams_activity("conversation_update_team_added", self.connector.url)
-        answer = self.send(bot_url, added)
-        if answer.status_code not in (200, 201, 202):
-            raise AssertionError(f"the bot refused to join the team: {answer.status_code}")
-        self.joined = True
-
-    def card_posts(self, titles: Iterable[str]) -> dict[str, list[float]]:
-        """When (monotonic) each title's card was posted to the channel (new messages only:
-        updates and replies are not cards posted)."""
-        wanted = list(titles)
-        posts: dict[str, list[float]] = {}
-        for call in self.connector.of_kind("post"):
-            summary = str(call.body.get("summary") or "")
-            for title in wanted:
-                if summary.endswith(title):
-                    posts.setdefault(title, []).append(call.at)
-        return posts

@@ -10,8 +10,8 @@
 records each one with its ``Authorization`` header and when it came, answers 401 without a
 bearer token (or, given ``accept``, without one of those tokens), and answers a queued failure
 (429, 412, 502 … with ``Retry-After``) when a test asks for one. Its fault switch (``faults``)
-fails every call for a while; :meth:`FakeBotConnector.arm_post` holds the next new message
-(not an update or a reply), so a test can kill a bot while its card post is in flight.
+fails every call for a while; :meth:`FakeBotConnector.arm` holds the next new message (or the
+next update), so a test can kill a bot while its card post (or update) is in flight.
 :func:`running_connector` runs one on a loop thread of its own, for a bot in another process.
 
 :func:`teams_activity` loads a Teams payload from ``tests/fixtures/teams/activities/`` (shaped
@@ -68,6 +68,7 @@ class ConnectorCall:
     authorization: str | None
     body: dict[str, Any]
     at: float = field(default_factory=time.monotonic)
+    answer_id: str | None = None  # the id a new message got
 
     @property
     def card(self) -> dict[str, Any] | None:
@@ -90,7 +91,7 @@ class FakeBotConnector:
     failures: deque[tuple[int, dict[str, str]]] = field(default_factory=deque)
     faults: FaultSwitch = field(default_factory=FaultSwitch)  # tests.fakes.faults
     accept: set[str] | None = None  # the bearer tokens taken (None: any)
-    _held: list[tuple[float, threading.Event]] = field(default_factory=list)
+    _held: list[tuple[str, float, threading.Event]] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1700000000001))
     _runner: web.AppRunner | None = None
     _port: int = 0
@@ -129,12 +130,14 @@ class FakeBotConnector:
     def of_kind(self, kind: str) -> list[ConnectorCall]:
         return [c for c in list(self.calls) if c.kind == kind]
 
-    def arm_post(self, seconds: float) -> threading.Event:
-        """Hang (the fault switch's ``HANG``, for ``seconds``) from the next new message on:
-        the event is set when it arrives. (The switch's own ``arm`` matches paths, and an
-        update's path starts with a new message's.)"""
+    def arm(self, kind: str, seconds: float) -> threading.Event:
+        """Hang (the fault switch's ``HANG``, for ``seconds``) from the next ``post`` (a new
+        message) or ``update`` on: the event is set when it arrives. (The switch's own ``arm``
+        matches paths, and an update's path starts with a new message's.)"""
+        if kind not in ("post", "update"):
+            raise ValueError(f"arm a post or an update, not {kind!r}")
         received = threading.Event()
-        self._held.append((seconds, received))
+        self._held.append((kind, seconds, received))
         return received
 
     def disarm(self) -> None:
@@ -142,10 +145,12 @@ class FakeBotConnector:
 
     @web.middleware
     async def _hold_post(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if self._held and request.method == "POST" and request.path.endswith("/activities"):
-            seconds, received = self._held.pop(0)
-            self.faults.set(Fault.HANG, seconds)
-            received.set()
+        if self._held:
+            kind = "post" if request.path.endswith("/activities") else "update"
+            if request.method == ("POST" if kind == "post" else "PUT") and self._held[0][0] == kind:
+                _, seconds, received = self._held.pop(0)
+                self.faults.set(Fault.HANG, seconds)
+                received.set()
         response: web.StreamResponse = await handler(request)
         return response
 
@@ -171,7 +176,9 @@ class FakeBotConnector:
             )
         return None
 
-    async def _record(self, request: web.Request, kind: str) -> web.Response | None:
+    async def _record(
+        self, request: web.Request, kind: str, answer_id: str | None = None
+    ) -> web.Response | None:
         body = await request.json() if request.can_read_body else {}
         refused = await self._refusal(request)
         self.calls.append(
@@ -182,6 +189,7 @@ class FakeBotConnector:
                 request.match_info.get("activity"),
                 request.headers.get("Authorization"),
                 body,
+                answer_id=answer_id if refused is None else None,
             )
         )
         return refused
@@ -194,8 +202,9 @@ class FakeBotConnector:
         return web.json_response({"id": f"a:conversation-{n}", "activityId": str(n)}, status=201)
 
     async def _post(self, request: web.Request) -> web.Response:
-        refused = await self._record(request, "post")
-        return refused or web.json_response({"id": str(next(self._ids))}, status=201)
+        new_id = str(next(self._ids))
+        refused = await self._record(request, "post", new_id)
+        return refused or web.json_response({"id": new_id}, status=201)
 
     async def _reply(self, request: web.Request) -> web.Response:
         refused = await self._record(request, "reply")
