@@ -387,3 +387,32 @@ async def test_a_term_first_seen_later_than_the_allowance_still_raises_its_incid
 def incident_keys(engine: Engine) -> dict[int, str]:
     with engine.connect() as conn:
         return dict(conn.execute(select(INCIDENTS.c.id, INCIDENTS.c.group_key)).all())
+
+
+async def test_the_rules_page_says_how_long_a_held_rule_waits_for_late_events(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    from tests.integration.test_api import make_client
+
+    async for client, runtime in make_client(tmp_path, clock):
+        assert await runtime.acquire_lease()
+        # the forecast rule shares index=metrics with high-cpu; nothing fetched yet
+        before = await late_events(client)
+        assert before["disk-fill-forecast"] == (
+            "held back by the measured lag (not measured yet), then exact"
+        )
+        assert not (await runtime.runner.run("high-cpu")).error
+        clock.advance(30)
+        assert not (await runtime.runner.run("high-cpu")).error
+        after = await late_events(client)
+        assert after["disk-fill-forecast"] == "held back by the measured lag (2 s), then exact"
+        assert after["high-cpu"] == "past windows evaluated again when late events arrive"
+        assert after["app-error-burst"] == "counted once, by index time"
+        page = (await client.get("/rules")).text
+        assert "late events: held back by the measured lag (2 s), then exact" in page
+
+
+async def late_events(client: Any) -> dict[str, str]:
+    """What the rules API says of each rule's late events."""
+    answer = (await client.get("/api/v1/rules")).json()
+    return {r["id"]: r["search"]["late_events"] for r in answer["items"]}
