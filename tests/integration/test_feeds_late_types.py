@@ -1,10 +1,11 @@
 """Late events for the rule types that judge by event time (``spike``, ``flatline``, ``change``,
-``anomaly``) and for ``new_term``, which judges by what it has seen: through the real rule
-runner and one shared search, for random event streams with random indexing lags within the
-lag the feed measured, each run raises exactly the groups a full-window evaluation over the
-same windows raises once every event is indexed (the backtest's view). A held-back ``flatline``
-rule does not fire on heartbeats merely in transit, and a term whose first event arrives later
-than anything measured (the late sweep finds it) still raises its incident once."""
+``anomaly``, ``correlation``) and for ``new_term``, which judges by what it has seen: through
+the real rule runner and one shared search, for random event streams with random indexing lags
+within the lag the feed measured, each run raises exactly the groups a full-window evaluation
+over the same windows raises once every event is indexed (the backtest's view). A held-back
+``flatline`` rule does not fire on heartbeats merely in transit, and a term whose first event
+arrives later than anything measured (the late sweep finds it) still raises its incident once;
+the rules page says how long a held rule waits."""
 
 from __future__ import annotations
 
@@ -104,6 +105,19 @@ def held_rules(interval_s: int) -> list[Rule]:
             "type": "anomaly",
             "group_by": ["host"],
             "anomaly": {"bucket": "2s", "min_history": 3, "history": 10, "threshold": 2},
+        },
+        {
+            "id": "correlation",
+            "type": "correlation",
+            "group_by": ["host"],
+            "correlation": {
+                "ordered": True,
+                "within": "5s",
+                "conditions": [
+                    {"name": "down", "match": {"state": "down"}},
+                    {"name": "up", "match": {"state": "up"}},
+                ],
+            },
         },
         {
             "id": "new-term",
