@@ -1,11 +1,12 @@
 """Late events for the rule types that judge by event time (``spike``, ``flatline``, ``change``,
-``anomaly``, ``correlation``) and for ``new_term``, which judges by what it has seen: through
-the real rule runner and one shared search, for random event streams with random indexing lags
-within the lag the feed measured, each run raises exactly the groups a full-window evaluation
-over the same windows raises once every event is indexed (the backtest's view). A held-back
-``flatline`` rule does not fire on heartbeats merely in transit, and a term whose first event
-arrives later than anything measured (the late sweep finds it) still raises its incident once;
-the rules page says how long a held rule waits."""
+``anomaly``, ``correlation``, ``threshold`` with ``<``, ``cardinality`` with ``below``) and for
+``new_term``, which judges by what it has seen: through the real rule runner and one shared
+search, for random event streams with random indexing lags within the lag the feed measured,
+each run raises exactly the groups a full-window evaluation over the same windows raises once
+every event is indexed (the backtest's view). A held-back ``flatline`` rule does not fire on
+heartbeats merely in transit, and a term whose first event arrives later than anything measured
+(the late sweep finds it) still raises its incident once; the rules page says how long a held
+rule waits."""
 
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ cases = st.builds(
             st.sampled_from(USERS),
             st.sampled_from(("up", "down")),
         ),
+        min_size=4,
         max_size=50,
     ),
 )
@@ -112,12 +114,25 @@ def held_rules(interval_s: int) -> list[Rule]:
             "group_by": ["host"],
             "correlation": {
                 "ordered": True,
-                "within": "5s",
+                "within": "10s",
                 "conditions": [
                     {"name": "down", "match": {"state": "down"}},
                     {"name": "up", "match": {"state": "up"}},
                 ],
             },
+        },
+        {
+            "id": "few",
+            "type": "threshold",
+            "query": "index=main | stats count by host",
+            "group_by": ["host"],
+            "threshold": {"field": "count", "op": "<", "value": 3},
+        },
+        {
+            "id": "few-users",
+            "type": "cardinality",
+            "group_by": ["host"],
+            "cardinality": {"cardinality_field": "user", "below": 3},
         },
         {
             "id": "new-term",
