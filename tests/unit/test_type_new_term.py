@@ -213,3 +213,32 @@ def test_hits_newest_first_across_the_end_of_learning_are_taken_in_time_order() 
     newest_first = [login(boundary + MINUTE, "dave"), login(boundary - MINUTE, "dave")]
 
     assert evaluate(rule(), newest_first, window(end), memory) == []
+
+
+def test_a_term_whose_first_event_reaches_the_index_late_fires_once() -> None:
+    from detectors.planning import plan_windows
+    from detectors.types import rule_type
+
+    quick = rule(
+        interval="2m",
+        window="2m",
+        max_index_lag="5m",
+        new_term={"fields": ["user"], "learn_for": "0s"},
+    )
+    memory = RuleMemory()
+    # runs of the type reach back max_index_lag in event time and count by index time
+    lag = quick.max_index_lag if rule_type("new_term").index_time else None
+    (first,), _ = plan_windows(T0 - 4 * MINUTE, None, quick, True, lag)
+    assert evaluate(quick, [login(T0 - 5 * MINUTE, "alice")], first, memory)  # new, at once
+    (second,), _ = plan_windows(T0 - 2 * MINUTE, first.end, quick, True, lag)
+    assert evaluate(quick, [login(T0 - 5 * MINUTE, "alice")], second, memory) == []
+    # mallory logged in 3 minutes ago, before the window of the next run by event time, and
+    # reached the index only now: the next run still reads it, and it is new once
+    (third,), _ = plan_windows(T0, second.end, quick, True, lag)
+    late = login(T0 - 3 * MINUTE, "mallory")
+    hits = [login(T0 - MINUTE, "alice"), late]
+    assert third.start <= late.time < third.end - quick.window
+    fired = evaluate(quick, hits, third, memory)
+    assert [dict(alert.group)["user"] for alert in fired] == ["mallory"]
+    (again,), _ = plan_windows(T0 + 2 * MINUTE, third.end, quick, True, lag)
+    assert evaluate(quick, hits, again, memory) == []
