@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 from microsoft_agents.activity import Activity, ActivityTypes, Attachment, ConversationReference
 from microsoft_agents.hosting.core import ChannelServiceAdapter, TurnContext
+from msal.exceptions import MsalError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.domain.card import Card
@@ -204,6 +205,8 @@ class TeamsChatSurface:
             raise
         except ValueError as exc:  # the SDK and MSAL say "no token" with ValueError
             raise TransientError(f"Teams send failed: {exc}") from None
+        except MsalError as exc:  # MSAL raises when Entra ID's token endpoint answers 5xx
+            raise TransientError(f"Teams send failed: no token from Entra ID: {exc}") from None
         return result[0] if result else None
 
 

@@ -144,6 +144,8 @@ class FakeEntra:
     key_requests: list[str] = field(default_factory=list)  # hosts the keys were fetched from
     refused: list[str] = field(default_factory=list)  # CONNECT targets that are not ours
     faults: FaultSwitch = field(default_factory=FaultSwitch)  # the token endpoint's
+    # MSAL asks again for a token within 5 minutes of its end: shorter, it asks every time
+    token_lifetime_s: int = TOKEN_LIFETIME_S
 
     def __post_init__(self) -> None:
         self.ca_file, self._tls = write_certificates(self.folder)
@@ -251,7 +253,7 @@ class FakeEntra:
                     "tid": tenant,
                     "iat": now,
                     "nbf": now,
-                    "exp": now + TOKEN_LIFETIME_S,
+                    "exp": now + self.token_lifetime_s,
                     "jti": secrets.token_urlsafe(12),
                 },
                 self.key,
@@ -264,8 +266,8 @@ class FakeEntra:
                 200,
                 {
                     "token_type": "Bearer",
-                    "expires_in": TOKEN_LIFETIME_S,
-                    "ext_expires_in": TOKEN_LIFETIME_S,
+                    "expires_in": self.token_lifetime_s,
+                    "ext_expires_in": self.token_lifetime_s,
                     "access_token": token,
                 },
             )

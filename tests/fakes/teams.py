@@ -318,10 +318,17 @@ async def teams_bot(
     anonymous: bool = True,
     default_channel: str = "",
     connector_timeout: float = 5,
+    password: str = PASSWORD,
+    msal: bool = False,
+    accept: set[str] | None = None,
     **settings: Any,
 ) -> AsyncIterator[TeamsBot]:
-    """A runtime whose router sends every incident to the console and to Teams ``channel``."""
-    connector = await FakeBotConnector().start()
+    """A runtime whose router sends every incident to the console and to Teams ``channel``.
+
+    Outbound tokens come from :class:`StaticTokenProvider`, or with ``msal`` from MSAL itself
+    (the app's id, ``password`` and tenant; point the process at the login fake,
+    tests/fakes/entra.py); the connector takes only the tokens in ``accept`` when given."""
+    connector = await FakeBotConnector(accept=accept).start()
     roles_file = None
     if roles is not None:
         roles_file = tmp_path / "roles.yaml"
@@ -336,14 +343,15 @@ async def teams_bot(
     )
     teams_settings = TeamsSettings(
         app_id=APP_ID,
-        app_password=SecretStr(PASSWORD),
+        app_password=SecretStr(password),
         tenant_id=TENANT_ID,
         anonymous=anonymous,
         default_channel=default_channel,
         timeout=connector_timeout,
     )
     # the runtime wires Teams itself: routes, surface, the /api/messages route
-    runtime = Runtime(config, clock=clock, teams=teams_settings, teams_tokens=StaticTokenProvider())
+    tokens = None if msal else StaticTokenProvider()
+    runtime = Runtime(config, clock=clock, teams=teams_settings, teams_tokens=tokens)
     await runtime.connect(attempts=1)
     assert runtime.teams is not None
     teams = runtime.teams
