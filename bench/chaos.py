@@ -4,16 +4,18 @@
                           [--replicas 1] [--every 2]
                           [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
 
-While a burst of 5xx events (one incident each) and a click on "acknowledge" keep coming, Slack,
-PagerDuty, Splunk and Bedrock in turn answer 5xx, 429 with ``Retry-After``, hang past the
-client's timeout or reset connections for ``--fault-seconds``, then recover; during ``--kills``
-of those faults a replica is killed with SIGKILL at a random moment and a new one started on the
-same database. Then ``--aimed`` times each, the bots are killed at an aimed moment: a card post
-in flight, a click being handled, a Bedrock call in flight, a playbook step in flight
-(tests/chaos/storm.py). At the end every burst must have exactly one incident, one card and one
-page, every click its acknowledgement, every incident its analysis, and every playbook run cut
-short ends interrupted with its step sent once. Prints a report, then one JSON line. (Teams
-fails the same ways in tests/chaos/test_teams.py, in one process.)
+While a burst of 5xx events (one incident each) and a click on "acknowledge" keep coming (every
+other click pressed on the incident's Teams card), Slack, Teams, PagerDuty, Splunk and Bedrock
+in turn answer 5xx, 429 with ``Retry-After``, hang past the client's timeout or reset
+connections for ``--fault-seconds``, then recover; during ``--kills`` of those faults a replica
+is killed with SIGKILL at a random moment and a new one started on the same database. Then
+``--aimed`` times each, the bots are killed at an aimed moment: a Slack card post in flight, a
+Teams card post in flight, a click being handled (from the API, from Teams), a Bedrock call in
+flight, a playbook step in flight (tests/chaos/storm.py). The bots post every card to Slack and
+to a Teams channel, getting their Teams tokens from the login fake (tests/fakes/entra.py). At
+the end every burst must have exactly one incident, one Slack card, one Teams card and one page,
+every click its acknowledgement (applied once), every incident its analysis, and every playbook
+run cut short ends interrupted with its step sent once. Prints a report, then one JSON line.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ def main() -> int:
         postgres_schema(args.database_url) as url,
         ExitStack() as stack,
     ):
-        bots = Cluster(Path(folder), url, stack, heartbeat=0.5, bedrock=True, playbooks=True)
+        bots = Cluster(
+            Path(folder), url, stack, heartbeat=0.5, bedrock=True, playbooks=True, teams=True
+        )
         bots.settings["BOT_OUTBOX_RATE_LIMITS"] = '{"slack": {"rate": 20, "burst": 20}}'
         bots.settings["SPLUNK_SEARCH_TIMEOUT"] = "2"  # a hang outlasts it: the search fails
         bots.start(args.replicas)
@@ -80,6 +84,11 @@ def main() -> int:
         f"still queued at the end {outcome.queued_at_end}",
         file=sys.stderr,
     )
+    print(
+        f"teams: {outcome.teams_cards} cards posted, {outcome.teams_clicks} clicks pressed on "
+        f"Teams cards; clicks applied twice {outcome.doubled_clicks}",
+        file=sys.stderr,
+    )
     for line in outcome.details + outcome.unsettled:
         print(line, file=sys.stderr)
     emit(
@@ -97,6 +106,9 @@ def main() -> int:
             "ready_named": sum(outcome.ready_named.values()),
             "ready_said_how_long": sum(1 for v in outcome.ready_failing_for.values() if v > 0),
             "analyses_lost": outcome.analyses_lost,
+            "teams_faults": sum(1 for dependency, _ in outcome.faults if dependency == "teams"),
+            "teams_cards": outcome.teams_cards,
+            "teams_clicks": outcome.teams_clicks,
         }
     )
     return 0 if outcome.lost == outcome.duplicates == 0 else 1
