@@ -3,8 +3,7 @@ as it did before."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,11 +13,12 @@ import httpx
 import pytest
 
 from tests.fakes.bedrock import FakeBedrock
+from tests.fakes.entra import ENTRA_HOST, FakeEntra
 from tests.fakes.faults import Fault, FaultSwitch
 from tests.fakes.pagerduty import FakePagerDuty, make_tls
 from tests.fakes.slack import FakeSlack
 from tests.fakes.splunk import FakeSplunk
-from tests.fakes.teams import FakeBotConnector
+from tests.fakes.teams import APP_ID, PASSWORD, TENANT_ID, running_connector
 
 Target = tuple[FaultSwitch, str, httpx.Client]
 
@@ -43,23 +43,18 @@ def target(name: str, folder: Path) -> Iterator[Target]:
                 yield slack.faults, f"{slack.api_url}auth.test", client
         finally:
             slack.stop_thread()
+    elif name == "entra":  # the token endpoint, through the login fake's proxy, over TLS
+        with FakeEntra(folder, APP_ID, PASSWORD, TENANT_ID) as entra:
+            trust = ssl.create_default_context(cafile=str(entra.ca_file))
+            with httpx.Client(proxy=entra.proxy_url, verify=trust) as client:
+                url = f"https://{ENTRA_HOST}/{TENANT_ID}/oauth2/v2.0/token"
+                yield entra.faults, url, client
     else:
-        connector = FakeBotConnector(require_token=False)
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, daemon=True)
-        thread.start()
-        asyncio.run_coroutine_threadsafe(connector.start(), loop).result(10)
-        try:
-            with httpx.Client() as client:
-                yield connector.faults, f"{connector.url}v3/conversations", client
-        finally:
-            asyncio.run_coroutine_threadsafe(connector.stop(), loop).result(10)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(10)
-            loop.close()
+        with running_connector(require_token=False) as connector, httpx.Client() as client:
+            yield connector.faults, f"{connector.url}v3/conversations", client
 
 
-FAKES = ["splunk", "pagerduty", "bedrock", "slack", "teams"]
+FAKES = ["splunk", "pagerduty", "bedrock", "slack", "teams", "entra"]
 
 
 def post(client: httpx.Client, url: str, timeout: float = 5.0) -> httpx.Response:
