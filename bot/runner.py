@@ -7,8 +7,8 @@ types); after a restart or an outage the gap is replayed in interval-sized steps
 ``max_catchup``. The window end advances in the same transaction as the incidents it produced:
 no gap, no overlap, no double incident. Rules that share a search read it through their feed
 (``detectors.feeds``); a fed rule whose type judges by event time and cannot revisit past
-windows is *held back*: its windows end the feed's measured lag allowance before the feed's
-data ends, so their events have arrived when they are judged (``detectors.revisit``).
+windows is held back by the feed's measured lag, so a window's events have arrived when it is
+judged (``detectors.revisit``).
 """
 
 from __future__ import annotations
@@ -234,11 +234,10 @@ class RuleRunner:
         return backend, windows
 
     def _held_end(self, rule: Rule, end: datetime) -> tuple[datetime, datetime] | None:
-        """Where a held-back rule's window ends, and up to when its events count as seen: the
-        window ends the measured lag allowance before its feeds' data ends (so every event of
-        it that is no later than the allowance has been fetched), never after ``end``. With
-        the feed fetched up to now, that is ``hold = max(0, allowance - query_delay)`` before
-        the rule's own end. None until the feeds have measured a lag."""
+        """A held-back rule's window end and how far its events count as seen: the measured lag
+        allowance before its feeds' data end (every event of the window within the allowance is
+        fetched), never after ``end``; with the feed current, ``max(0, allowance - query_delay)``
+        before the rule's own end. None until the feeds have measured a lag."""
         assert self.feeds is not None
         allowance = self.feeds.lag_allowance(rule.id)
         data_end = self.feeds.data_end(rule.id)
