@@ -44,7 +44,7 @@ from detectors.feeds import FeedSet, FeedView
 from detectors.memory import RuleMemory
 from detectors.model import Rule
 from detectors.planning import plan_windows
-from detectors.revisit import held_back, with_late_events
+from detectors.revisit import held_back, reach_back, with_late_events
 from detectors.runner import run_rule
 from detectors.types import rule_type
 from detectors.window import Window
@@ -149,6 +149,8 @@ class RuleRunner:
         try:
             backend, windows = await self._plan(rule, now, last_end)
             for index, window in enumerate(windows):
+                if isinstance(backend, FeedView):
+                    window = reach_back(rule, backend, window)
                 outcome = await run_rule(rule, backend, window, self._redact, memory)
                 if isinstance(backend, FeedView):
                     allowance = rule.max_index_lag or self._max_index_lag

@@ -14,7 +14,9 @@ change nothing; a backtest over all the events would have raised what they compl
 - every other type is *held back* (:func:`held_back`): its window ends the measured lag
   allowance before its feed's data ends, so the events of a window have arrived when it is
   judged. An event later than the allowance is counted by the windows judged after it arrived
-  that still hold it; a window already judged is not judged again.
+  that still hold it; a window already judged is not judged again. A type whose memory skips
+  what it has taken (``change``) reaches back for such events older than its window
+  (:func:`reach_back`), so a group's newest value is taken however late it arrived.
 
 What they raise joins the run's alerts (one per group; the current window's wins).
 """
@@ -39,6 +41,19 @@ def held_back(rule: Rule) -> bool:
     judges "new" by index time nor can evaluate past windows again."""
     kind = rule_type(rule.type)
     return not kind.index_time and not kind.revisit(rule)
+
+
+def reach_back(rule: Rule, view: FeedView, window: Window) -> Window:
+    """A held-back ``window`` widened back to the oldest event that reached the feed after the
+    previous run and is older than the window (later than the lag allowance), for the types
+    that may read back; ``window`` itself otherwise."""
+    if not rule_type(rule.type).reads_back or window.seen_until is None:
+        return window
+    start = window.start.timestamp()
+    late = [t for t in view.late_times(window.new_since, window.seen_until) if t < start]
+    if not late:
+        return window
+    return replace(window, start=datetime.fromtimestamp(min(late), UTC))
 
 
 async def with_late_events(
@@ -108,4 +123,4 @@ async def _past_windows(
     return found
 
 
-__all__ = ["held_back", "with_late_events"]
+__all__ = ["held_back", "reach_back", "with_late_events"]

@@ -48,6 +48,10 @@ class RuleType:
     #: whether a run may re-evaluate past windows of this rule that events arriving late now
     #: complete (stateless types whose condition more events can only make true)
     revisit: Callable[[Any], bool] = lambda rule: False
+    #: its memory skips every event it has already taken, so a run may read further back than
+    #: its window: a held-back run reaches back for events that arrived later than the lag
+    #: allowance, older than the window (``detectors.revisit.reach_back``)
+    reads_back: bool = False
 
 
 RULE_TYPES: dict[str, RuleType] = {
@@ -76,7 +80,9 @@ RULE_TYPES: dict[str, RuleType] = {
             evaluate=new_term.evaluate,
             index_time=True,
         ),
-        RuleType("change", change.ChangeRule, sliding=True, evaluate=change.evaluate),
+        RuleType(
+            "change", change.ChangeRule, sliding=True, evaluate=change.evaluate, reads_back=True
+        ),
         RuleType(
             "cardinality",
             cardinality.CardinalityRule,

@@ -445,3 +445,63 @@ async def late_events(client: Any) -> dict[str, str]:
     """What the rules API says of each rule's late events."""
     answer = (await client.get("/api/v1/rules")).json()
     return {r["id"]: r["search"]["late_events"] for r in answer["items"]}
+
+
+async def test_a_change_arriving_later_than_the_allowance_is_taken_when_it_is_the_newest(
+    sqlite_engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
+    rule = RULE_TYPES["change"].model.model_validate(
+        {
+            **COMMON,
+            "id": "role",
+            "title": "{host} changed role",
+            "type": "change",
+            "interval": "2s",
+            "window": "20s",
+            "max_index_lag": "60s",
+            "group_by": ["host"],
+            "change": {"compare_field": "role"},
+        }
+    )
+    store = EventStore(tmp_path / "events.db")
+    runner = runner_with_feed(
+        sqlite_engine,
+        store,
+        rule,
+        clock,
+        max_index_lag=timedelta(seconds=60),
+        late_sweep=timedelta(seconds=30),
+        learn=timedelta(seconds=5),
+    )
+    created: list[int] = []
+
+    async def tick() -> None:
+        summary = await runner.run(rule.id)
+        assert not summary.error, summary.error
+        created.extend(summary.result.created)
+        clock.advance(2)
+
+    def report(at: datetime, host: str, role: str, lag_s: float) -> Event:
+        return Event(time=at, raw=f"role={role}", host=host, indexed=at + timedelta(seconds=lag_s))
+
+    await tick()
+    for _ in range(30):  # two hosts report their role every 2 s, searchable a second later
+        at = clock.now() - timedelta(seconds=0.5)
+        store.add([report(at, "web1", "frontend", 1), report(at, "db1", "primary", 1)])
+        await tick()
+    assert created == []  # first sightings, then the same role again
+    # db1's last report says it became a replica; it reaches the index 40 s after it was sent,
+    # later than the allowance (the feed measured 1 s lags), so only the late sweep finds it,
+    # when every window holding its time has been judged
+    store.add([report(clock.now() - timedelta(seconds=0.5), "db1", "replica", 40)])
+    for _ in range(60):
+        at = clock.now() - timedelta(seconds=0.5)
+        store.add([report(at, "web1", "frontend", 1)])
+        await tick()
+    assert runner.feeds is not None
+    [feed] = runner.feeds.feeds(rule.id)
+    assert feed.figures.late_found == 1
+    # it is db1's newest report: the run reaches back for it, and the change is raised once
+    assert list(incident_keys(sqlite_engine).values()) == ["role|host=db1"]
+    assert len(created) == 1
+    store.close()
