@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,7 +44,7 @@ from detectors.feeds import FeedSet, FeedView
 from detectors.memory import RuleMemory
 from detectors.model import Rule
 from detectors.planning import plan_windows
-from detectors.revisit import held_back, reach_back, with_late_events
+from detectors.revisit import held_back, held_window, with_late_events
 from detectors.runner import run_rule
 from detectors.types import rule_type
 from detectors.window import Window
@@ -149,8 +149,6 @@ class RuleRunner:
         try:
             backend, windows = await self._plan(rule, now, last_end)
             for index, window in enumerate(windows):
-                if isinstance(backend, FeedView):
-                    window = reach_back(rule, backend, window)
                 outcome = await run_rule(rule, backend, window, self._redact, memory)
                 if isinstance(backend, FeedView):
                     allowance = rule.max_index_lag or self._max_index_lag
@@ -218,8 +216,8 @@ class RuleRunner:
         windows, skipped = plan_windows(
             now, last_end, rule, kind.sliding, self.index_lag_for(rule, backend), end=end
         )
-        if seen_until is not None:
-            windows = [replace(window, seen_until=seen_until) for window in windows]
+        if seen_until is not None and isinstance(backend, FeedView):  # held back
+            windows = [held_window(rule, backend, w, seen_until) for w in windows]
         if skipped > timedelta(0):
             log.warning(
                 "rule %s: %s of data older than max_catchup (%s) was not searched",

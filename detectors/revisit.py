@@ -16,7 +16,7 @@ change nothing; a backtest over all the events would have raised what they compl
   judged. An event later than the allowance is counted by the windows judged after it arrived
   that still hold it; a window already judged is not judged again. A type whose memory skips
   what it has taken (``change``) reaches back for such events older than its window
-  (:func:`reach_back`), so a group's newest value is taken however late it arrived.
+  (:func:`held_window`), so a group's newest value is taken however late it arrived.
 
 What they raise joins the run's alerts (one per group; the current window's wins).
 """
@@ -43,14 +43,15 @@ def held_back(rule: Rule) -> bool:
     return not kind.index_time and not kind.revisit(rule)
 
 
-def reach_back(rule: Rule, view: FeedView, window: Window) -> Window:
-    """A held-back ``window`` widened back to the oldest event that reached the feed after the
-    previous run and is older than the window (later than the lag allowance), for the types
-    that may read back; ``window`` itself otherwise."""
-    if not rule_type(rule.type).reads_back or window.seen_until is None:
+def held_window(rule: Rule, view: FeedView, window: Window, seen_until: datetime) -> Window:
+    """A held-back ``window``, judged with every event its feed fetched before ``seen_until``;
+    for the types that may read back, widened back to the oldest event that reached the feed
+    since the previous run and is older than the window (later than the lag allowance)."""
+    window = replace(window, seen_until=seen_until)
+    if not rule_type(rule.type).reads_back:
         return window
     start = window.start.timestamp()
-    late = [t for t in view.late_times(window.new_since, window.seen_until) if t < start]
+    late = [t for t in view.late_times(window.new_since, seen_until) if t < start]
     if not late:
         return window
     return replace(window, start=datetime.fromtimestamp(min(late), UTC))
@@ -123,4 +124,4 @@ async def _past_windows(
     return found
 
 
-__all__ = ["held_back", "reach_back", "with_late_events"]
+__all__ = ["held_back", "held_window", "with_late_events"]

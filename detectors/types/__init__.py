@@ -50,7 +50,7 @@ class RuleType:
     revisit: Callable[[Any], bool] = lambda rule: False
     #: its memory skips every event it has already taken, so a run may read further back than
     #: its window: a held-back run reaches back for events that arrived later than the lag
-    #: allowance, older than the window (``detectors.revisit.reach_back``)
+    #: allowance, older than the window (``detectors.revisit.held_window``)
     reads_back: bool = False
 
 
