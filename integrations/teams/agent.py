@@ -48,6 +48,7 @@ from microsoft_agents.hosting.core import (
 )
 from microsoft_agents.hosting.core.authorization import AuthenticationConstants
 from microsoft_agents.hosting.fastapi import CloudAdapter, start_agent_process
+from msal.exceptions import MsalError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.domain.card import ActionKind, Card
@@ -193,6 +194,10 @@ class TeamsAgent:
                 response = await start_agent_process(request, self.app, self.adapter)
             except ValidationError:
                 return JSONResponse({"error": "not a Bot Framework activity"}, status_code=400)
+            except MsalError as exc:  # Entra ID's token endpoint failed before the turn began
+                log.warning("Teams activity not handled: no token from Entra ID: %s", exc)
+                answer = {"error": "no token from Entra ID to answer with; send it again later"}
+                return JSONResponse(answer, status_code=503)
             if response is not None and response.status_code == HTTPStatus.NOT_IMPLEMENTED:
                 # the SDK's answer to an invoke no handler takes (an unknown name or verb, or a
                 # value that is not an Action.Execute): the request is what is wrong

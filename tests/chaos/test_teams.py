@@ -171,6 +171,10 @@ async def test_teams_tokens_for_real_a_login_outage_delays_cards_and_forged_toke
             assert waiting(bot) and not bot.connector.calls
             check = await teams_check(bot)
             assert check["status"] == "down" and "Entra ID" in str(check["reason"]), check
+            # an activity that comes meanwhile is not taken (nothing done): Teams sends it again
+            message = bot.activity("message_channel")
+            answer = await bot.client.post("/api/messages", json=message, headers=signed)
+            assert answer.status_code == 503 and "Entra ID" in answer.json()["error"]
             entra.faults.clear()
             for _ in range(20):  # MSAL itself answers with the 503 until its Retry-After passes
                 await asyncio.sleep(0.2)
