@@ -30,6 +30,7 @@ from bot.pipeline.inhibit import InhibitRule
 from bot.pipeline.mute import Silence
 from bot.pipeline.recover import clean_runs
 from bot.ports import Clock, SearchBackend
+from bot.store.feed_lags import LagKeeper
 from bot.store.leases import FencedWrite
 from bot.store.maintenance import active_silences, muter_for
 from bot.store.repo import INCIDENTS, RULE_STATE
@@ -99,6 +100,7 @@ class RuleRunner:
         self.feeds = feeds
         if feeds is not None:
             feeds.on_lag = self._observe_lag
+            self._lags = LagKeeper(engine, feeds)
         #: runs that covered more than one interval, and how far each rule's data trails now
         self.coalesced: dict[str, int] = {}
         self._busy: set[str] = set()
@@ -203,7 +205,9 @@ class RuleRunner:
         backend, end, seen_until = self._backend, None, None
         if self.feeds is not None and self.feeds.fed(rule.id):
             try:
+                await self._lags.resume()  # what the previous process measured
                 end = await self.feeds.end_for(rule, now - rule.query_delay)
+                await self._lags.keep(now)
             finally:
                 self._export_feeds()
             backend = self.feeds.view(rule.id)

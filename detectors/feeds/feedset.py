@@ -61,6 +61,7 @@ class FeedSet:
         self._backend = backend
         self._extractor = extractor or DEFAULT_EXTRACTOR
         shared: deque[tuple[float, float]] = deque()
+        self._lags = shared  # every feed's measured lags (the same forwarders and indexers)
         self._feeds = {
             spec.name: Feed(
                 spec,
@@ -100,6 +101,21 @@ class FeedSet:
             if before is not None and feed.cursor is not None and feed.cursor > before:
                 self._unmeasured.discard(feed.spec.name)  # a fetch measured its lags
         return min(ends)
+
+    def lag_history(self) -> list[tuple[float, float]]:
+        """The lags the feeds measured over the last hour: (index time, the largest lag a fetch
+        found), oldest first; what a restarted process resumes from (:meth:`resume_lags`)."""
+        return list(self._lags)
+
+    def resume_lags(self, history: Sequence[tuple[float, float]]) -> None:
+        """Take up the lags an earlier process (or the previous lease holder) measured, unless
+        this one has measured some already: the scan-back and the hold follow them at once
+        instead of learning for ten minutes (entries older than an hour before the next fetch
+        are forgotten then)."""
+        if self._lags or not history:
+            return
+        self._lags.extend(sorted(history))
+        self._unmeasured.clear()
 
     def lag_allowance(self, rule_id: str) -> timedelta | None:
         """How long the events of ``rule_id``'s feeds take to become searchable, as measured:

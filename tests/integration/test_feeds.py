@@ -206,6 +206,34 @@ async def test_the_scan_back_follows_the_measured_lag_and_the_sweep_finds_what_i
 LEARN_TICKS = 310  # ten minutes of index time, two seconds apart
 
 
+async def test_a_restarted_process_resumes_the_measured_lag_instead_of_learning_again(
+    engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
+    store = EventStore(tmp_path / "events.db")
+    loaded = rules(tmp_path, RULE)
+    first = runner_for(engine, LocalSearchBackend(store), loaded, clock)
+    await first.run("ssh-guessing")
+    for n in range(LEARN_TICKS):
+        store.add([single(clock, n, lag_s=4)])
+        clock.advance(2)
+        await first.run("ssh-guessing")
+    assert first.feeds is not None
+    assert first.feeds.feeds("ssh-guessing")[0].scan_back == 1.25 * 4 + 2
+    # the process dies; its replacement (or the replica taking the lease over) starts cold
+    clock.advance(20)
+    second = runner_for(engine, LocalSearchBackend(store), loaded, clock)
+    assert second.feeds is not None
+    [feed] = second.feeds.feeds("ssh-guessing")
+    assert feed.scan_back == 300  # nothing measured in this process yet
+    await second.run("ssh-guessing")
+    clock.advance(2)
+    await second.run("ssh-guessing")
+    # it reaches back as far as the lag measured before, not max_index_lag for ten minutes
+    assert feed.scan_back == 1.25 * 4 + 2
+    assert second.feeds.lag_allowance("ssh-guessing") == timedelta(seconds=1.25 * 4 + 2)
+    store.close()
+
+
 def single(clock: FakeClock, n: int, lag_s: float) -> Event:
     at = clock.now() - timedelta(seconds=0.5)
     return Event(
