@@ -102,9 +102,7 @@ class FakeBotConnector:
         return f"http://127.0.0.1:{self._port}/teams/"
 
     async def start(self) -> FakeBotConnector:
-        app = web.Application(
-            middlewares=[self._hold_post, fault_middleware(self.faults, "/teams/")]
-        )
+        app = web.Application(middlewares=[self._hold, fault_middleware(self.faults, "/teams/")])
         base = "/teams/v3/conversations"
         app.router.add_post(base, self._create)
         app.router.add_post(base + "/{conversation}/activities", self._post)
@@ -144,7 +142,7 @@ class FakeBotConnector:
         self._held.clear()
 
     @web.middleware
-    async def _hold_post(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _hold(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if self._held:
             kind = "post" if request.path.endswith("/activities") else "update"
             if request.method == ("POST" if kind == "post" else "PUT") and self._held[0][0] == kind:
