@@ -196,7 +196,12 @@ def feeds_supported() -> bool:
 
 
 def make_runner(
-    engine: Engine, backend: SearchBackend, rules: Sequence[Rule], clock: Clock, shared: bool
+    engine: Engine,
+    backend: SearchBackend,
+    rules: Sequence[Rule],
+    clock: Clock,
+    shared: bool,
+    late_sweep: timedelta | None = None,
 ) -> tuple[RuleRunner, Any]:
     """The runner, and its FeedSet when searches are shared (None: every rule searches alone)."""
     router = Router(rules=(), defaults=(Target("console", "console"),))
@@ -209,7 +214,8 @@ def make_runner(
     if shared:
         from detectors.feeds import FeedSet
 
-        feeds = FeedSet(backend, rules, max_index_lag=MAX_INDEX_LAG)
+        knobs = {} if late_sweep is None else {"late_sweep": late_sweep}
+        feeds = FeedSet(backend, rules, max_index_lag=MAX_INDEX_LAG, **knobs)
     if feeds_supported():
         extra["feeds"] = feeds
     redact = Redactor("balanced").redact
