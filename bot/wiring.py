@@ -1,29 +1,25 @@
-"""Composition root: Settings -> objects. The only module of ``bot`` importing integrations."""
+"""Composition root: Settings -> objects. With its parts in ``bot/wiring_*.py`` (settings,
+search, chat, RCA) the only place in ``bot`` that imports integrations: each integration is
+built from its settings and registers what it offers; :class:`Runtime` keeps the process's life
+(start, stop, lead, health)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from pathlib import Path
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
-
-from sqlalchemy import event, select
 
 from bot.authz import Roles
 from bot.charts.delivery import ChartDelivery
 from bot.charts.service import charts_from_settings
+from bot.chores import Chores
 from bot.domain.card import CardOptions
 from bot.domain.durations import format_duration
-from bot.domain.incident import Command, CommandKind, State
-from bot.domain.rca import RcaReport, RcaStatus
-from bot.errors import ConfigError, Conflict, PermanentError, TransientError
+from bot.domain.incident import Command, CommandKind
+from bot.errors import PermanentError, TransientError
 from bot.events import Broadcaster, Change
 from bot.health import Readiness
 from bot.interactions import Interactions
@@ -31,104 +27,46 @@ from bot.metrics import Metrics
 from bot.operations import Operations
 from bot.outbox import OutboxWorker
 from bot.pipeline.enrich import Enricher
-from bot.pipeline.escalate import EscalationPolicy, EscalationRule, page_due
 from bot.pipeline.ingest import IngestPolicy, IngestResult
-from bot.pipeline.notify import Router, RouteRule, Target
-from bot.ports import (
-    ChatSurface,
-    Clock,
-    DirectSurface,
-    Health,
-    HealthStatus,
-    Pager,
-    RcaEngine,
-    SearchBackend,
-    SystemClock,
-)
+from bot.ports import Clock, Pager, RcaEngine, SearchBackend, SystemClock
 from bot.readiness import readiness_report
 from bot.redaction import Redactor
-from bot.retention import purge
+from bot.replica import SCHEDULER_LEASE, Replica
 from bot.scheduler import RuleRunner, Scheduler
 from bot.settings import Settings
 from bot.similar.service import Similar
-from bot.store import leases, replicas
 from bot.store.db import SchemaTooNew, check_connection, make_engine, migrate
-from bot.store.repo import INCIDENTS
-from detectors.feeds import FeedSet
-from detectors.fields import load_extractor
+from bot.wiring_chat import build_teams_package, default_channels
+from bot.wiring_chat import from_settings as chat_from_settings
+from bot.wiring_rca import from_settings as rca_from_settings
+from bot.wiring_rca import report_calls
+from bot.wiring_search import from_settings as search_from_settings
+from bot.wiring_settings import IntegrationSettings, build_escalation, build_router
 from detectors.model import Rule
 from detectors.rules import load_inhibit_rules, load_rules
 from integrations.alertmanager.wiring import from_settings as push_from_settings
-from integrations.bedrock import BedrockRcaEngine, load_bedrock_settings
-from integrations.console import ConsoleChatSurface
 from integrations.executors import build_executors, load_executor_settings
-from integrations.heuristic import HeuristicRcaEngine
-from integrations.local import EventStore, LocalSearchBackend
-from integrations.local.generator import Generator
 from integrations.local.snapshots import ingest_snapshot
-from integrations.pagerduty import (
-    PagerDutyPager,
-    PagerDutySettings,
-    load_pagerduty_settings,
-    webhook_router,
-)
-from integrations.slack import SlackIntegration, SlackSettings, build_slack, load_slack_settings
-from integrations.splunk import SplunkSearchBackend, load_splunk_settings
-from integrations.teams import TeamsIntegration, TeamsSettings, build_teams, load_teams_settings
-from integrations.teams.package import build_package
+from integrations.pagerduty import PagerDutyPager, webhook_router
+from integrations.slack import SlackSettings
+from integrations.teams import TeamsSettings
 from playbooks.wiring import RemediationParts, load_registry
 from playbooks.wiring import from_settings as remediation_from_settings
 
 log = logging.getLogger(__name__)
-SCHEDULER_LEASE = "scheduler"
-
-
-class _OffRca:
-    async def explain(self, incident: Any, evidence: Any, context: Any) -> RcaReport:
-        return RcaReport(RcaStatus.UNAVAILABLE, "root-cause analysis is turned off (BOT_RCA=off)")
+__all__ = [
+    "SCHEDULER_LEASE",
+    "Runtime",
+    "build_escalation",
+    "build_router",
+    "build_teams_package",
+]
 
 
 @dataclass(slots=True)
 class DatabaseStatus:
     ready: bool = False
     reason: str = "connecting"
-
-
-def build_router(settings: Settings, defaults: Mapping[str, str]) -> Router:
-    """Routes from settings for the surfaces in use; ``defaults`` maps each surface to its
-    default channel (empty: only routed incidents go there)."""
-    rules = tuple(
-        RouteRule(
-            Target(r.surface, r.channel),
-            frozenset(r.severity),
-            frozenset(r.category),
-            frozenset(r.service),
-        )
-        for r in settings.routes
-        if r.surface in defaults
-    )
-    return Router(rules, tuple(Target(name, ch) for name, ch in defaults.items() if ch))
-
-
-def build_escalation(settings: Settings, pagers: Mapping[str, Pager]) -> EscalationPolicy | None:
-    """The escalation policy, when a pager is set up (the first one configured pages)."""
-    if not pagers:
-        return None
-    rules = tuple(
-        EscalationRule(
-            e.after, e.routing, frozenset(e.severity), frozenset(e.category), frozenset(e.service)
-        )
-        for e in settings.escalation
-    )
-    return EscalationPolicy(next(iter(pagers)), rules)
-
-
-def build_teams_package(settings: Settings, out: Path) -> Path:
-    """The Teams app package (manifest and icons) to upload in Teams."""
-    teams = TeamsSettings()
-    if not teams.app_id:
-        raise ConfigError("TEAMS_APP_ID: required to build the Teams app package")
-    return build_package(teams.app_id, out, settings.console_url)
 
 
 class Runtime:
@@ -153,20 +91,10 @@ class Runtime:
         self.metrics = Metrics()
         self.health = Readiness(self.clock, self.metrics.registry)  # /ready, failing since when
         self.broadcaster = Broadcaster()
-        self.splunk = load_splunk_settings() if settings.search_backend == "splunk" else None
-        self.pagerduty: PagerDutySettings | None = None
-        if PagerDutySettings().enabled:
-            paging = {e.routing for e in settings.escalation if e.after is not None}
-            self.pagerduty = load_pagerduty_settings(channels=paging)
-        self.teams_settings = (teams or load_teams_settings()).validate_for_host(settings.http_host)
-        self.slack_settings = slack or load_slack_settings()
-        secrets = [
-            *settings.secret_values(),
-            *self.teams_settings.secret_values(),
-            *self.slack_settings.secret_values(),
-            *(self.splunk.secret_values() if self.splunk else []),
-            *(self.pagerduty.secret_values() if self.pagerduty else []),
-        ]
+        configured = IntegrationSettings.load(settings, teams, slack)
+        self.splunk, self.pagerduty = configured.splunk, configured.pagerduty
+        self.teams_settings, self.slack_settings = configured.teams, configured.slack
+        secrets = [*settings.secret_values(), *configured.secret_values()]
         self.redactor = Redactor(settings.redaction_mode, secrets)
         self.roles = (
             Roles.load(settings.roles_file) if settings.roles_file else Roles.embedded_default()
@@ -182,55 +110,33 @@ class Runtime:
         )
         self.engine = make_engine(settings.database_url)
         self.db = DatabaseStatus()
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # the scheduler lease; every write a lease holder makes goes through `fenced_engine`
         # (or calls `self.lease.fence(conn)` in its transaction): see docs/replicas.md
-        self.lease = leases.LeaseKeeper(
+        self.replica = Replica.join(
             self.engine,
-            SCHEDULER_LEASE,
-            self.holder,
             settings.lease_heartbeat,
             on_takeover=self.metrics.lease_takeovers.inc,
             on_refusal=self.metrics.fenced_writes.inc,
         )
-        self.fenced_engine = self.engine.execution_options(fenced=SCHEDULER_LEASE)
-        event.listen(self.fenced_engine, "begin", self.lease.fence)
+        self.holder, self.lease = self.replica.holder, self.replica.lease
+        self.fenced_engine = self.replica.fenced_engine
         self.fatal = ""  # why this process refused to run (a schema newer than this build)
         self.on_fatal: Any = lambda reason: None
-        self.surfaces: dict[str, ChatSurface] = {"console": ConsoleChatSurface(self.broadcaster)}
-        defaults = {"console": "console"}
-        if self.teams_settings.enabled:
-            defaults["teams"] = self.teams_settings.default_channel
-        if self.slack_settings.enabled:
-            defaults["slack"] = self.slack_settings.default_channel
-        self.router = build_router(settings, defaults)
-        self.event_store: EventStore | None = None
-        if backend is None and self.splunk is not None:
-            backend = SplunkSearchBackend(self.splunk, clock=self.clock)
-        extractor = load_extractor(settings.field_extraction_paths)  # ConfigError: file:line
-        if backend is None:
-            self.event_store = EventStore(settings.local_events_path)
-            backend = LocalSearchBackend(self.event_store, extractor)
-        self.backend = backend
-        # the generator answers `simulate` even when its background scenarios are off
-        self.generator = (
-            Generator(self.event_store, index_lag=settings.generator_index_lag)
-            if self.event_store is not None
-            else None
+        self.router = build_router(
+            settings, default_channels(self.teams_settings, self.slack_settings)
         )
-        self.embedded = self.event_store is not None  # the embedded default (local logs)
+        search = search_from_settings(
+            settings, splunk=self.splunk, rules=self.rules, clock=self.clock, backend=backend
+        )
+        self.backend, self.event_store = search.backend, search.event_store
+        self.generator = search.generator  # answers `simulate` even with scenarios off
+        self.embedded = search.embedded  # the embedded default (local logs)
         self.registry = load_registry(settings, self.rules, self.embedded)
         self.pagers: dict[str, Pager] = (
             {"pagerduty": PagerDutyPager(self.pagerduty)} if self.pagerduty else {}
         )
         self.escalation = build_escalation(settings, self.pagers)
         self.similar = Similar.for_engine(self.engine)  # indexes incidents as they resolve
-        self.card_options = CardOptions(
-            settings.console_url,
-            escalate=bool(self.pagers),
-            reanalyse=settings.rca != "off",
-            similar=self.similar.card_line,
-        )
         self.interactions = Interactions(
             self.engine,
             self.roles,
@@ -261,8 +167,12 @@ class Runtime:
             on_outcome=lambda p, c, o: self.metrics.remediation_runs.labels(p, c, o).inc(),
             on_refusal=lambda reason: self.metrics.remediation_refusals.labels(reason).inc(),
         )
-        self.card_options = replace(
-            self.card_options, remediation=self.playbooks.remediation.card_part
+        self.card_options = CardOptions(
+            settings.console_url,
+            escalate=bool(self.pagers),
+            reanalyse=settings.rca != "off",
+            remediation=self.playbooks.remediation.card_part,
+            similar=self.similar.card_line,
         )
         self.operations = Operations(
             self.engine,
@@ -274,24 +184,18 @@ class Runtime:
             on_silence=lambda: self.runner.silences_changed(),
         )
         self.operations.remediation = self.playbooks.remediation
-        self.teams: TeamsIntegration | None = None
-        if self.teams_settings.enabled:
-            self.teams = build_teams(
-                self.teams_settings,
-                self.operations,
-                self.engine,
-                settings.console_url,
-                self.clock,
-                token_provider=teams_tokens,
-            )
-            self.surfaces["teams"] = self.teams.surface
-        self.slack: SlackIntegration | None = None
-        if self.slack_settings.enabled:
-            self.slack = build_slack(self.slack_settings, self.operations, settings.console_url)
-            self.surfaces["slack"] = self.slack.surface
-        self.playbooks.remediation.deps.direct_surfaces = tuple(
-            name for name, found in self.surfaces.items() if isinstance(found, DirectSurface)
+        self.chat = chat_from_settings(
+            self.teams_settings,
+            self.slack_settings,
+            operations=self.operations,
+            engine=self.engine,
+            console_url=settings.console_url,
+            clock=self.clock,
+            broadcaster=self.broadcaster,
+            teams_tokens=teams_tokens,
         )
+        self.surfaces, self.teams, self.slack = self.chat.surfaces, self.chat.teams, self.chat.slack
+        self.playbooks.remediation.deps.direct_surfaces = self.chat.direct()
         self.outbox = OutboxWorker(
             self.engine,
             self.surfaces,
@@ -317,25 +221,14 @@ class Runtime:
         self.outbox.charts = ChartDelivery(self.charts, self.engine, self.clock)
         if self.teams is not None:
             self.teams.charts.url_of = self.charts.image_url
-        rca_timeout = settings.rca_timeout
-        if rca is None:
-            if settings.rca == "bedrock":
-                bedrock = load_bedrock_settings()
-                rca = BedrockRcaEngine(
-                    bedrock, self._heuristic(), self.redactor, playbooks=self.registry.ids()
-                )
-                # a late Bedrock answer still leaves time for the heuristic fallback
-                rca_timeout = max(rca_timeout, bedrock.timeout + timedelta(seconds=5))
-            elif settings.rca == "heuristic":
-                rca = self._heuristic()
-            else:
-                rca = _OffRca()
-        self.rca = rca
-        self._report_calls()
+        self.rca, rca_timeout = rca_from_settings(
+            settings, registry=self.registry, redactor=self.redactor, rca=rca
+        )
+        report_calls(self.health, self.backend, self.rca)
         rule_context = {r.id: (r.query, format_duration(r.window)) for r in self.rules}
         self.enricher = Enricher(
             self.engine,
-            rca,
+            self.rca,
             self.router,
             self.clock,
             rca_timeout,
@@ -354,16 +247,7 @@ class Runtime:
             self.metrics,
             on_ingested=self._ingested,
             max_index_lag=settings.max_index_lag,
-            feeds=FeedSet(
-                self.backend,
-                self.rules,
-                max_index_lag=settings.max_index_lag,
-                late_sweep=settings.late_sweep,
-                max_events=settings.feed_max_events,
-                extractor=extractor,
-            )
-            if settings.shared_searches
-            else None,
+            feeds=search.feeds,
             clear=lambda incident_id: self.interactions.execute(
                 incident_id, Command(CommandKind.CLEAR, actor="bot", surface="scheduler")
             ),
@@ -375,7 +259,9 @@ class Runtime:
             settings.push,
             engine=self.engine,
             clock=self.clock,
-            policy=self._policy_for_push(),
+            policy=IngestPolicy(
+                self.router, settings.flap_window, settings.card_refresh, escalation=self.escalation
+            ),
             clear=lambda incident_id: self.interactions.execute(
                 incident_id, Command(CommandKind.CLEAR, actor="bot", surface="push")
             ),
@@ -384,17 +270,22 @@ class Runtime:
             registry=self.metrics.registry,
             rules=self.rules,
         )
+        self.chores = Chores(
+            self.engine,
+            self.fenced_engine,
+            self.interactions,
+            self.escalation,
+            self.clock,
+            settings,
+            self.event_store,
+            self.runner,
+            next_runs=lambda: self.scheduler.next_runs(),
+            wake=lambda: self.outbox.wake(),
+        )
         self.scheduler = Scheduler(
             self.runner,
             settings.schedule_jitter,
-            chores=[
-                ("expire-suppressions", timedelta(seconds=15), self.expire_suppressions),
-                ("retention", timedelta(days=1), self.retention),
-                ("rule-next-runs", timedelta(seconds=30), self._record_next_runs),
-                ("page-due", timedelta(seconds=10), self.page_due),
-                *self.playbooks.chores,
-                *self.push.chores,
-            ],
+            chores=[*self.chores.schedule(), *self.playbooks.chores, *self.push.chores],
         )
         self.leader = False
         self._search_checked: datetime | None = None
@@ -423,11 +314,7 @@ class Runtime:
         await self.playbooks.stop()  # runs cut short here become interrupted on the next leader
         if self.db.ready:
             with contextlib.suppress(Exception):  # the next holder takes over at once
-                if self.leader:
-                    await asyncio.to_thread(
-                        leases.release, self.engine, SCHEDULER_LEASE, self.holder, self.clock.now()
-                    )
-                await asyncio.to_thread(replicas.forget, self.engine, self.holder)
+                await self.replica.leave(self.leader, self.clock.now())
         self.lease.drop()
         self.leader = False
         if self.event_store is not None:
@@ -514,26 +401,8 @@ class Runtime:
 
     async def _renew(self, beat: float) -> bool:
         """One heartbeat: renew (or try to take) the lease and say this replica is alive."""
-        now = self.clock.now()
-        try:
-            async with asyncio.timeout(beat):
-                held = await asyncio.to_thread(self.lease.renew, now)
-        except Exception as exc:  # the database went away: keep serving, try again
-            log.warning("lease renewal failed: %s", exc)
-            held = self.lease.held  # still trusted until the local deadline
-        try:
-            async with asyncio.timeout(beat):
-                await asyncio.to_thread(
-                    replicas.beat,
-                    self.engine,
-                    self.holder,
-                    now,
-                    "leader" if held else "",
-                    self.settings.lease_heartbeat * 20,
-                )
-        except Exception as exc:
-            log.debug("replica heartbeat not recorded: %s", exc)
-        return held
+        alive_for = self.settings.lease_heartbeat * 20
+        return await self.replica.heartbeat(self.clock.now(), beat, alive_for)
 
     def _check_lease(self) -> None:
         """A holder whose lease is no longer trusted stops scheduling before anyone else may
@@ -559,11 +428,6 @@ class Runtime:
 
     # hooks -----------------------------------------------------------------------------------
 
-    def _heuristic(self) -> HeuristicRcaEngine:
-        return HeuristicRcaEngine(
-            playbooks=self.registry.ids(), suggestions=self.registry.suggestions()
-        )
-
     def _analysed(self, incident_id: int) -> None:
         """After an incident's analysis: an automatic run, when its rule or playbook allows."""
         task = asyncio.get_running_loop().create_task(
@@ -581,14 +445,6 @@ class Runtime:
             escalation=self.escalation,
         )
 
-    def _policy_for_push(self) -> IngestPolicy:
-        return IngestPolicy(
-            self.router,
-            self.settings.flap_window,
-            self.settings.card_refresh,
-            escalation=self.escalation,
-        )
-
     def _ingested(self, result: IngestResult) -> None:
         for incident_id in result.new_or_reopened:
             self.enricher.submit([incident_id], severity_rank=result.ranks.get(incident_id, 2))
@@ -600,41 +456,11 @@ class Runtime:
     def _changed(self) -> None:
         self.outbox.wake()
 
-    # chores ----------------------------------------------------------------------------------
-
-    async def expire_suppressions(self) -> int:
-        now = self.clock.now()
-
-        def due() -> list[int]:
-            with self.engine.connect() as conn:
-                return [
-                    r[0]
-                    for r in conn.execute(
-                        select(INCIDENTS.c.id).where(
-                            INCIDENTS.c.state == State.SUPPRESSED.value,
-                            INCIDENTS.c.suppressed_until <= now,
-                        )
-                    )
-                ]
-
-        expired = 0
-        for incident_id in await asyncio.to_thread(due):
-            try:
-                await self.interactions.execute(
-                    incident_id, Command(CommandKind.EXPIRE, actor="bot", surface="scheduler")
-                )
-                expired += 1
-            except Conflict:
-                continue
-        return expired
+    # what the server mounts and asks -----------------------------------------------------------
 
     def webhook_routers(self) -> list[Any]:
         """HTTP routes of the integrations that receive calls (mounted by the server)."""
-        routers = []
-        if self.teams is not None:
-            routers.append(self.teams.router)
-        if self.slack is not None:
-            routers.append(self.slack.router)
+        routers: list[Any] = self.chat.routers()
         if self.pagerduty is not None and self.pagerduty.webhook_secrets:
             routers.append(webhook_router(self.pagerduty, self.operations, self.engine, self.clock))
         routers.extend(self.push.routers)
@@ -647,41 +473,6 @@ class Runtime:
                 "snapshots need the local search backend (BOT_SEARCH_BACKEND=local)"
             )
         return await asyncio.to_thread(ingest_snapshot, self.event_store, payload)
-
-    async def page_due(self) -> list[int]:
-        """Page incidents whose escalation timer ran out while they stayed open."""
-        if self.escalation is None:
-            return []
-        paged = await asyncio.to_thread(
-            page_due, self.fenced_engine, self.escalation, self.clock.now()
-        )
-        if paged:
-            self.outbox.wake()
-        return paged
-
-    async def retention(self) -> None:
-        now = self.clock.now()
-        s = self.settings
-        await asyncio.to_thread(
-            purge, self.fenced_engine, now, s.retention_days, s.audit_retention_days
-        )
-        if self.event_store is not None:
-            await asyncio.to_thread(
-                self.event_store.purge_before, now - timedelta(days=s.retention_days)
-            )
-
-    async def _record_next_runs(self) -> None:
-        await asyncio.to_thread(self.runner.record_next_runs, self.scheduler.next_runs())
-
-    # health ----------------------------------------------------------------------------------
-
-    def _report_calls(self) -> None:
-        """Searches and Bedrock analyses report each outcome to /ready as they happen."""
-        if isinstance(self.backend, SplunkSearchBackend):
-            self.backend.on_health = self.health.hook("search", checked=True)
-        if isinstance(self.rca, BedrockRcaEngine):
-            self.rca.on_health = self.health.hook("rca:bedrock")
-            self.health.observe("rca:bedrock", Health(HealthStatus.OK, "no analysis asked yet"))
 
     async def readiness(self) -> dict[str, Any]:
         """Each dependency's status and reason; a failing one says since when (bot.readiness)."""
