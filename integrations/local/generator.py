@@ -181,7 +181,9 @@ class Generator:
                 start = partial(self.start, name, clock.now(), scenario_lasts)
                 await self._guarded(f"scenario {name}", start)
                 next_scenario = loop.time() + scenario_every
-            pause = max(0.0, min(noise_every, next_scenario - loop.time()))
+            pause = noise_every
+            if background:  # (without, no scenario is due: waiting for one would spin)
+                pause = max(0.0, min(noise_every, next_scenario - loop.time()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=pause)
 
