@@ -9,8 +9,8 @@ exponential backoff and jitter (``Retry-After`` honoured), permanent failures st
 A message's idempotency key is unique: the same change can never enqueue it twice. A crash
 after commit and before delivery loses nothing (the row is still pending). A crash in the moment
 between a surface accepting a message and the row being marked sent leaves it pending, so that
-one message may be sent again after a restart (surfaces that can look up an earlier send by its
-key avoid even that).
+one message (or the batch of card posts it went out with) may be sent again after a restart
+(surfaces that can look up an earlier send by its key avoid even that).
 
 Every replica runs a worker. A worker claims the rows it delivers (``claimed_by``,
 ``claimed_until``; ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL), always a card's pending
@@ -20,8 +20,10 @@ claim is still this worker's. Rate budgets are shared by all replicas (``SharedB
 ``SlidingWindow`` where an API states "at most N in any rolling minute"); a message spends its
 budget right before its call, since a surface counts requests as they arrive.
 
-Alongside: :mod:`bot.outbox_rows` records each send's outcome, :mod:`bot.outbox_digest` keeps
-the storm digests, :mod:`bot.outbox_pages` sends pages.
+Alongside: :mod:`bot.outbox_rows` records each send's outcome, :mod:`bot.outbox_posts` sends
+the card posts of a lane in batches (different cards at once), :mod:`bot.outbox_budgets` keeps
+the lanes' budgets, :mod:`bot.outbox_digest` the storm digests, :mod:`bot.outbox_pages` sends
+pages.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,12 +42,14 @@ from sqlalchemy import Engine, func, select
 from bot.charts.delivery import CHART, ChartDelivery
 from bot.domain.card import CardOptions
 from bot.errors import BotError, NotFound, PermanentError, TransientError
+from bot.outbox_budgets import LaneBudgets, OverBudget, Spend, spender
 from bot.outbox_digest import StormDigests
 from bot.outbox_pages import PAGE_KINDS, PageSender
+from bot.outbox_posts import POST_BATCH, PostBatching
 from bot.outbox_rows import ClaimLost, OutboxRecords
 from bot.pipeline.notify import MessageKind, Priority
 from bot.ports import ChatSurface, Clock, DigestSurface, DirectSurface, MessageRef, Pager
-from bot.ratelimit import Budget, SharedBucket, SlidingWindow
+from bot.ratelimit import Budget
 from bot.settings import RateLimit
 from bot.store.claims import Claims
 from bot.store.repo import OUTBOX
@@ -54,17 +58,6 @@ log = logging.getLogger(__name__)
 
 CLAIM_TIMEOUT = timedelta(seconds=60)
 BLOCKED_POLL = 0.25  # due rows all claimed by other workers: look again this soon
-
-
-class OverBudget(Exception):
-    """The lane's budget has no room for this message yet: try again in ``wait`` seconds."""
-
-    def __init__(self, wait: float) -> None:
-        super().__init__(f"over budget for {wait:.3f}s")
-        self.wait = wait
-
-
-Spend = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +77,7 @@ def urgent(rows: list[Any]) -> bool:
     return card_order(rows)[0] == Priority.PERSON or card_order(rows)[1] == 0
 
 
-class OutboxWorker:
+class OutboxWorker(PostBatching):
     def __init__(
         self,
         engine: Engine,
@@ -105,6 +98,9 @@ class OutboxWorker:
         wall time by default); ``holder`` names this worker in its claims."""
         holder = holder or f"outbox-{id(self):x}"
         self._claims = Claims(engine, holder, claim_timeout, on_claimed)
+        self._claim_timeout = claim_timeout
+        self._claimed_at: datetime | None = None  # when this round's rows were claimed
+        self.post_batch = POST_BATCH
         self.claims_lost = 0
         self._pagers = dict(pagers or {})
         self._delivered: set[int] = set()  # rows delivered in the current round
@@ -116,8 +112,7 @@ class OutboxWorker:
             console_url if isinstance(console_url, CardOptions) else CardOptions(console_url)
         )
         self._console_url = self._card_options.console_url
-        self._limits = dict(rate_limits or {})
-        self._buckets: dict[tuple[str, str], Budget] = {}
+        self._budgets = LaneBudgets(engine, rate_limits or {}, self._monotonic)
         self._wake = asyncio.Event()
         self._on_delivered = on_delivered
         self._records = OutboxRecords(engine, clock, self._claims, self._card_options, max_attempts)
@@ -206,7 +201,9 @@ class OutboxWorker:
     # internals -------------------------------------------------------------------------------
 
     def _due(self) -> list[Any]:
-        return self._claims.claim(self._clock.now())
+        now = self._clock.now()
+        self._claimed_at = now
+        return self._claims.claim(now)
 
     def _release(self) -> None:
         self._claims.release()
@@ -215,27 +212,7 @@ class OutboxWorker:
         return self._claims.next_due_in(self._clock.now())
 
     def _bucket(self, surface: str, channel: str, kind: str) -> Budget | None:
-        """The bucket a message spends: posts and replies per channel (``<surface>`` or
-        ``<surface>:<channel>``); updates per surface (``<surface>.update``), since chat APIs
-        budget in-place edits per method rather than per channel."""
-        limit: RateLimit | None
-        if kind in (MessageKind.UPDATE.value, CHART) and f"{surface}.{kind}" in self._limits:
-            key, limit = (surface, f"*{kind}*"), self._limits[f"{surface}.{kind}"]
-        else:
-            limit = self._limits.get(f"{surface}:{channel}") or self._limits.get(surface)
-            key = (surface, channel)
-        if limit is None:
-            return None
-        if key not in self._buckets:
-            lane = f"{key[0]}:{key[1]}"
-            bucket = SharedBucket(self._engine, lane, limit.rate, limit.burst, self._monotonic)
-            window = None
-            if limit.window_max is not None:
-                window = SlidingWindow(
-                    self._engine, f"{lane}@window", limit.window_max, limit.window, self._monotonic
-                )
-            self._buckets[key] = Budget(bucket, window)
-        return self._buckets[key]
+        return self._budgets.of(surface, channel, kind)
 
     async def _deliver_lane(
         self, lane: tuple[str, str], rows: list[Any], waits: list[float]
@@ -272,8 +249,19 @@ class OutboxWorker:
         waits: list[float],
     ) -> None:
         surface_name, channel = lane
+        posts = [
+            rows[0]
+            for rows in ordered
+            if rows[0].kind == MessageKind.POST.value
+            and rows[0].next_attempt_at <= now
+            and rows[0].order_key not in blocked
+        ]
+        if posts and surface_name in self._surfaces:
+            await self._post_cards(lane, posts, blocked, spent, waits)
         for card_rows in ordered:
             for row in card_rows:
+                if row.id in self._delivered:  # its card's post, sent with others
+                    continue
                 if row.order_key in blocked:
                     break
                 if row.next_attempt_at > now:
@@ -284,7 +272,7 @@ class OutboxWorker:
                 if bucket is not None and id(bucket) in spent:
                     break
                 try:
-                    ok = await self._deliver(row, self._spender(bucket))
+                    ok = await self._deliver(row, spender(bucket))
                 except OverBudget as over:
                     spent.add(id(bucket))
                     waits.append(over.wait)
@@ -292,21 +280,6 @@ class OutboxWorker:
                 if not ok:
                     blocked.add(row.order_key)
                     break
-
-    @staticmethod
-    def _spender(bucket: Budget | None) -> Spend:
-        """Spends the message's budget; called right before the outside call (after the claim
-        is renewed and the card is read from the database), since the surface counts requests
-        when they arrive: a token taken earlier would let the next message follow too soon.
-        Raises :class:`OverBudget` when the budget has no room yet."""
-
-        async def spend() -> None:
-            if bucket is not None:
-                wait = await asyncio.to_thread(bucket.try_take)
-                if wait > 0:
-                    raise OverBudget(wait)
-
-        return spend
 
     async def _deliver(self, row: Any, spend: Spend) -> bool:
         surface: Any = self._surfaces.get(row.surface)
@@ -320,9 +293,8 @@ class OutboxWorker:
                 f"no surface named {row.surface!r} is configured",
             )
             return False
-        if not await asyncio.to_thread(self._claims.renew, row.id, self._clock.now()):
-            self.claims_lost += 1  # held up past the claim timeout: another worker has it
-            return False
+        if not await self._still_mine([row], set()):
+            return False  # held up past the claim timeout: another worker has it
         try:
             recorded = await self._send(surface, row, spend)
         except ClaimLost:
@@ -334,31 +306,39 @@ class OutboxWorker:
                 row.channel,
             )
             return False
-        except TransientError as exc:
-            if exc.retry_after is not None:
-                bucket = self._bucket(row.surface, row.channel, row.kind)
-                if bucket is not None:
-                    await asyncio.to_thread(bucket.pause, exc.retry_after)
-            await asyncio.to_thread(self._records.retry, row, str(exc), exc.retry_after)
-            return False
-        except NotFound as exc:
-            await asyncio.to_thread(self._records.finish, row, "sent", f"skipped: {exc}")
-            return True
-        except PermanentError as exc:
-            log.warning(
-                "outbox %s to %s:%s failed for good: %s", row.kind, row.surface, row.channel, exc
-            )
-            await asyncio.to_thread(self._records.finish, row, "dead", str(exc))
-            return False
         except (BotError, OSError, TimeoutError) as exc:
-            await asyncio.to_thread(self._records.retry, row, f"{type(exc).__name__}: {exc}", None)
-            return False
+            return await self._failed(row, exc)
         if not recorded:
             await asyncio.to_thread(self._records.finish, row, "sent", "")
         self._delivered.add(row.id)
         age = (self._clock.now() - row.created_at).total_seconds()
         self._on_delivered(row.surface, row.kind, age)
         return True
+
+    async def _failed(self, row: Any, exc: Exception) -> bool:
+        """Record a failed send: retried later (a peer's ``Retry-After`` pauses the lane's
+        budget too), skipped (True: its card has nothing to send), or dead for good. Errors
+        other than a surface's are raised again."""
+        if isinstance(exc, TransientError):
+            if exc.retry_after is not None:
+                bucket = self._bucket(row.surface, row.channel, row.kind)
+                if bucket is not None:
+                    await asyncio.to_thread(bucket.pause, exc.retry_after)
+            await asyncio.to_thread(self._records.retry, row, str(exc), exc.retry_after)
+            return False
+        if isinstance(exc, NotFound):
+            await asyncio.to_thread(self._records.finish, row, "sent", f"skipped: {exc}")
+            return True
+        if isinstance(exc, PermanentError):
+            log.warning(
+                "outbox %s to %s:%s failed for good: %s", row.kind, row.surface, row.channel, exc
+            )
+            await asyncio.to_thread(self._records.finish, row, "dead", str(exc))
+            return False
+        if isinstance(exc, (BotError, OSError, TimeoutError)):
+            await asyncio.to_thread(self._records.retry, row, f"{type(exc).__name__}: {exc}", None)
+            return False
+        raise exc
 
     async def _send(self, surface: Any, row: Any, spend: Spend) -> bool:
         """Deliver one message, spending its budget (``spend``) right before the call; True

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, update
+from sqlalchemy import Connection, Engine, bindparam, update
 from sqlalchemy.orm import Session
 
 from bot.domain.card import CardOptions
+from bot.errors import NotFound
 from bot.ports import Clock, MessageRef
 from bot.store.cards import load_card
 from bot.store.claims import Claims
@@ -68,6 +69,17 @@ class OutboxRecords:
         with Session(self._engine) as session:
             return load_card(session, incident_id, self._card_options)
 
+    def cards(self, incident_ids: Sequence[int]) -> dict[int, Any]:
+        """Several incidents' cards, read in one session (an incident gone is left out)."""
+        out: dict[int, Any] = {}
+        with Session(self._engine) as session:
+            for incident_id in dict.fromkeys(incident_ids):
+                try:
+                    out[incident_id] = load_card(session, incident_id, self._card_options)
+                except NotFound:
+                    continue
+        return out
+
     def ref(self, row: Any) -> MessageRef | None:
         """Where the row's card is on its surface (None: it was never posted)."""
         with self._engine.connect() as conn:
@@ -108,6 +120,59 @@ class OutboxRecords:
             )
             if after_post is not None:
                 after_post(conn, row, ref, now)
+
+    def save_refs(
+        self, posted: Sequence[tuple[Any, MessageRef]], after_post: AfterPost | None = None
+    ) -> list[Any]:
+        """Several posts sent at once, recorded in one transaction as :meth:`save_ref` records
+        one; answers the rows recorded (a row no longer this worker's is left to the worker
+        that has it, with its card's place)."""
+        if not posted:
+            return []
+        now = self._clock.now()
+        recorded: list[Any] = []
+        with self._engine.begin() as conn:
+            ids = [row.id for row, _ in posted]
+            mine = self._claims.held(conn, ids)
+            sent = [(row, ref) for row, ref in posted if row.id in mine]
+            if not sent:
+                return []
+            conn.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.id == bindparam("b_id"))
+                .values(status="sent", sent_at=now, attempts=bindparam("b_attempts")),
+                [{"b_id": row.id, "b_attempts": row.attempts + 1} for row, _ in sent],
+            )
+            conn.execute(
+                CARD_REFS.delete().where(
+                    CARD_REFS.c.incident_id == bindparam("b_incident"),
+                    CARD_REFS.c.surface == bindparam("b_surface"),
+                    CARD_REFS.c.channel == bindparam("b_channel"),
+                ),
+                [
+                    {"b_incident": r.incident_id, "b_surface": r.surface, "b_channel": r.channel}
+                    for r, _ in sent
+                ],
+            )
+            conn.execute(
+                CARD_REFS.insert(),
+                [
+                    {
+                        "incident_id": row.incident_id,
+                        "surface": row.surface,
+                        "channel": row.channel,
+                        "message_id": ref.message_id,
+                        "ref_channel": ref.channel,
+                        "created_at": now,
+                    }
+                    for row, ref in sent
+                ],
+            )
+            for row, ref in sent:
+                if after_post is not None:
+                    after_post(conn, row, ref, now)
+                recorded.append(row)
+        return recorded
 
     def finish(self, row: Any, status: str, error: str) -> None:
         with self._engine.begin() as conn:

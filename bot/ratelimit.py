@@ -112,6 +112,30 @@ class SharedBucket:
     def wait_time(self) -> float:
         return self._change(lambda tokens: None)
 
+    def room(self, wanted: int) -> int:
+        """How many of ``wanted`` tokens could be taken now (none is taken)."""
+        found = [0]
+
+        def look(tokens: float) -> None:
+            found[0] = max(0, min(wanted, int(tokens)))
+
+        self._change(look)
+        return found[0]
+
+    def take(self, wanted: int) -> tuple[int, float]:
+        """Take up to ``wanted`` tokens at once, for messages sent together right now: how
+        many were taken, and (when fewer than ``wanted``) how long until the next one."""
+        taken = [0]
+
+        def spend(tokens: float) -> tuple[float, float]:
+            count = max(0, min(wanted, int(tokens)))
+            taken[0] = count
+            left = tokens - count
+            return left, 0.0 if count == wanted else (1 - left) / self.rate
+
+        wait = self._change(spend)
+        return taken[0], wait
+
     def pause(self, seconds: float) -> None:
         """The peer said to wait (HTTP 429 Retry-After): no token before then."""
         self._change(lambda tokens: (min(tokens, 1 - seconds * self.rate), 0.0))
@@ -177,10 +201,19 @@ class SlidingWindow:
 
     def try_take(self) -> float:
         """Record a send and return 0, or return how long until one is allowed."""
-        return self._change(take=True)
+        return self._change(1, take=True)[1]
 
     def wait_time(self) -> float:
-        return self._change(take=False)
+        return self._change(1, take=False)[1]
+
+    def room(self, wanted: int) -> int:
+        """How many of ``wanted`` sends the window allows now (none is recorded)."""
+        return self._change(wanted, take=False)[0]
+
+    def take(self, wanted: int) -> tuple[int, float]:
+        """Record up to ``wanted`` sends at once: how many, and (when fewer) how long until
+        the next one is allowed."""
+        return self._change(wanted, take=True)
 
     def pause(self, seconds: float) -> None:
         """The peer said to wait (HTTP 429 Retry-After): no send before then."""
@@ -192,35 +225,44 @@ class SlidingWindow:
                 update(BUDGETS).where(BUDGETS.c.lane == self.lane).values(updated_at=until)
             )
 
-    def _change(self, take: bool) -> float:
+    def _change(self, wanted: int, take: bool) -> tuple[int, float]:
+        """Walk the ring from its next slot: each slot whose send is at least ``window`` old
+        allows one more send now (recorded when ``take``)."""
         with self._lock, self._engine.begin() as conn:
             now = locked_now(conn, self.lane, self._now)
             head, paused = self._head(conn, now)
             if paused > now:
-                return paused - now
-            slot = f"{self.lane}#{head}"
-            oldest = conn.execute(
-                select(BUDGETS.c.updated_at).where(BUDGETS.c.lane == slot)
-            ).scalar()
-            free_at = 0.0 if oldest is None else oldest.timestamp() + self.window
-            if free_at > now:
-                return free_at - now
-            if take:
-                at = datetime.fromtimestamp(now, UTC)
-                if oldest is None:
-                    conn.execute(
-                        BUDGETS.insert(), [{"lane": slot, "tokens": 0.0, "updated_at": at}]
-                    )
-                else:
-                    conn.execute(
-                        update(BUDGETS).where(BUDGETS.c.lane == slot).values(updated_at=at)
-                    )
+                return 0, paused - now
+            at = datetime.fromtimestamp(now, UTC)
+            allowed, wait = 0, 0.0
+            while allowed < min(wanted, self.limit):
+                slot = f"{self.lane}#{(head + allowed) % self.limit}"
+                oldest = conn.execute(
+                    select(BUDGETS.c.updated_at).where(BUDGETS.c.lane == slot)
+                ).scalar()
+                free_at = 0.0 if oldest is None else oldest.timestamp() + self.window
+                if free_at > now:
+                    wait = free_at - now
+                    break
+                if take:
+                    if oldest is None:
+                        conn.execute(
+                            BUDGETS.insert(), [{"lane": slot, "tokens": 0.0, "updated_at": at}]
+                        )
+                    else:
+                        conn.execute(
+                            update(BUDGETS).where(BUDGETS.c.lane == slot).values(updated_at=at)
+                        )
+                allowed += 1
+            if allowed < wanted and wait == 0.0:  # the whole ring was free: full a moment
+                wait = self.window
+            if take and allowed:
                 conn.execute(
                     update(BUDGETS)
                     .where(BUDGETS.c.lane == self.lane)
-                    .values(tokens=float((head + 1) % self.limit))
+                    .values(tokens=float((head + allowed) % self.limit))
                 )
-        return 0.0
+        return allowed, wait
 
     def _head(self, conn: Any, now: float) -> tuple[int, float]:
         """The ring's next slot and the end of any pause (row locked on PostgreSQL)."""
@@ -258,6 +300,26 @@ class Budget:
     def wait_time(self) -> float:
         wait = self.bucket.wait_time()
         return max(wait, self.window.wait_time()) if self.window is not None else wait
+
+    def room(self, wanted: int) -> int:
+        """How many of ``wanted`` messages the budget allows now (nothing is spent)."""
+        wanted = self.bucket.room(wanted)
+        return self.window.room(wanted) if self.window is not None and wanted else wanted
+
+    def take(self, wanted: int) -> tuple[int, float]:
+        """Spend the budget of up to ``wanted`` messages sent together right now: how many
+        may go, and (when fewer than ``wanted``) how long until the next may."""
+        limit = wanted
+        if self.window is not None:
+            limit = self.window.room(wanted)
+            if limit == 0:
+                return 0, self.window.wait_time()
+        taken, wait = self.bucket.take(limit)
+        if self.window is not None and taken:
+            taken = self.window.take(taken)[0]  # another replica may have sent meanwhile
+        if taken < wanted and self.window is not None:
+            wait = max(wait, self.window.wait_time())
+        return taken, wait
 
     def pause(self, seconds: float) -> None:
         self.bucket.pause(seconds)

@@ -9,7 +9,7 @@ sent only while claimed by the worker recording them (:meth:`mine`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,6 +44,18 @@ class Claims:
             & (OUTBOX.c.status == "pending")
             & (OUTBOX.c.claimed_by == self._holder)
         )
+
+    def held(self, conn: Any, row_ids: Sequence[int]) -> set[int]:
+        """Of ``row_ids``, the rows still pending and claimed by this worker (locked until the
+        transaction ends on PostgreSQL)."""
+        query = select(OUTBOX.c.id).where(
+            OUTBOX.c.id.in_(row_ids),
+            OUTBOX.c.status == "pending",
+            OUTBOX.c.claimed_by == self._holder,
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        return set(conn.execute(query).scalars())
 
     def claimable(self, now: datetime) -> Any:
         """Pending rows no other live worker holds."""
@@ -161,6 +173,20 @@ class Claims:
                 update(OUTBOX).where(self.mine(row_id)).values(claimed_until=now + self._timeout)
             )
         return bool(done.rowcount == 1)
+
+    def renew_many(self, row_ids: Sequence[int], now: datetime) -> set[int]:
+        """:meth:`renew` for several rows at once: answers those still this worker's."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(OUTBOX)
+                .where(
+                    OUTBOX.c.id.in_(row_ids),
+                    OUTBOX.c.status == "pending",
+                    OUTBOX.c.claimed_by == self._holder,
+                )
+                .values(claimed_until=now + self._timeout)
+            )
+            return self.held(conn, row_ids)
 
     def release(self) -> None:
         """The round is over: rows still pending go back for any worker to claim."""
