@@ -41,9 +41,10 @@ from bot.wiring_chat import from_settings as chat_from_settings
 from bot.wiring_rca import from_settings as rca_from_settings
 from bot.wiring_rca import report_calls
 from bot.wiring_search import from_settings as search_from_settings
+from bot.wiring_search import rules_from_settings
 from bot.wiring_settings import IntegrationSettings, build_escalation, build_router
 from detectors.model import Rule
-from detectors.rules import load_inhibit_rules, load_rules
+from detectors.rules import load_inhibit_rules
 from integrations.alertmanager.wiring import from_settings as push_from_settings
 from integrations.executors import build_executors, load_executor_settings
 from integrations.local.snapshots import ingest_snapshot
@@ -54,13 +55,7 @@ from playbooks.wiring import RemediationParts, load_registry
 from playbooks.wiring import from_settings as remediation_from_settings
 
 log = logging.getLogger(__name__)
-__all__ = [
-    "SCHEDULER_LEASE",
-    "Runtime",
-    "build_escalation",
-    "build_router",
-    "build_teams_package",
-]
+__all__ = ["SCHEDULER_LEASE", "Runtime", "build_escalation", "build_router", "build_teams_package"]
 
 
 @dataclass(slots=True)
@@ -99,15 +94,7 @@ class Runtime:
         self.roles = (
             Roles.load(settings.roles_file) if settings.roles_file else Roles.embedded_default()
         )
-        self.rules = (
-            rules
-            if rules is not None
-            else load_rules(
-                settings.rule_paths,
-                include_shipped=settings.shipped_rules,
-                local_spl=settings.search_backend == "local",
-            )
-        )
+        self.rules = rules if rules is not None else rules_from_settings(settings)
         self.engine = make_engine(settings.database_url)
         self.db = DatabaseStatus()
         # the scheduler lease; every write a lease holder makes goes through `fenced_engine`
@@ -287,7 +274,6 @@ class Runtime:
             settings.schedule_jitter,
             chores=[*self.chores.schedule(), *self.playbooks.chores, *self.push.chores],
         )
-        self.leader = False
         self._search_checked: datetime | None = None
         self._stop: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -314,9 +300,9 @@ class Runtime:
         await self.playbooks.stop()  # runs cut short here become interrupted on the next leader
         if self.db.ready:
             with contextlib.suppress(Exception):  # the next holder takes over at once
-                await self.replica.leave(self.leader, self.clock.now())
+                await self.replica.leave(self.clock.now())
         self.lease.drop()
-        self.leader = False
+        self.replica.leader = False
         if self.event_store is not None:
             self.event_store.close()
         for closable in (self.rca, *self.pagers.values()):
@@ -370,51 +356,22 @@ class Runtime:
         # every replica delivers the outbox and runs analyses: neither waits for the lease
         self._spawn(self.outbox.run(self._stop), "outbox")
         self._spawn(self.enricher.run(self._stop), "enricher")
-        beat = self.settings.lease_heartbeat.total_seconds()
-        while not self._stop.is_set():
-            started = asyncio.get_running_loop().time()
-            renewing = asyncio.ensure_future(self._renew(beat))
-            if self.leader:  # a slow renewal must not keep the schedules past the deadline
-                await asyncio.wait({renewing}, timeout=self.lease.seconds_left() + 0.01)
-                self._check_lease()
-            held = await renewing
-            if held and not self.leader:
-                self.leader = True
-                self.runner.forget_state()
-                log.info(
-                    "this replica now runs the schedules (%s, generation %d)",
-                    self.holder,
-                    self.lease.lease.generation if self.lease.lease else 0,
-                )
-                self._lead()
-            self._check_lease()
-            if held:  # renew a heartbeat after the last try; pause in time if it fails
-                wait = beat - (asyncio.get_running_loop().time() - started)
-                wait = min(wait, self.lease.seconds_left() + 0.01)
-            else:  # try again the moment the holder's lease expires
-                wait = self.lease.wait_before_retry(self.clock.now())
-            try:
-                async with asyncio.timeout(max(0.01, wait)):
-                    await self._stop.wait()
-            except TimeoutError:
-                pass
+        await self.replica.lead(self._stop, self.clock, self._lead, self.scheduler.pause)
 
-    async def _renew(self, beat: float) -> bool:
-        """One heartbeat: renew (or try to take) the lease and say this replica is alive."""
-        alive_for = self.settings.lease_heartbeat * 20
-        return await self.replica.heartbeat(self.clock.now(), beat, alive_for)
-
-    def _check_lease(self) -> None:
-        """A holder whose lease is no longer trusted stops scheduling before anyone else may
-        start (in-flight writes are refused by the fence)."""
-        if self.leader and not self.lease.held:
-            self.leader = False
-            self.lease.drop()
-            log.warning("scheduler lease lost or not renewed in time; pausing schedules")
-            self.scheduler.pause()
+    @property
+    def leader(self) -> bool:
+        """This replica runs the schedules (it holds a scheduler lease it still trusts)."""
+        return self.replica.leader
 
     def _lead(self) -> None:
+        """This replica took the scheduler lease: it runs the schedules from now on."""
         assert self._stop is not None
+        self.runner.forget_state()
+        log.info(
+            "this replica now runs the schedules (%s, generation %d)",
+            self.holder,
+            self.lease.lease.generation if self.lease.lease else 0,
+        )
         self._spawn(self.playbooks.on_lead(), "interrupted-runs")
         if self.scheduler.running:
             self.scheduler.resume()

@@ -1,5 +1,5 @@
-"""Search's parts for the composition root: the backend the rules search, the embedded event
-store and its generator when logs are kept locally, and the shared searches (feeds)."""
+"""Search's parts for the composition root: the rules, the backend they search, the embedded
+event store and its generator when logs are kept locally, and the shared searches (feeds)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from bot.settings import Settings
 from detectors.feeds import FeedSet
 from detectors.fields import FieldExtractor, load_extractor
 from detectors.model import Rule
+from detectors.rules import load_rules
 from integrations.local import EventStore, LocalSearchBackend
 from integrations.local.generator import Generator
 from integrations.splunk import SplunkSearchBackend, SplunkSettings
@@ -31,6 +32,16 @@ class SearchParts:
     def embedded(self) -> bool:
         """The embedded default: rules search local logs."""
         return self.event_store is not None
+
+
+def rules_from_settings(settings: Settings) -> list[Rule]:
+    """The shipped rules (unless turned off) and those in ``BOT_RULES_PATH``; with the local
+    backend, each query must be SPL it can run. Raises RuleFileError listing every problem."""
+    return load_rules(
+        settings.rule_paths,
+        include_shipped=settings.shipped_rules,
+        local_spl=settings.search_backend == "local",
+    )
 
 
 def from_settings(
