@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import configure_mappers
 
 from bot.charts.delivery import CHART, ChartDelivery
 from bot.domain.card import CardOptions
@@ -104,6 +105,7 @@ class OutboxWorker(PostBatching):
         self.claims_lost = 0
         self._pagers = dict(pagers or {})
         self._delivered: set[int] = set()  # rows delivered in the current round
+        self._round_cards: dict[int, asyncio.Future[dict[int, Any]]] = {}
         self._monotonic = monotonic or (lambda: clock.now().timestamp())
         self._engine = engine
         self._surfaces = dict(surfaces)
@@ -141,6 +143,9 @@ class OutboxWorker(PostBatching):
         self._wake.set()
 
     async def run(self, stop: asyncio.Event, poll: float = 1.0) -> None:
+        # the ORM's mappers are set up on first use (about a quarter second): before the first
+        # card, not during it
+        await asyncio.to_thread(configure_mappers)
         while not stop.is_set():
             self._wake.clear()
             try:
@@ -184,6 +189,7 @@ class OutboxWorker(PostBatching):
 
     async def _deliver_rows(self, rows: list[Any]) -> float:
         self._delivered.clear()
+        self._round_cards = {}
         lanes: dict[tuple[str, str], list[Any]] = {}
         for row in rows:
             lanes.setdefault((row.surface, row.channel), []).append(row)

@@ -40,6 +40,7 @@ class PostBatching:
     _claimed_at: datetime | None
     _clock: Clock
     _delivered: set[int]
+    _round_cards: dict[int, asyncio.Future[dict[int, Any]]]  # cards read this round
     _on_delivered: Callable[[str, str, float], None]
     _records: OutboxRecords
     _surfaces: Mapping[str, ChatSurface]
@@ -71,7 +72,7 @@ class PostBatching:
             if bucket is not None and len(batch) > 1:  # read only the cards that may go
                 room = await asyncio.to_thread(bucket.room, len(batch))
                 batch = batch[: max(room, 1)]
-            cards = await asyncio.to_thread(self._records.cards, [r.incident_id for r in batch])
+            cards = await self._cards_of([r.incident_id for r in batch])
             for row in [r for r in batch if r.incident_id not in cards]:
                 await asyncio.to_thread(
                     self._records.finish, row, "sent", f"skipped: no incident INC-{row.incident_id}"
@@ -119,6 +120,21 @@ class PostBatching:
                 unexpected = unexpected or exc
         if unexpected is not None:
             raise unexpected
+
+    async def _cards_of(self, incident_ids: list[int]) -> dict[int, Any]:
+        """The incidents' cards, each read once a round however many lanes post it (a change
+        after the read comes as an update, which never overtakes its card's post)."""
+        missing = [i for i in dict.fromkeys(incident_ids) if i not in self._round_cards]
+        if missing:
+            loading = asyncio.ensure_future(asyncio.to_thread(self._records.cards, missing))
+            for incident_id in missing:
+                self._round_cards[incident_id] = loading
+        out: dict[int, Any] = {}
+        for incident_id in incident_ids:
+            card = (await self._round_cards[incident_id]).get(incident_id)
+            if card is not None:
+                out[incident_id] = card
+        return out
 
     async def _still_mine(self, rows: list[Any], blocked: set[str]) -> list[Any]:
         """The rows this worker may send now: its claims from this round are fresh (a tenth of
