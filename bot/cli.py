@@ -204,6 +204,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_tokens(settings, args, sys.stdout)
         if command == "simulate":
             return _simulate(settings, args.scenario, args.url)
+        if command == "teams-package":
+            from bot.wiring import build_teams_package
+
+            print(f"Teams app package: {build_teams_package(settings, args.out)}")
+            return 0
         if command in ("killswitch", "audit", "config"):
             return run_admin(settings, args)
         if command == "maintenance":
