@@ -44,6 +44,8 @@ class TeamsSettings(BaseSettings):
     # the Entra ID authority, e.g. https://login.microsoftonline.us/<tenant> for US Government
     authority: str = ""
     timeout: float = Field(default=10.0, gt=0, le=120)
+    # how long to wait for Entra ID's token endpoint (a send waits at most TIMEOUT in all)
+    token_timeout: float = Field(default=5.0, gt=0, le=120)
 
     @field_validator("app_password", mode="before")
     @classmethod

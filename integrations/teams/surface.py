@@ -205,7 +205,7 @@ class TeamsChatSurface:
             raise
         except ValueError as exc:  # the SDK and MSAL say "no token" with ValueError
             raise TransientError(f"Teams send failed: {exc}") from None
-        except MsalError as exc:  # MSAL raises when Entra ID's token endpoint answers 5xx
+        except MsalError as exc:  # Entra ID's token endpoint answered 5xx, or not in time
             raise TransientError(f"Teams send failed: no token from Entra ID: {exc}") from None
         return result[0] if result else None
 

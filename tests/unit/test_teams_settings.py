@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
-from microsoft_agents.authentication.msal import MsalAuth
 
 from bot.errors import ConfigError
-from integrations.teams.credentials import PemCertificateAuth, auth_configuration, connections
+from integrations.teams.credentials import auth_configuration, connections
 from integrations.teams.settings import TeamsSettings, load_teams_settings
+from integrations.teams.tokens import EntraTokens
 
 APP = "9d3a1f6e-4b2c-4e8d-a1f0-6c5b4a3d2e1f"
 TENANT = "5e1b7c9d-2f4a-4b6c-8d0e-1f3a5b7c9d0e"
@@ -102,14 +102,32 @@ def test_anonymous_is_refused_elsewhere(host: str) -> None:
     assert TeamsSettings(app_id=APP).validate_for_host(host).anonymous is False
 
 
-def test_each_credential_gets_its_token_provider(tmp_path: Path) -> None:
+def test_each_credential_gets_our_bounded_token_provider(tmp_path: Path) -> None:
     key = tmp_path / "bot.pem"
     key.write_text("-----BEGIN PRIVATE KEY-----\n")
-    pem = load_teams_settings(
-        app_id=APP, tenant_id=TENANT, cert_key_file=key, cert_thumbprint=THUMBPRINT
+    pfx = tmp_path / "bot.pfx"
+    pfx.write_bytes(b"\x30\x82")
+    configured = {
+        "secret": load_teams_settings(app_id=APP, tenant_id=TENANT, app_password=PASSWORD),
+        "pfx": load_teams_settings(app_id=APP, tenant_id=TENANT, cert_key_file=pfx),
+        "pem": load_teams_settings(
+            app_id=APP, tenant_id=TENANT, cert_key_file=key, cert_thumbprint=THUMBPRINT
+        ),
+    }
+    for kind, settings in configured.items():
+        provider = connections(settings).get_default_connection()
+        assert isinstance(provider, EntraTokens), kind
+        assert provider.timeout == 5.0 and provider.configuration.CLIENT_ID == APP, kind
+    assert (
+        str(key)
+        == connections(configured["pem"]).get_default_connection().configuration.CERT_PFX_FILE
     )
-    provider = connections(pem).get_default_connection()
-    assert isinstance(provider, PemCertificateAuth)
-    assert str(key) == provider.configuration.CERT_PFX_FILE
-    password = load_teams_settings(app_id=APP, tenant_id=TENANT, app_password=PASSWORD)
-    assert isinstance(connections(password).get_default_connection(), MsalAuth)
+
+
+def test_token_timeout_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEAMS_TOKEN_TIMEOUT", "2.5")
+    settings = load_teams_settings(app_id=APP, tenant_id=TENANT, app_password=PASSWORD)
+    provider = connections(settings).get_default_connection()
+    assert isinstance(provider, EntraTokens) and provider.timeout == 2.5
+    monkeypatch.setenv("TEAMS_TOKEN_TIMEOUT", "0")
+    assert "TEAMS_TOKEN_TIMEOUT" in problems(app_id=APP, tenant_id=TENANT, app_password=PASSWORD)

@@ -1,0 +1,99 @@
+"""Entra ID's token endpoint hangs (takes the connection, never answers): the bot keeps working.
+
+MSAL asks the login fake (tests/fakes/entra.py) for real, over TLS through its proxy, and the
+fake's fault switch holds every request to the token service. Must hold: each delivery round
+returns while the hang is still on (the Teams card waits; the console card of the same incident
+goes out), even after more rounds than the default thread pool has threads; /ready names the
+token endpoint; an activity that comes meanwhile is answered 503; once the hang ends the card is
+posted exactly once, with a token Entra ID issued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.pipeline.ingest import ingest
+from bot.store.repo import OUTBOX
+from tests.builders import alert
+from tests.conftest import FakeClock
+from tests.fakes.entra import FakeEntra
+from tests.fakes.faults import Fault
+from tests.fakes.teams import APP_ID, PASSWORD, TENANT_ID, TeamsBot, teams_bot
+
+GENERAL = "19:Qe4kM8nB2vX6zP0rT5yW9uA3sD7fG1hJ@thread.tacv2"
+ROUNDS = 8  # more than the default thread pool's threads on a small machine (cores + 4)
+HANG_S = 90.0  # far longer than the rounds take: a round that waited for its end fails
+
+
+def status_of(bot: TeamsBot, incident_id: int) -> dict[str, str]:
+    """Each surface's outbox status for the incident's card."""
+    with bot.runtime.engine.connect() as conn:
+        rows = conn.execute(
+            select(OUTBOX.c.surface, OUTBOX.c.status).where(OUTBOX.c.incident_id == incident_id)
+        ).all()
+    return {surface: status for surface, status in rows}
+
+
+def open_incident(bot: TeamsBot, clock: FakeClock, name: str) -> int:
+    with bot.runtime.engine.begin() as conn:
+        created = ingest(conn, [alert(clock.now(), service=name)], clock.now(), bot.policy())
+    return created.created[0]
+
+
+async def test_a_hanging_token_endpoint_holds_no_round_and_the_cards_go_out_once_it_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock(datetime(2026, 11, 22, 10, tzinfo=UTC))
+    monkeypatch.setenv("TEAMS_TOKEN_TIMEOUT", "0.5")
+    # tokens good for a minute: MSAL asks for a new one before every call to the connector
+    with FakeEntra(tmp_path / "login", APP_ID, PASSWORD, TENANT_ID, token_lifetime_s=60) as entra:
+        for name, value in entra.inbound_env().items():
+            monkeypatch.setenv(name, value)
+        async with teams_bot(
+            tmp_path, clock, anonymous=False, msal=True, accept=entra.issued, connector_timeout=5
+        ) as bot:
+            created = bot.activity("conversation_update_team_added", membersAdded=[])
+            created["channelData"].update(
+                eventType="channelCreated", channel={"id": GENERAL, "name": "General"}
+            )
+            signed = {"Authorization": f"Bearer {entra.connector_token(bot.connector.url)}"}
+            answer = await bot.client.post("/api/messages", json=created, headers=signed)
+            assert answer.status_code == 202 and await bot.teams.conversations.count() == 1
+
+            entra.faults.set(Fault.HANG, seconds=HANG_S)
+            incidents = []
+            for n in range(ROUNDS):
+                clock.advance(120)  # the earlier cards are due again
+                incidents.append(open_incident(bot, clock, f"token-hang-{n}"))
+                await bot.outbox.deliver_due()
+                # the round did not wait for the hang to end, and the console was not held
+                assert entra.faults.active() is Fault.HANG, f"round {n} waited for the hang"
+                assert status_of(bot, incidents[-1]) == {"console": "sent", "teams": "pending"}
+            assert not bot.connector.of_kind("post")
+            check = (await bot.client.get("/ready")).json()["checks"]["surface:teams"]
+            assert check["status"] == "down" and "Entra ID" in str(check["reason"]), check
+
+            message = bot.activity("message_channel")
+            answer = await bot.client.post("/api/messages", json=message, headers=signed)
+            assert answer.status_code == 503 and "Entra ID" in answer.json()["error"]
+            assert entra.faults.active() is Fault.HANG
+
+            entra.faults.clear()
+            for _ in range(30):
+                await asyncio.sleep(0.2)
+                clock.advance(120)
+                await bot.outbox.deliver_due()
+                if all(status_of(bot, i)["teams"] == "sent" for i in incidents):
+                    break
+            posts = bot.connector.of_kind("post")
+            summaries = sorted(str(c.body.get("summary", "")).rsplit(" ", 1)[-1] for c in posts)
+            assert summaries == sorted(f"token-hang-{n}" for n in range(ROUNDS))
+            assert {c.authorization for c in posts} <= {f"Bearer {t}" for t in entra.issued}
+            assert entra.faults.served[Fault.HANG] >= 1
+            check = (await bot.client.get("/ready")).json()["checks"]["surface:teams"]
+            assert check["status"] == "ok", check
