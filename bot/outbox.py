@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 CLAIM_TIMEOUT = timedelta(seconds=60)
 BLOCKED_POLL = 0.25  # due rows all claimed by other workers: look again this soon
+CARDS_FIRST = 2.0  # seconds an analysis waits at most for the card posts being sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,8 @@ class OutboxWorker(PostBatching):
         self._console_url = self._card_options.console_url
         self._budgets = LaneBudgets(engine, rate_limits or {}, self._monotonic)
         self._wake = asyncio.Event()
+        self._cards_out = asyncio.Event()  # set: no card post waits for this worker
+        self._cards_out.set()
         self._on_delivered = on_delivered
         self._records = OutboxRecords(engine, clock, self._claims, self._card_options, max_attempts)
         self._pages = PageSender(engine, clock, self._console_url, self.wake)
@@ -140,7 +143,15 @@ class OutboxWorker(PostBatching):
 
     def wake(self) -> None:
         """New rows were committed: deliver now rather than at the next poll."""
+        self._cards_out.clear()  # they may be card posts: the next round tells
         self._wake.set()
+
+    async def cards_out(self, within: float = CARDS_FIRST) -> None:
+        """Until no card post is waiting that this worker could send now (a round that sent
+        none), or ``within`` seconds: what comes after a card (its analysis) waits for cards."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self._cards_out.wait()
 
     async def run(self, stop: asyncio.Event, poll: float = 1.0) -> None:
         # the ORM's mappers are set up on first use (about a quarter second): before the first
@@ -179,6 +190,7 @@ class OutboxWorker(PostBatching):
         """Deliver what is due; return seconds until the next row is due (None: nothing)."""
         rows = await asyncio.to_thread(self._due)
         if not rows:
+            self._cards_out.set()
             await self._digests.close_idle(self._surfaces)
             nxt = await asyncio.to_thread(self._next_due_in)
             return BLOCKED_POLL if nxt == 0.0 else nxt
@@ -186,6 +198,9 @@ class OutboxWorker(PostBatching):
             return await self._deliver_rows(rows)
         finally:
             await asyncio.to_thread(self._release)
+            posted = any(r.kind == MessageKind.POST.value and r.id in self._delivered for r in rows)
+            if not posted:
+                self._cards_out.set()
 
     async def _deliver_rows(self, rows: list[Any]) -> float:
         self._delivered.clear()

@@ -224,6 +224,7 @@ class Runtime:
             redact=self.redactor.redact,
             on_analysed=self._analysed,
         )
+        self.enricher.card_first = self.outbox.cards_out
         self.runner = RuleRunner(
             self.fenced_engine,
             self.backend,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from datetime import timedelta
 
@@ -64,6 +64,9 @@ class Enricher:
         self._workers = workers
         self._forced: set[int] = set()
         self.done = 0
+        #: card first, analysis later: awaited before each queued analysis (the outbox's
+        #: ``cards_out``, so that an analysis never competes with the card posts it follows)
+        self.card_first: Callable[[], Awaitable[None]] | None = None
 
     def submit(
         self, incident_ids: Iterable[int], force: bool = False, severity_rank: int = 2
@@ -93,6 +96,8 @@ class Enricher:
             except TimeoutError:
                 continue
             try:
+                if self.card_first is not None:
+                    await self.card_first()
                 await self.analyse(incident_id)
             except Exception:  # one bad incident must not stop the others
                 log.exception("analysis of INC-%s failed", incident_id)

@@ -14,9 +14,11 @@ from bot.domain.incident import Command, CommandKind
 from bot.errors import TransientError
 from bot.interactions import Interactions
 from bot.outbox import OutboxWorker
+from bot.pipeline.enrich import Enricher
 from bot.ports import MessageRef
 from bot.settings import RateLimit
-from bot.store.repo import OUTBOX
+from bot.store.repo import INCIDENTS, OUTBOX
+from integrations.heuristic import HeuristicRcaEngine
 from tests.builders import console_policy
 from tests.conftest import FakeClock
 from tests.fakes.surface import RecordingSurface
@@ -159,3 +161,41 @@ async def test_a_batch_sends_no_more_posts_than_the_budget_allows(
     tick[0] += 10.0
     await box.deliver_due()
     assert len(surface.calls) == 8 and sorted(s for _, s, _ in statuses(engine)) == ["sent"] * 8
+
+
+async def test_an_analysis_waits_for_the_card_posts_in_flight(
+    engine: Engine, clock: FakeClock
+) -> None:
+    """Card first, analysis later: while the outbox is sending card posts, queued analyses
+    wait; they go on once the posts are out (or after a bounded wait)."""
+    (incident,) = open_incidents(engine, clock)
+    surface = SlowSurface()
+    box = worker(engine, clock, surface)
+    enricher = Enricher(
+        engine, HeuristicRcaEngine(), console_policy().router, clock, timedelta(seconds=5)
+    )
+    enricher.card_first = box.cards_out
+    stop = asyncio.Event()
+    outbox = asyncio.create_task(box.run(stop, poll=0.05))
+    analyses = asyncio.create_task(enricher.run(stop))
+    try:
+        box.wake()
+        enricher.submit([incident])
+        await until(lambda: surface.in_flight == 1)
+        await asyncio.sleep(0.3)  # the post is in flight: no analysis yet
+        assert enricher.done == 0 and rca_status(engine, incident) == "pending"
+        surface.gate.set()
+        await until(lambda: enricher.done == 1)
+        assert rca_status(engine, incident) == "ok"
+        await until(lambda: [c[0] for c in surface.calls] == ["post", "update"])
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(outbox, analyses), 5)
+
+
+def rca_status(engine: Engine, incident: int) -> str:
+    with engine.connect() as conn:
+        status = conn.execute(
+            select(INCIDENTS.c.rca_status).where(INCIDENTS.c.id == incident)
+        ).scalar_one()
+    return str(status)
