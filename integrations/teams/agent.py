@@ -41,7 +41,6 @@ from microsoft_agents.hosting.core import (
     ApplicationOptions,
     ClaimsIdentity,
     Connections,
-    JwtTokenValidator,
     MemoryStorage,
     TurnContext,
     TurnState,
@@ -65,6 +64,7 @@ from integrations.teams.conversations import (
     personal_key,
     reference_of,
 )
+from integrations.teams.keys import KeyedTokenValidator, KeysUnavailable, SigningKeys
 from integrations.teams.plans import BACK_VERB, CONFIRM_VERB
 from integrations.teams.pressers import LastPressers
 from integrations.teams.refusals import Refusals, token_problem
@@ -142,8 +142,10 @@ class TeamsAgent:
         refusals: Refusals | None,
         pressers: LastPressers,
         charts: ChartLinks | None = None,
+        keys: SigningKeys | None = None,
     ) -> None:
         self._auth = auth
+        self._keys = keys or SigningKeys(timeout=5.0)
         self.pressers = pressers
         self.views = CardViews(operations, pressers, charts)
         self._refusals = refusals
@@ -222,7 +224,11 @@ class TeamsAgent:
         if scheme.lower() != "bearer" or not token.strip():
             return await self._refuse(peer, "token_format", "Invalid authorization header format")
         try:
-            return await JwtTokenValidator(self._auth).validate_token(token.strip())
+            return await KeyedTokenValidator(self._auth, self._keys).validate_token(token.strip())
+        except KeysUnavailable as exc:  # nothing is wrong with the token: Teams sends it again
+            log.warning("Teams activity not handled: %s", exc)
+            answer = {"error": "cannot check the token now (no signing keys); send it again later"}
+            return JSONResponse(answer, status_code=503)
         except Exception as exc:  # any failure of the SDK's check (KeyError 'kid' too) refuses
             kind, reason = token_problem(exc)
             return await self._refuse(peer, kind, reason, "Invalid token")

@@ -16,6 +16,7 @@ from integrations.teams.charts import ChartLinks
 from integrations.teams.commands import TeamsCommands
 from integrations.teams.conversations import ConversationStore
 from integrations.teams.credentials import auth_configuration, connections
+from integrations.teams.keys import SigningKeys
 from integrations.teams.pressers import LastPressers
 from integrations.teams.refusals import Refusals
 from integrations.teams.settings import TeamsSettings
@@ -57,6 +58,7 @@ def build_teams(
         Refusals(engine, clock),
         LastPressers(engine, clock),
         charts,
+        SigningKeys(settings.token_timeout),
     )
     # proactive sends get an adapter of their own: no reply-with-the-error handler, so a
     # failed send reaches the outbox as an error it can retry

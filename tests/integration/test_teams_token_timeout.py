@@ -19,14 +19,16 @@ from sqlalchemy import select
 
 from bot.pipeline.ingest import ingest
 from bot.store.repo import OUTBOX
+from integrations.teams.keys import KeysUnavailable, SigningKeys
 from tests.builders import alert
 from tests.conftest import FakeClock
-from tests.fakes.entra import FakeEntra
+from tests.fakes.entra import BOTFRAMEWORK_HOST, KEY_ID, FakeEntra
 from tests.fakes.faults import Fault
 from tests.fakes.teams import APP_ID, PASSWORD, TENANT_ID, TeamsBot, teams_bot
 
 GENERAL = "19:Qe4kM8nB2vX6zP0rT5yW9uA3sD7fG1hJ@thread.tacv2"
 ROUNDS = 8  # more than the default thread pool's threads on a small machine (cores + 4)
+BOTFRAMEWORK_KEYS = f"https://{BOTFRAMEWORK_HOST}/v1/.well-known/keys"
 HANG_S = 90.0  # far longer than the rounds take: a round that waited for its end fails
 
 
@@ -97,3 +99,63 @@ async def test_a_hanging_token_endpoint_holds_no_round_and_the_cards_go_out_once
             assert entra.faults.served[Fault.HANG] >= 1
             check = (await bot.client.get("/ready")).json()["checks"]["surface:teams"]
             assert check["status"] == "ok", check
+
+
+async def test_while_the_key_host_hangs_activities_get_503_and_nothing_else_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No signing keys fetched yet and the key host hangs: each activity is answered 503 (Teams
+    sends it again), the bot's other work goes on; once the host answers, the activity is taken."""
+    clock = FakeClock(datetime(2026, 11, 22, 10, tzinfo=UTC))
+    monkeypatch.setenv("TEAMS_TOKEN_TIMEOUT", "0.5")
+    with FakeEntra(tmp_path / "login", APP_ID, PASSWORD, TENANT_ID) as entra:
+        for name, value in entra.inbound_env().items():
+            monkeypatch.setenv(name, value)
+        async with teams_bot(
+            tmp_path, clock, anonymous=False, msal=True, accept=entra.issued
+        ) as bot:
+            created = bot.activity("conversation_update_team_added", membersAdded=[])
+            created["channelData"].update(
+                eventType="channelCreated", channel={"id": GENERAL, "name": "General"}
+            )
+            signed = {"Authorization": f"Bearer {entra.connector_token(bot.connector.url)}"}
+            entra.faults.set(Fault.HANG, seconds=HANG_S)
+            answers = await asyncio.gather(
+                *(
+                    bot.client.post("/api/messages", json=created, headers=signed)
+                    for _ in range(ROUNDS)
+                )
+            )
+            assert [a.status_code for a in answers] == [503] * ROUNDS
+            assert "signing keys" in answers[0].json()["error"]
+            incident = open_incident(bot, clock, "keys-hang")
+            await bot.outbox.deliver_due()
+            assert status_of(bot, incident)["console"] == "sent"
+            assert entra.faults.active() is Fault.HANG, "the bot waited for the hang to end"
+            assert await bot.teams.conversations.count() == 0
+
+            entra.faults.clear()
+            for _ in range(20):
+                answer = await bot.client.post("/api/messages", json=created, headers=signed)
+                if answer.status_code != 503:
+                    break
+                await asyncio.sleep(0.2)
+            assert answer.status_code == 202 and await bot.teams.conversations.count() == 1
+
+
+async def test_keys_seen_before_are_used_while_the_key_host_hangs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeEntra(tmp_path / "login", APP_ID, PASSWORD, TENANT_ID) as entra:
+        for name, value in entra.inbound_env().items():
+            monkeypatch.setenv(name, value)
+        keys = SigningKeys(timeout=0.5, lifespan_s=0.05)
+        header = {"kid": KEY_ID, "alg": "RS256"}
+        first = await keys.get_signing_key(BOTFRAMEWORK_KEYS, header)
+        entra.faults.set(Fault.HANG, seconds=HANG_S)
+        await asyncio.sleep(0.1)  # the fetched key set has aged: the next look asks again
+        again = await keys.get_signing_key(BOTFRAMEWORK_KEYS, header)
+        assert again.key_id == first.key_id == KEY_ID
+        with pytest.raises(KeysUnavailable, match=r"did not arrive within 0\.5 s"):
+            await keys.get_signing_key(BOTFRAMEWORK_KEYS, {"kid": "a-key-never-seen"})
+        assert entra.faults.active() is Fault.HANG and len(entra.key_requests) == 1
