@@ -17,7 +17,8 @@ from sqlalchemy import select
 
 from bot.store.repo import AUDIT
 from tests.conftest import FakeClock
-from tests.fakes.teams import APP_ID, PASSWORD, TeamsBot, teams_bot
+from tests.fakes.entra import FakeEntra
+from tests.fakes.teams import APP_ID, PASSWORD, TENANT_ID, TeamsBot, teams_bot
 
 CLAIMS = {
     "aud": APP_ID,
@@ -79,9 +80,19 @@ async def test_a_token_without_kid_is_refused_with_401_and_audited(
     assert token not in json.dumps(audited) and "kid" in audited[0][2]
 
 
-async def test_a_token_with_an_unknown_kid_is_refused_with_401(bot: TeamsBot) -> None:
-    assert await post(bot, with_own_key()) == 401
-    assert [kind for _, _, kind in refusals(bot)] and "did not validate" in refusals(bot)[0][2]
+async def test_a_token_with_an_unknown_kid_is_refused_with_401(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the published keys come from the login fake (unreachable keys would answer 503: the token
+    # could not be checked), and the forged key id is not among them
+    with FakeEntra(tmp_path / "login", APP_ID, PASSWORD, TENANT_ID) as entra:
+        for name, value in entra.inbound_env().items():
+            monkeypatch.setenv(name, value)
+        async with teams_bot(tmp_path, clock, anonymous=False) as bot:
+            assert await post(bot, with_own_key()) == 401
+            audited = refusals(bot)
+            assert audited and "did not validate" in audited[0][2]
+            assert entra.key_requests
 
 
 async def test_no_token_or_not_a_bearer_is_refused(bot: TeamsBot) -> None:
