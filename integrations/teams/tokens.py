@@ -7,13 +7,17 @@ endpoint can never take the threads the rest of the bot shares; MSAL's HTTP call
 ``TEAMS_TOKEN_TIMEOUT``; and a caller waits at most that long before :class:`TokenUnavailable`
 (an ``MsalError``, which the outbox retries and ``/api/messages`` answers with 503). Callers
 asking while a request for the same scopes is under way share it instead of starting another.
-MSAL's own token cache is kept: a token is asked for again only when it nears its end.
+MSAL's own token cache is kept: a token is asked for again only when it nears its end (5
+minutes before); while Entra ID cannot give a new one, the current one is used until its last
+minute.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -25,7 +29,10 @@ from msal.exceptions import MsalError
 
 from integrations.teams.settings import ENV_PREFIX, TeamsSettings
 
+log = logging.getLogger(__name__)
+
 Credential = str | dict[str, str]
+STILL_GOOD_S = 60.0  # a token this close to its end is not sent any more
 _ONLY_BEARER = "the Teams integration only needs client-credential tokens"
 _WORKERS = 2  # one request under way per scope set; the connector's and the token service's
 
@@ -75,6 +82,7 @@ class EntraTokens(AccessTokenProviderBase):
         self._client_lock = threading.Lock()
         self._pending: dict[tuple[str, ...], Future[dict[str, Any]]] = {}
         self._pending_lock = threading.Lock()
+        self._last: dict[tuple[str, ...], tuple[str, float]] = {}  # token, ends at (epoch s)
         self._pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="entra-token")
 
     @property
@@ -89,7 +97,36 @@ class EntraTokens(AccessTokenProviderBase):
         self, resource_url: str, scopes: list[str], force_refresh: bool = False
     ) -> str:
         wanted = tuple(scopes or self._configuration.SCOPES or [f"{resource_url}/.default"])
-        waiting = asyncio.wrap_future(self._request(wanted))
+        try:
+            result = await self._result(wanted)
+        except MsalError as exc:
+            # MSAL asks for a new token 5 minutes before the old one ends: while Entra ID
+            # cannot give one, the old one serves as long as it is still good
+            last = self._last.get(wanted)
+            left = last[1] - time.time() if last is not None else 0.0
+            if last is None or left <= STILL_GOOD_S:
+                raise
+            log.warning(
+                "no new Teams token from Entra ID yet (%s); the current one, good for "
+                "%d s more, is used",
+                exc,
+                left,
+            )
+            return last[0]
+        token = result.get("access_token")
+        if not token:
+            raise ValueError(
+                f"Entra ID refused a token for the bot's app {self._configuration.CLIENT_ID}: "
+                f"{result.get('error', 'unknown error')}: {result.get('error_description', '')}"
+            )
+        expires_in = result.get("expires_in")
+        if isinstance(expires_in, int | float):
+            self._last[wanted] = (str(token), time.time() + expires_in)
+        return str(token)
+
+    async def _result(self, scopes: tuple[str, ...]) -> dict[str, Any]:
+        """MSAL's answer, waited for at most the timeout."""
+        waiting = asyncio.wrap_future(self._request(scopes))
         # a result nobody waits for any more still lands in MSAL's cache; its error is dropped
         waiting.add_done_callback(lambda f: f.cancelled() or f.exception())
         done, _ = await asyncio.wait({waiting}, timeout=self._timeout)
@@ -98,14 +135,7 @@ class EntraTokens(AccessTokenProviderBase):
                 f"Entra ID's token endpoint did not answer within {self._timeout:g} s "
                 f"({ENV_PREFIX}TOKEN_TIMEOUT)"
             )
-        result = waiting.result()
-        token = result.get("access_token")
-        if not token:
-            raise ValueError(
-                f"Entra ID refused a token for the bot's app {self._configuration.CLIENT_ID}: "
-                f"{result.get('error', 'unknown error')}: {result.get('error_description', '')}"
-            )
-        return str(token)
+        return waiting.result()
 
     def _request(self, scopes: tuple[str, ...]) -> Future[dict[str, Any]]:
         """The request under way for ``scopes``, or a new one."""

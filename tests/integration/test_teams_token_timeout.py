@@ -159,3 +159,39 @@ async def test_keys_seen_before_are_used_while_the_key_host_hangs(
         with pytest.raises(KeysUnavailable, match=r"did not arrive within 0\.5 s"):
             await keys.get_signing_key(BOTFRAMEWORK_KEYS, {"kid": "a-key-never-seen"})
         assert entra.faults.active() is Fault.HANG and len(entra.key_requests) == 1
+
+
+async def test_the_current_token_serves_while_its_renewal_hangs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MSAL renews a token 5 minutes before its end; until its last minute, a hanging renewal
+    holds no card: the card goes out with the current token."""
+    clock = FakeClock(datetime(2026, 11, 22, 10, tzinfo=UTC))
+    monkeypatch.setenv("TEAMS_TOKEN_TIMEOUT", "0.5")
+    # good for 5 minutes and 2 s: MSAL wants a new one 2 s after it came
+    with FakeEntra(tmp_path / "login", APP_ID, PASSWORD, TENANT_ID, token_lifetime_s=302) as entra:
+        for name, value in entra.inbound_env().items():
+            monkeypatch.setenv(name, value)
+        async with teams_bot(
+            tmp_path, clock, anonymous=False, msal=True, accept=entra.issued
+        ) as bot:
+            created = bot.activity("conversation_update_team_added", membersAdded=[])
+            created["channelData"].update(
+                eventType="channelCreated", channel={"id": GENERAL, "name": "General"}
+            )
+            signed = {"Authorization": f"Bearer {entra.connector_token(bot.connector.url)}"}
+            answer = await bot.client.post("/api/messages", json=created, headers=signed)
+            assert answer.status_code == 202
+            first = open_incident(bot, clock, "before-the-hang")
+            await bot.outbox.deliver_due()
+            assert status_of(bot, first)["teams"] == "sent" and len(entra.issued) == 1
+
+            entra.faults.set(Fault.HANG, seconds=HANG_S)
+            await asyncio.sleep(2.5)
+            second = open_incident(bot, clock, "during-the-hang")
+            await bot.outbox.deliver_due()
+            assert status_of(bot, second)["teams"] == "sent"
+            assert entra.faults.active() is Fault.HANG and entra.faults.served[Fault.HANG] >= 1
+            posts = bot.connector.of_kind("post")
+            assert len(posts) == 2 and posts[0].authorization == posts[1].authorization
+            assert len(entra.issued) == 1
