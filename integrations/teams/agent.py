@@ -39,13 +39,11 @@ from microsoft_agents.hosting.core import (
     AgentApplication,
     AgentAuthConfiguration,
     ApplicationOptions,
-    ClaimsIdentity,
     Connections,
     MemoryStorage,
     TurnContext,
     TurnState,
 )
-from microsoft_agents.hosting.core.authorization import AuthenticationConstants
 from microsoft_agents.hosting.fastapi import CloudAdapter, start_agent_process
 from msal.exceptions import MsalError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -64,10 +62,11 @@ from integrations.teams.conversations import (
     personal_key,
     reference_of,
 )
-from integrations.teams.keys import KeyedTokenValidator, KeysUnavailable, SigningKeys
+from integrations.teams.gate import ROUTE, TokenGate
+from integrations.teams.keys import SigningKeys
 from integrations.teams.plans import BACK_VERB, CONFIRM_VERB
 from integrations.teams.pressers import LastPressers
-from integrations.teams.refusals import Refusals, token_problem
+from integrations.teams.refusals import Refusals
 from integrations.teams.render import CUSTOM, REFRESH_VERB, render_notice
 from integrations.teams.runs import TeamsRuns
 from integrations.teams.shape import missing, unhandled
@@ -76,7 +75,6 @@ from integrations.teams.views import CardViews
 
 log = logging.getLogger(__name__)
 
-ROUTE = "/api/messages"
 SURFACE = "teams"
 RUN_VERBS = (ActionKind.AUTO_RESOLVE, ActionKind.APPROVE_RUN, ActionKind.CANCEL_RUN)
 ACTION_VERBS = tuple(k for k in ActionKind if k is not ActionKind.VIEW and k not in RUN_VERBS)
@@ -144,11 +142,9 @@ class TeamsAgent:
         charts: ChartLinks | None = None,
         keys: SigningKeys | None = None,
     ) -> None:
-        self._auth = auth
-        self._keys = keys or SigningKeys(timeout=5.0)
         self.pressers = pressers
         self.views = CardViews(operations, pressers, charts)
-        self._refusals = refusals
+        self._gate = TokenGate(auth, keys or SigningKeys(timeout=5.0), refusals)
         self._operations = operations
         self._conversations = conversations
         self._commands = commands
@@ -181,7 +177,7 @@ class TeamsAgent:
         @router.post(ROUTE, include_in_schema=False)
         async def messages(request: Request) -> Response:
             peer = request.client.host if request.client else "?"
-            identity = await self._authorize(request.headers.get("Authorization"), peer)
+            identity = await self._gate.identify(request.headers.get("Authorization"), peer)
             if isinstance(identity, Response):
                 return identity
             request.state.claims_identity = identity
@@ -207,38 +203,6 @@ class TeamsAgent:
             return response if response is not None else Response(status_code=202)
 
         return router
-
-    async def _authorize(self, header: str | None, peer: str) -> ClaimsIdentity | Response:
-        """The caller's identity from the Bot Connector's token (or, anonymously, the app's)."""
-        if not header:
-            if self._auth.ANONYMOUS_ALLOWED:
-                # outbound calls still carry the bot's own token, as they would in production
-                app_id = self._auth.CLIENT_ID or ""
-                claims = {
-                    AuthenticationConstants.AUDIENCE_CLAIM: app_id,
-                    AuthenticationConstants.APP_ID_CLAIM: app_id,
-                }
-                return ClaimsIdentity(claims, authentication_type="anonymous")
-            return await self._refuse(peer, "no_token", "Authorization header not found")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return await self._refuse(peer, "token_format", "Invalid authorization header format")
-        try:
-            return await KeyedTokenValidator(self._auth, self._keys).validate_token(token.strip())
-        except KeysUnavailable as exc:  # nothing is wrong with the token: Teams sends it again
-            log.warning("Teams activity not handled: %s", exc)
-            answer = {"error": "cannot check the token now (no signing keys); send it again later"}
-            return JSONResponse(answer, status_code=503)
-        except Exception as exc:  # any failure of the SDK's check (KeyError 'kid' too) refuses
-            kind, reason = token_problem(exc)
-            return await self._refuse(peer, kind, reason, "Invalid token")
-
-    async def _refuse(self, peer: str, kind: str, reason: str, answer: str = "") -> Response:
-        """401, audited (throttled); the reason never quotes the token."""
-        log.warning("Teams request refused: %s", reason)
-        if self._refusals is not None:
-            await self._refusals.record(peer, kind, reason, ROUTE)
-        return JSONResponse({"error": answer or reason}, status_code=401)
 
     # activities -------------------------------------------------------------------------------
 
