@@ -86,15 +86,19 @@ def state_columns(incident: Incident) -> dict[str, Any]:
     }
 
 
-def insert_ignore(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], key: str) -> None:
-    """INSERT rows, skipping those whose unique ``key`` already exists (SQLite and PostgreSQL)."""
+def insert_ignore(
+    conn: Connection, table: Any, rows: Sequence[dict[str, Any]], key: str | Sequence[str]
+) -> None:
+    """INSERT rows, skipping those whose unique ``key`` (a column, or the columns of a composite
+    key) already exists (SQLite and PostgreSQL)."""
     if not rows:
         return
+    columns = [key] if isinstance(key, str) else list(key)
     dialect = conn.dialect.name
     if dialect == "sqlite":
-        stmt: Any = sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
+        stmt: Any = sqlite.insert(table).on_conflict_do_nothing(index_elements=columns)
     elif dialect == "postgresql":
-        stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=[key])
+        stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=columns)
     else:  # pragma: no cover
         stmt = insert(table)
     conn.execute(stmt, list(rows))

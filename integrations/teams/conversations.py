@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, func, select
 
 from bot.ports import Clock
+from bot.store.repo import insert_ignore
 from bot.store.tables import ConversationRow
 
 SURFACE = "teams"
@@ -119,25 +120,21 @@ class ConversationStore:
         data = reference.model_dump_json(by_alias=True, exclude_none=True)
 
         def store() -> None:
+            # insert-or-skip, then update: two announcements of one channel at once (Teams sends
+            # several when a team adds the app) both succeed, and the row is stored once
             where = (CONVERSATIONS.c.surface == SURFACE) & (CONVERSATIONS.c.channel == key)
+            row = {
+                "surface": SURFACE,
+                "channel": key,
+                "reference_json": data,
+                "created_at": now,
+                "updated_at": now,
+            }
             with self._engine.begin() as conn:
-                found = conn.execute(select(CONVERSATIONS.c.channel).where(where)).first()
-                if found is None:
-                    conn.execute(
-                        CONVERSATIONS.insert().values(
-                            surface=SURFACE,
-                            channel=key,
-                            reference_json=data,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                else:
-                    conn.execute(
-                        CONVERSATIONS.update()
-                        .where(where)
-                        .values(reference_json=data, updated_at=now)
-                    )
+                insert_ignore(conn, CONVERSATIONS, [row], ("surface", "channel"))
+                conn.execute(
+                    CONVERSATIONS.update().where(where).values(reference_json=data, updated_at=now)
+                )
 
         await asyncio.to_thread(store)
 
