@@ -270,18 +270,18 @@ class OutboxWorker(PostBatching):
         waits: list[float],
     ) -> None:
         surface_name, channel = lane
-        posts = [
+        firsts = [
             rows[0]
             for rows in ordered
-            if rows[0].kind == MessageKind.POST.value
+            if rows[0].kind in (MessageKind.POST.value, MessageKind.UPDATE.value)
             and rows[0].next_attempt_at <= now
             and rows[0].order_key not in blocked
         ]
-        if posts and surface_name in self._surfaces:
-            await self._post_cards(lane, posts, blocked, spent, waits)
+        if firsts and surface_name in self._surfaces:
+            await self._send_cards(lane, firsts, blocked, spent, waits)
         for card_rows in ordered:
             for row in card_rows:
-                if row.id in self._delivered:  # its card's post, sent with others
+                if row.id in self._delivered:  # sent with other cards' messages
                     continue
                 if row.order_key in blocked:
                     break

@@ -13,7 +13,7 @@ may be sent again after a restart (at least once, as every message; see :mod:`bo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,70 +51,100 @@ class PostBatching:
     def _after_post(self, conn: Any, row: Any, ref: MessageRef, now: datetime) -> None:
         raise NotImplementedError
 
-    async def _post_cards(
+    async def _send_cards(
         self,
         lane: tuple[str, str],
-        posts: list[Any],
+        firsts: list[Any],
         blocked: set[str],
         spent: set[int],
         waits: list[float],
     ) -> None:
-        """Post the cards of ``posts`` (each its card's first pending message), up to
-        ``post_batch`` at once: their claims renewed, cards read and budget spent for the
-        whole batch right before the calls, which go out together; the sent ones recorded in
-        one transaction. A failed post blocks only its own card."""
-        surface = self._surfaces[lane[0]]
-        bucket = self._budgets.of(lane[0], lane[1], MessageKind.POST.value)
-        for start in range(0, len(posts), self.post_batch):
-            if bucket is not None and id(bucket) in spent:
-                return
-            batch = await self._still_mine(posts[start : start + self.post_batch], blocked)
-            if bucket is not None and len(batch) > 1:  # read only the cards that may go
-                room = await asyncio.to_thread(bucket.room, len(batch))
-                batch = batch[: max(room, 1)]
-            cards = await self._cards_of([r.incident_id for r in batch])
-            for row in [r for r in batch if r.incident_id not in cards]:
-                await asyncio.to_thread(
-                    self._records.finish, row, "sent", f"skipped: no incident INC-{row.incident_id}"
-                )
-                self._delivered.add(row.id)
-            batch = [r for r in batch if r.incident_id in cards]
-            going = len(batch)
-            if bucket is not None and batch:
-                going, wait = await asyncio.to_thread(bucket.take, len(batch))
-                if going < len(batch):
-                    spent.add(id(bucket))
-                    waits.append(wait)
-            sends = [surface.post(cards[r.incident_id], r.channel) for r in batch[:going]]
-            results = await asyncio.gather(*sends, return_exceptions=True)
-            await self._posted(batch[:going], results, blocked)
+        """Send the card posts and card updates of ``firsts`` (each its card's first pending
+        message, due), each kind in batches of up to ``post_batch``: their claims renewed,
+        cards read and budget spent for the whole batch right before the calls, which go out
+        together; the sent ones recorded in one transaction. A failed message blocks only its
+        own card."""
+        for kind in (MessageKind.POST, MessageKind.UPDATE):
+            rows = [r for r in firsts if r.kind == kind.value]
+            bucket = self._budgets.of(lane[0], lane[1], kind.value)
+            for start in range(0, len(rows), self.post_batch):
+                if bucket is not None and id(bucket) in spent:
+                    break
+                batch = await self._still_mine(rows[start : start + self.post_batch], blocked)
+                if bucket is not None and len(batch) > 1:  # read only the cards that may go
+                    room = await asyncio.to_thread(bucket.room, len(batch))
+                    batch = batch[: max(room, 1)]
+                batch, calls = await self._calls(lane[0], kind, batch)
+                going = len(batch)
+                if bucket is not None and batch:
+                    going, wait = await asyncio.to_thread(bucket.take, len(batch))
+                    if going < len(batch):
+                        spent.add(id(bucket))
+                        waits.append(wait)
+                for call in calls[going:]:
+                    call.close()  # over budget: not made
+                results = await asyncio.gather(*calls[:going], return_exceptions=True)
+                await self._sent(kind, batch[:going], results, blocked)
 
-    async def _posted(self, rows: list[Any], results: list[Any], blocked: set[str]) -> None:
-        """Record a batch of posts: the sent ones in one transaction, each failure as
-        :meth:`_deliver` records it; an unexpected error is raised once the rest is recorded."""
+    async def _calls(
+        self, surface_name: str, kind: MessageKind, rows: list[Any]
+    ) -> tuple[list[Any], list[Coroutine[Any, Any, Any]]]:
+        """The rows that can be sent, with their calls (not started): a row whose incident or
+        (for an update) whose posted card is gone is recorded as skipped."""
+        surface = self._surfaces[surface_name]
+        cards = await self._cards_of([r.incident_id for r in rows])
+        refs: dict[int, MessageRef] = {}
+        if kind is MessageKind.UPDATE:
+            refs = await asyncio.to_thread(self._records.refs, rows)
+        ready: list[Any] = []
+        calls: list[Coroutine[Any, Any, Any]] = []
+        for row in rows:
+            card, ref = cards.get(row.incident_id), refs.get(row.id)
+            if card is None or (kind is MessageKind.UPDATE and ref is None):
+                gone = f"incident INC-{row.incident_id}"
+                if card is not None:
+                    gone = f"card of INC-{row.incident_id} on {row.surface}:{row.channel}"
+                await asyncio.to_thread(self._records.finish, row, "sent", f"skipped: no {gone}")
+                self._delivered.add(row.id)
+                continue
+            ready.append(row)
+            if ref is None:
+                calls.append(surface.post(card, row.channel))
+            else:
+                calls.append(surface.update(ref, card))
+        return ready, calls
+
+    async def _sent(
+        self, kind: MessageKind, rows: list[Any], results: list[Any], blocked: set[str]
+    ) -> None:
+        """Record a batch: the sent ones in one transaction (a post with its card's place),
+        each failure as :meth:`_deliver` records it; an unexpected error is raised once the
+        rest is recorded."""
         pairs = list(zip(rows, results, strict=True))
-        sent = [(r, ref) for r, ref in pairs if isinstance(ref, MessageRef)]
-        recorded = await asyncio.to_thread(self._records.save_refs, sent, self._after_post)
+        failed = [(r, e) for r, e in pairs if isinstance(e, BaseException)]
+        ok = [(r, ref) for r, ref in pairs if not isinstance(ref, BaseException)]
+        if kind is MessageKind.POST:
+            recorded = await asyncio.to_thread(self._records.save_refs, ok, self._after_post)
+        else:
+            recorded = await asyncio.to_thread(self._records.sent, [r for r, _ in ok])
         done = {r.id for r in recorded}
-        for row, _ in sent:
+        for row, _ in ok:
             if row.id not in done:  # another worker has it now, and records it
                 self.claims_lost += 1
                 blocked.add(row.order_key)
                 continue
-            if self.charts is not None:
+            if self.charts is not None and kind is MessageKind.POST:
                 self.charts.posted(self._surfaces.get(row.surface), row.incident_id)
             self._delivered.add(row.id)
             age = (self._clock.now() - row.created_at).total_seconds()
             self._on_delivered(row.surface, row.kind, age)
         unexpected: BaseException | None = None
-        for row, result in pairs:
-            if isinstance(result, MessageRef):
-                continue
-            if not isinstance(result, Exception):
-                unexpected = unexpected or result
+        for row, error in failed:
+            if not isinstance(error, Exception):
+                unexpected = unexpected or error
                 continue
             try:
-                if not await self._failed(row, result):
+                if not await self._failed(row, error):
                     blocked.add(row.order_key)
             except Exception as exc:  # raised below, once the others are recorded
                 unexpected = unexpected or exc

@@ -174,6 +174,40 @@ class OutboxRecords:
                 recorded.append(row)
         return recorded
 
+    def refs(self, rows: Sequence[Any]) -> dict[int, MessageRef]:
+        """Where each row's card is on its surface, by row id (a card never posted is left
+        out), read on one connection."""
+        out: dict[int, MessageRef] = {}
+        with self._engine.connect() as conn:
+            for row in rows:
+                ref = card_ref(conn, row)
+                if ref is not None:
+                    out[row.id] = ref
+        return out
+
+    def sent(self, rows: Sequence[Any]) -> list[Any]:
+        """Several messages sent at once, marked sent in one transaction; answers the rows
+        recorded (a row no longer this worker's is left to the worker that has it)."""
+        if not rows:
+            return []
+        now = self._clock.now()
+        with self._engine.begin() as conn:
+            mine = self._claims.held(conn, [r.id for r in rows])
+            recorded = [r for r in rows if r.id in mine]
+            if recorded:
+                conn.execute(
+                    update(OUTBOX)
+                    .where(OUTBOX.c.id == bindparam("b_id"))
+                    .values(
+                        status="sent",
+                        sent_at=now,
+                        attempts=bindparam("b_attempts"),
+                        last_error="",
+                    ),
+                    [{"b_id": r.id, "b_attempts": r.attempts + 1} for r in recorded],
+                )
+        return recorded
+
     def finish(self, row: Any, status: str, error: str) -> None:
         with self._engine.begin() as conn:
             conn.execute(
