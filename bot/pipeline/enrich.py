@@ -64,6 +64,9 @@ class Enricher:
         self._workers = workers
         self._forced: set[int] = set()
         self.done = 0
+        # the engines' answers are awaited side by side; reading and storing take turns, so
+        # that analyses never crowd out the card deliveries sharing this process and database
+        self._database = asyncio.Lock()
         #: card first, analysis later: awaited before each queued analysis (the outbox's
         #: ``cards_out``, so that an analysis never competes with the card posts it follows)
         self.card_first: Callable[[], Awaitable[None]] | None = None
@@ -103,7 +106,8 @@ class Enricher:
                 log.exception("analysis of INC-%s failed", incident_id)
 
     async def analyse(self, incident_id: int) -> RcaReport | None:
-        loaded = await asyncio.to_thread(self._load, incident_id)
+        async with self._database:
+            loaded = await asyncio.to_thread(self._load, incident_id)
         if loaded is None:
             return None
         incident, evidence, related, timeline = loaded
@@ -122,7 +126,8 @@ class Enricher:
                 RcaStatus.UNAVAILABLE, f"analysis timed out after {self._timeout:.0f}s"
             )
         elapsed = (self._clock.now() - started).total_seconds()
-        await asyncio.to_thread(self._store, incident, report, elapsed)
+        async with self._database:
+            await asyncio.to_thread(self._store, incident, report, elapsed)
         self.done += 1
         self._on_commit()
         self._on_analysed(incident.id)
