@@ -122,9 +122,10 @@ class Feed:
             if self.cursor is None:
                 await self._warm(wanted)
             elif wanted > self.cursor:
-                if self._sweep_due():
-                    await self._sweep()
+                since = self.cursor
                 await self._fetch(wanted)
+                if self._sweep_due():  # in the same tick: what it finds counts in this run
+                    await self._sweep(since)
             assert self.cursor is not None
             return datetime.fromtimestamp(min(self.cursor, wanted), UTC)
 
@@ -203,9 +204,11 @@ class Feed:
             return False
         return self._sweep_now or self.cursor - self._swept_at >= self._late_sweep
 
-    async def _sweep(self) -> None:
+    async def _sweep(self, since: float) -> None:
         """Read the event time the regular fetches since the last sweep left out, for the index
-        time they covered: events later than ``scan_back`` (each counted once, as new now)."""
+        time they covered: events later than ``scan_back``, each counted once, as seen by the
+        run of this tick (whose index time starts at ``since``): when it was indexed, or at
+        ``since`` when that was before."""
         assert self.cursor is not None
         start = self._sweep_from - self._max_lag
         end = self._lower_max
@@ -217,11 +220,14 @@ class Feed:
             found = await self._search(start, end, self._sweep_from, self.cursor, late)
             largest = 0.0
             for hit in found:
-                lag = self._keep(hit, self.cursor, measure=True)
+                at = hit.time.timestamp()
+                indexed = hit.indexed.timestamp() if hit.indexed is not None else at
+                seen = max(indexed, since)
+                lag = self._keep(hit, seen, measure=True)
                 if lag is not None:
                     self.figures.late_found += 1
                     largest = max(largest, lag)
-                    self._late.append((self.cursor, hit.time.timestamp()))
+                    self._late.append((seen, at))
             self._remember(self.cursor, largest)
         self._sweep_from = self._swept_at = self.cursor
         self._lower_max = -math.inf

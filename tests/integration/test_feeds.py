@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,38 @@ async def test_the_scan_back_follows_the_measured_lag_and_the_sweep_finds_what_i
 
 
 LEARN_TICKS = 310  # ten minutes of index time, two seconds apart
+
+
+async def test_a_sweep_counts_what_it_finds_in_the_run_of_its_own_tick(
+    engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
+    """With a sweep at every fetch (BOT_LATE_SWEEP=1s), a burst far later than any lag measured
+    raises its incident in the first run after it became searchable, not one tick later."""
+    store = EventStore(tmp_path / "events.db")
+    loaded = rules(tmp_path, RULE)
+    runner = runner_for(
+        engine, LocalSearchBackend(store), loaded, clock, late_sweep=timedelta(seconds=1)
+    )
+    await runner.run("ssh-guessing")
+    for n in range(LEARN_TICKS):
+        store.add([single(clock, n, lag_s=1)])
+        clock.advance(2)
+        await runner.run("ssh-guessing")
+    # a forwarder's backlog flushed at once, a minute late
+    searchable = clock.now() + timedelta(seconds=7.5)
+    late = burst(clock.now() - timedelta(seconds=60), "198.51.100.9", timedelta(seconds=60))
+    store.add([replace(event, indexed=searchable) for event in late])
+    while not incidents(engine):
+        assert clock.now() < searchable + timedelta(seconds=10), "not raised in time"
+        clock.advance(2)
+        await runner.run("ssh-guessing")
+    # raised by the first run whose index time reaches past it (runs are 2 s apart)
+    assert clock.now() - searchable <= timedelta(seconds=2)
+    for _ in range(5):
+        clock.advance(2)
+        await runner.run("ssh-guessing")
+    assert incidents(engine) == {"ssh-guessing|host=bastion,src=198.51.100.9": 12}
+    store.close()
 
 
 async def test_a_restarted_process_resumes_the_measured_lag_instead_of_learning_again(
