@@ -113,14 +113,16 @@ class SharedBucket:
         return self._change(lambda tokens: None)
 
     def room(self, wanted: int) -> int:
-        """How many of ``wanted`` tokens could be taken now (none is taken)."""
-        found = [0]
-
-        def look(tokens: float) -> None:
-            found[0] = max(0, min(wanted, int(tokens)))
-
-        self._change(look)
-        return found[0]
+        """How many of ``wanted`` tokens could be taken now: a look, which neither takes nor
+        locks anything (the take that follows decides)."""
+        query = select(BUDGETS.c.tokens, BUDGETS.c.updated_at).where(BUDGETS.c.lane == self.lane)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return max(0, min(wanted, self.burst))
+        elapsed = max(0.0, self._now() - row.updated_at.timestamp())
+        tokens = min(float(self.burst), row.tokens + elapsed * self.rate)
+        return max(0, min(wanted, int(tokens)))
 
     def take(self, wanted: int) -> tuple[int, float]:
         """Take up to ``wanted`` tokens at once, for messages sent together right now: how
@@ -207,8 +209,27 @@ class SlidingWindow:
         return self._change(1, take=False)[1]
 
     def room(self, wanted: int) -> int:
-        """How many of ``wanted`` sends the window allows now (none is recorded)."""
-        return self._change(wanted, take=False)[0]
+        """How many of ``wanted`` sends the window allows now: a look, which neither records
+        nor locks anything (the take that follows decides)."""
+        head_query = select(BUDGETS.c.tokens, BUDGETS.c.updated_at).where(
+            BUDGETS.c.lane == self.lane
+        )
+        allowed = 0
+        with self._engine.connect() as conn:
+            now = self._now()
+            row = conn.execute(head_query).first()
+            head = 0 if row is None else int(row.tokens) % self.limit
+            if row is not None and row.updated_at.timestamp() > now:  # paused by the peer
+                return 0
+            while allowed < min(wanted, self.limit):
+                slot = f"{self.lane}#{(head + allowed) % self.limit}"
+                oldest = conn.execute(
+                    select(BUDGETS.c.updated_at).where(BUDGETS.c.lane == slot)
+                ).scalar()
+                if oldest is not None and oldest.timestamp() + self.window > now:
+                    break
+                allowed += 1
+        return allowed
 
     def take(self, wanted: int) -> tuple[int, float]:
         """Record up to ``wanted`` sends at once: how many, and (when fewer) how long until
