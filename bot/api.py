@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -33,10 +33,12 @@ from bot.store.repo import (
     to_incident,
 )
 from bot.store.tables import AuditRow
-from bot.wiring import Runtime
 from detectors.model import Rule
 from detectors.types import rule_type
 from integrations.local.snapshots import Snapshot
+
+if TYPE_CHECKING:  # the CLI imports this module's helpers without building a bot
+    from bot.wiring import Runtime
 
 #: how long a simulated scenario keeps happening unless a playbook ends it (seconds)
 SIMULATED_SCENARIO_LASTS = 300.0

@@ -349,7 +349,7 @@ async def _incidents(settings: Settings, args: argparse.Namespace) -> int:
     from bot.ports import SystemClock
     from bot.store.db import check_connection, make_engine, migrate
     from bot.store.repo import IncidentFilter, list_incidents
-    from bot.wiring import build_router
+    from bot.wiring_settings import build_router
 
     if args.action in RUN_ACTIONS:
         return await run_command(settings, args)

@@ -12,12 +12,13 @@ checks that they are installed before using it.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.utils import murmurhash3_32
 
 FEATURES = 2**20
 MAX_DF = 0.5
@@ -28,9 +29,18 @@ Ints = npt.NDArray[np.integer[Any]]
 Floats = npt.NDArray[np.float64]
 
 
+@functools.cache
+def _murmurhash3_32() -> Callable[..., Any]:
+    """scikit-learn's hash, imported when first needed (the import takes a second: every
+    ``run_bot.py`` command would pay it)."""
+    from sklearn.utils import murmurhash3_32
+
+    return murmurhash3_32
+
+
 def feature(term: str) -> int:
     """The slot of ``term``: ``abs(murmurhash3_32(term)) % FEATURES``, as scikit-learn does."""
-    h = int(murmurhash3_32(term, seed=0))
+    h = int(_murmurhash3_32()(term, seed=0))
     if h == -(2**31):
         return (2**31 - 1 - (FEATURES - 1)) % FEATURES
     return abs(h) % FEATURES
