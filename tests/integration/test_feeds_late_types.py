@@ -258,7 +258,7 @@ async def full_window(case: Case, rule: Rule, runs: list[Run]) -> list[set[str]]
     return raised
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases)
 def test_held_back_and_index_time_rules_raise_what_the_backtest_raises(case: Case) -> None:
     with tempfile.TemporaryDirectory() as folder:
