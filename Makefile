@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -m "not replicas and not deploy" --durations=15
+	$(BIN)/python -m pytest -q -m "not replicas and not deploy" --ignore=tests/e2e --durations=15
 
 # Build the container image with podman on a local Debian base and run its entry point as the
 # task definition does (needs podman, buildah and mmdebstrap; .ci/run installs them). Bounded.
@@ -52,9 +52,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/chaos.py
 	$(BIN)/python bench/search_cost.py
 
-# the slower proof runs CI adds: several bots on one PostgreSQL database (kill -9, SIGSTOP),
-# and the deploy script end to end against a moto server
+# the slower proof runs CI adds: the whole loop through run_bot.py processes (tests/e2e), several
+# bots on one PostgreSQL database (kill -9, SIGSTOP), the deploy script against a moto server
 proof: $(STAMP)
+	timeout 300 $(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e
 	timeout 600 $(BIN)/python -m pytest -q -p no:cacheprovider -m "replicas or deploy" tests/integration
 
 # outside services failing and the bot killed mid-storm (a real bot on PostgreSQL; about a minute)
