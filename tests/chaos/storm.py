@@ -49,6 +49,7 @@ DEPENDENCIES = {
 }
 IN_FLIGHT_S = 0.5
 RETRY_AFTER_S = 1.0
+BATCH_S = 0.05  # requests of one outbox batch reach a fake within this of each other
 # aimed kills: the moment -> (the fake that sees it, a part of the request's path)
 AIMS = {
     "post": ("slack", "chat.postMessage"),
@@ -158,7 +159,11 @@ class Storm:
                     by_path.setdefault(path.split("?")[0], []).append(at)
             gaps = self.outcome.retry_after_gaps.setdefault(dependency, [])
             for times in by_path.values():
-                gaps.extend(b - a for a, b in itertools.pairwise(times))
+                # posts of one batch go out together, before any answer is back: requests that
+                # arrive within BATCH_S of the round's first are that round; the pause Retry-After
+                # asks for is between rounds
+                rounds = [t for n, t in enumerate(times) if n == 0 or t - times[n - 1] > BATCH_S]
+                gaps.extend(b - a for a, b in itertools.pairwise(rounds))
         caught = self._settle(deadline_s=30.0, since=ended)
         if caught is not None:
             self.outcome.catchup_s.append(caught)
