@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import ssl
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,14 +20,16 @@ class Tls:
     client: ssl.SSLContext  # trusts only the throw-away CA
 
 
-def make_tls(folder: Path | None = None) -> Tls:
-    """A throw-away CA and a server certificate for 127.0.0.1 it signed (valid for a day)."""
+def make_tls(folder: Path | None = None, hosts: Sequence[str] = ()) -> Tls:
+    """A throw-away CA and a server certificate for 127.0.0.1 (and ``hosts``, DNS names) it
+    signed (valid for a day)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     folder = folder or Path(tempfile.mkdtemp(prefix="fake-tls-"))
+    folder.mkdir(parents=True, exist_ok=True)
 
     def name(text: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
@@ -50,14 +53,19 @@ def make_tls(folder: Path | None = None) -> Tls:
     )
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name("127.0.0.1"))
+        .subject_name(name(hosts[0] if hosts else "127.0.0.1"))
         .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(hours=1))
         .not_valid_after(now + timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [
+                    *(x509.DNSName(host) for host in hosts),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
             critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
