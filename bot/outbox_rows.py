@@ -89,37 +89,8 @@ class OutboxRecords:
         """The card's post is sent: record it and where the card is, in one transaction
         (``after_post`` adds to it, with the same time); raises :class:`ClaimLost` when the
         row is not this worker's any more."""
-        now = self._clock.now()
-        with self._engine.begin() as conn:
-            done = conn.execute(
-                update(OUTBOX)
-                .where(self._claims.mine(row.id))
-                .values(status="sent", sent_at=now, attempts=row.attempts + 1)
-            )
-            if done.rowcount == 0:  # rolls back: the worker that has the row records its card
-                raise ClaimLost(f"outbox row {row.id}")
-            conn.execute(
-                CARD_REFS.delete().where(
-                    CARD_REFS.c.incident_id == row.incident_id,
-                    CARD_REFS.c.surface == row.surface,
-                    CARD_REFS.c.channel == row.channel,
-                )
-            )
-            conn.execute(
-                CARD_REFS.insert(),
-                [
-                    {
-                        "incident_id": row.incident_id,
-                        "surface": row.surface,
-                        "channel": row.channel,
-                        "message_id": ref.message_id,
-                        "ref_channel": ref.channel,
-                        "created_at": now,
-                    }
-                ],
-            )
-            if after_post is not None:
-                after_post(conn, row, ref, now)
+        if not self.save_refs([(row, ref)], after_post):  # nothing written: it rolled back
+            raise ClaimLost(f"outbox row {row.id}")
 
     def save_refs(
         self, posted: Sequence[tuple[Any, MessageRef]], after_post: AfterPost | None = None
