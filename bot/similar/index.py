@@ -17,6 +17,8 @@ seen gets the highest weight). The ranking is the cosine similarity of the query
 incident, best first, ties to the newer incident.
 
 Without scikit-learn the index says so once in the log and every lookup answers nothing.
+numpy, scipy and scikit-learn (about 60 MiB once imported) are imported when the first incident
+is added, not with this module: a bot with no resolved incident never loads them.
 """
 
 from __future__ import annotations
@@ -26,22 +28,31 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from importlib.util import find_spec
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import scipy.sparse as sp
+
+    from bot.similar import vectors
 
 log = logging.getLogger(__name__)
 
 REFIT_GROWTH = 1.2  # refit the IDF when the set has grown by a fifth
 TAIL_MAX = 512  # or when this many new groups wait in the tail
 
-try:  # the ``ml`` extra
+# the ``ml`` extra is installed (found, not imported: see _import_numeric)
+AVAILABLE = all(find_spec(name) is not None for name in ("numpy", "scipy", "sklearn"))
+
+
+def _import_numeric() -> None:
+    """Bind numpy, scipy.sparse and :mod:`bot.similar.vectors` in this module, on first use."""
+    global np, sp, vectors
     import numpy as np
     import scipy.sparse as sp
 
     from bot.similar import vectors
-
-    AVAILABLE = True
-except ImportError:  # pragma: no cover - depends on the install
-    AVAILABLE = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,12 +165,16 @@ class SimilarIndex:
         self._main: Any = None  # slots x fitted groups, CSR, columns l2-normalised
         self._tail: Any = None  # slots x groups added since the fit (built on demand)
         self._job: _Refit | None = None  # a refit under way in a thread
-        if AVAILABLE:
-            self._hasher = vectors.Hasher()
-            self._slots = np.zeros(1 << 16, dtype=np.int32)
-            self._counts = np.zeros(1 << 16, dtype=np.uint32)
-            self._starts = np.zeros(1025, dtype=np.int64)
-            self._sizes = np.zeros(1024, dtype=np.int64)
+        self._hasher: Any = None  # with the arrays, when the first document is added
+
+    def _allocate(self) -> None:
+        """The hasher and the first arrays (importing numpy and scipy on the first call)."""
+        _import_numeric()
+        self._hasher = vectors.Hasher()
+        self._slots = np.zeros(1 << 16, dtype=np.int32)
+        self._counts = np.zeros(1 << 16, dtype=np.uint32)
+        self._starts = np.zeros(1025, dtype=np.int64)
+        self._sizes = np.zeros(1024, dtype=np.int64)
 
     @property
     def available(self) -> bool:
@@ -182,6 +197,8 @@ class SimilarIndex:
         if not self.available:
             self._group_of[incident_id] = -1
             return
+        if self._hasher is None:
+            self._allocate()
         self._remove(incident_id)
         key = hashlib.blake2b(doc.encode(), digest_size=16).digest()
         group = self._doc_group.get(key)
