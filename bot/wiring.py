@@ -48,7 +48,6 @@ from detectors.rules import load_inhibit_rules
 from integrations.alertmanager.wiring import from_settings as push_from_settings
 from integrations.executors import build_executors, load_executor_settings
 from integrations.local.snapshots import ingest_snapshot
-from integrations.pagerduty import PagerDutyPager, webhook_router
 from integrations.slack import SlackSettings
 from integrations.teams import TeamsSettings
 from playbooks.wiring import RemediationParts, load_registry
@@ -119,9 +118,11 @@ class Runtime:
         self.generator = search.generator  # answers `simulate` even with scenarios off
         self.embedded = search.embedded  # the embedded default (local logs)
         self.registry = load_registry(settings, self.rules, self.embedded)
-        self.pagers: dict[str, Pager] = (
-            {"pagerduty": PagerDutyPager(self.pagerduty)} if self.pagerduty else {}
-        )
+        self.pagers: dict[str, Pager] = {}
+        if self.pagerduty:
+            from integrations.pagerduty import PagerDutyPager  # the pagerduty library
+
+            self.pagers["pagerduty"] = PagerDutyPager(self.pagerduty)
         self.escalation = build_escalation(settings, self.pagers)
         self.similar = Similar.for_engine(self.engine)  # indexes incidents as they resolve
         self.interactions = Interactions(
@@ -420,6 +421,8 @@ class Runtime:
         """HTTP routes of the integrations that receive calls (mounted by the server)."""
         routers: list[Any] = self.chat.routers()
         if self.pagerduty is not None and self.pagerduty.webhook_secrets:
+            from integrations.pagerduty import webhook_router
+
             routers.append(webhook_router(self.pagerduty, self.operations, self.engine, self.clock))
         routers.extend(self.push.routers)
         return routers

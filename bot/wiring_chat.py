@@ -1,11 +1,12 @@
 """Chat surfaces for the composition root: the console always, Slack and Teams when their
-settings enable them, each with the inbound routes it receives calls on."""
+settings enable them, each with the inbound routes it receives calls on. Each is imported only
+when enabled (their SDKs are large: Teams' alone is about 30 MiB)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 from sqlalchemy import Engine
@@ -16,9 +17,12 @@ from bot.operations import Operations
 from bot.ports import ChatSurface, Clock, DirectSurface
 from bot.settings import Settings
 from integrations.console import ConsoleChatSurface
-from integrations.slack import SlackIntegration, SlackSettings, build_slack
-from integrations.teams import TeamsIntegration, TeamsSettings, build_teams
-from integrations.teams.package import build_package
+from integrations.slack import SlackSettings
+from integrations.teams import TeamsSettings
+
+if TYPE_CHECKING:
+    from integrations.slack import SlackIntegration
+    from integrations.teams import TeamsIntegration
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +73,16 @@ def from_settings(
     surfaces: dict[str, ChatSurface] = {"console": ConsoleChatSurface(broadcaster)}
     teams_part: TeamsIntegration | None = None
     if teams.enabled:
+        from integrations.teams import build_teams
+
         teams_part = build_teams(
             teams, operations, engine, console_url, clock, token_provider=teams_tokens
         )
         surfaces["teams"] = teams_part.surface
     slack_part: SlackIntegration | None = None
     if slack.enabled:
+        from integrations.slack import build_slack
+
         slack_part = build_slack(slack, operations, console_url)
         surfaces["slack"] = slack_part.surface
     return ChatParts(surfaces, teams_part, slack_part)
@@ -82,6 +90,8 @@ def from_settings(
 
 def build_teams_package(settings: Settings, out: Path) -> Path:
     """The Teams app package (manifest and icons) to upload in Teams."""
+    from integrations.teams.package import build_package
+
     teams = TeamsSettings()
     if not teams.app_id:
         raise ConfigError("TEAMS_APP_ID: required to build the Teams app package")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.ports import Clock, SearchBackend
 from bot.settings import Settings
@@ -14,7 +15,9 @@ from detectors.model import Rule
 from detectors.rules import load_rules
 from integrations.local import EventStore, LocalSearchBackend
 from integrations.local.generator import Generator
-from integrations.splunk import SplunkSearchBackend, SplunkSettings
+
+if TYPE_CHECKING:
+    from integrations.splunk import SplunkSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,8 @@ def from_settings(
     the embedded store. A field extraction file with errors raises ExtractionFileError, each
     problem as ``file:line: message``."""
     if backend is None and splunk is not None:
+        from integrations.splunk import SplunkSearchBackend  # splunk-sdk: only when set up
+
         backend = SplunkSearchBackend(splunk, clock=clock)
     extractor = load_extractor(settings.field_extraction_paths)
     event_store: EventStore | None = None

@@ -17,16 +17,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ReadTimeoutError,
-)
-
 from bot.errors import PermanentError, TransientError
 from bot.ports import ExecutionPlan, ParamValue, StepResult
 from integrations.steps import check_params, check_timeout, clip, frozen
@@ -55,7 +45,6 @@ TRANSIENT_CODES = frozenset(
         "RequestTimeoutException",
     }
 )
-_NETWORK = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
 
 
 class AwsRefused(Exception):
@@ -110,6 +99,22 @@ class AwsClients:
 
 def translate(exc: Exception, what: str) -> Exception:
     """``exc`` from botocore as TransientError, AwsRefused or PermanentError."""
+    from botocore.exceptions import (  # imported with the first client, not with this module
+        BotoCoreError,
+        ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        ReadTimeoutError,
+    )
+
+    network = (
+        EndpointConnectionError,
+        ConnectTimeoutError,
+        ReadTimeoutError,
+        ConnectionClosedError,
+    )
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", "")) or "Unknown"
@@ -118,7 +123,7 @@ def translate(exc: Exception, what: str) -> Exception:
         if code in TRANSIENT_CODES or status >= 500 or status == 429:
             return TransientError(f"{what}: AWS answered {code} ({clip(message, 300)})")
         return AwsRefused(code, clip(message, 1000))
-    if isinstance(exc, _NETWORK):
+    if isinstance(exc, network):
         return TransientError(f"{what}: {type(exc).__name__} ({exc})")
     if isinstance(exc, NoCredentialsError):
         return AwsRefused("NoCredentials", "no AWS credentials were found")
@@ -131,8 +136,12 @@ async def call(what: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) ->
     """``fn(*args, **kwargs)`` in a worker thread, with botocore's errors translated."""
     try:
         return await asyncio.to_thread(fn, *args, **kwargs)
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, what) from None
+    except Exception as exc:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, ClientError | BotoCoreError):
+            raise translate(exc, what) from None
+        raise
 
 
 class AwsExecutor:

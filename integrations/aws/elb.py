@@ -14,8 +14,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import WaiterError
-
 from bot.errors import PermanentError
 from bot.ports import ExecutionPlan, ParamValue, StepResult
 from integrations.aws.calls import AwsExecutor, call, done, failed
@@ -99,6 +97,8 @@ class ElbExecutor(AwsExecutor):
 
 def _wait(waiter: Any, **arguments: Any) -> str:
     """Runs in a worker thread: the waiter, answering what stopped it ("" when it succeeded)."""
+    from botocore.exceptions import WaiterError  # loaded already: the waiter is botocore's
+
     try:
         waiter.wait(**arguments)
     except WaiterError as exc:
