@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from bot.errors import ConfigError, TransientError
+from bot.store.write_turns import take_turns
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,8 @@ MIGRATION_LOCK = 0x626F745F6D6967  # pg_advisory_xact_lock key: "bot_mig"
 
 
 def make_engine(url: str) -> Engine:
-    """Create the engine; SQLite gets WAL, durable commits and a busy timeout."""
+    """Create the engine; SQLite gets WAL, durable commits, a busy timeout and write turns
+    (:mod:`bot.store.write_turns`)."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
@@ -44,6 +46,7 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
+        take_turns(engine)
         return engine
     if url.startswith("postgresql"):
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
