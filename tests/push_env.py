@@ -83,8 +83,19 @@ async def push_client(
     runtime = Runtime(config, clock=clock, rules=rules)
     await runtime.connect(attempts=1)
     transport = httpx.ASGITransport(app=create_app(runtime))
-    async with httpx.AsyncClient(transport=transport, base_url="http://bot.test") as client:
+
+    async def applied(response: httpx.Response) -> None:
+        """The bot answers a push once it is journaled and applies it just after: the tests
+        look at incidents and cards once it is applied, as a user watching them would."""
+        if response.request.method == "POST" and runtime.push.receiver is not None:
+            assert await runtime.push.receiver.settled(within=30.0)
+
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://bot.test", event_hooks={"response": [applied]}
+    ) as client:
         yield client, runtime
+    if runtime.push.receiver is not None:
+        await runtime.push.receiver.aclose()
     runtime.engine.dispose()
     if runtime.event_store is not None:
         runtime.event_store.close()

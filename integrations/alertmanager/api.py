@@ -164,6 +164,9 @@ def alerts_router(receiver: PushReceiver, gate: SenderGate, started_at: datetime
 
 
 async def _listed(receiver: PushReceiver) -> list[StoredAlert]:
+    """What is applied, once the pushes this process answered before are (a sender reads its
+    own writes, as with Alertmanager; during a storm's backlog, after at most 5 s)."""
+    await receiver.settled(within=5.0)
     return await asyncio.to_thread(receiver.active)
 
 
