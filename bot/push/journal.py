@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection, Engine, delete, select, text
+from sqlalchemy import Connection, Engine, delete, func, select, text
 
 from bot.push.mapping import PushedAlert
 from bot.store.db import make_engine
@@ -51,7 +51,7 @@ APPLY_LOCK = 0x626F745F707368  # pg_advisory_xact_lock key: "bot_psh"
 #: entries one transaction applies at most, and their alerts at most (a storm's backlog is
 #: applied in steps, so card posts and clicks get the database between them)
 MAX_ENTRIES = 64
-MAX_ALERTS = 20_000
+MAX_ALERTS = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +103,11 @@ class Journal:
         else:
             self.engine = make_engine(f"sqlite:///{side_path(database)}")
         self._applied: int | None = None  # SQLite: the last applied id, once read
+        self.opened = self.shared  # PostgreSQL's table comes with the migrations
 
     def open(self) -> None:
         """Create the SQLite journal if missing; its ids start past the applied one."""
-        if self.shared:
+        if self.opened:
             return
         PUSH_JOURNAL.create(self.engine, checkfirst=True)
         applied = self.applied_id()
@@ -125,6 +126,7 @@ class Journal:
                 {"seq": applied},
             )
             conn.execute(delete(PUSH_JOURNAL).where(PUSH_JOURNAL.c.id <= applied))
+        self.opened = True
 
     def close(self) -> None:
         if self.engine is not self.main:
@@ -198,6 +200,21 @@ class Journal:
     def forget(self, last: int) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(PUSH_JOURNAL).where(PUSH_JOURNAL.c.id <= last))
+
+    def backlog(self, now: datetime) -> tuple[int, float]:
+        """Alerts waiting to be applied, and the oldest one's wait in seconds (0: none)."""
+        query = select(
+            func.coalesce(func.sum(PUSH_JOURNAL.c.size), 0), func.min(PUSH_JOURNAL.c.received_at)
+        )
+        if not self.shared:
+            query = query.where(PUSH_JOURNAL.c.id > self.applied_id())
+        with self.engine.connect() as conn:
+            waiting, oldest = conn.execute(query).one()
+        if oldest is None:
+            return int(waiting), 0.0
+        if oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=now.tzinfo)
+        return int(waiting), max(0.0, (now - oldest).total_seconds())
 
     def rolled_back(self) -> None:
         """The applying transaction failed: read the mark again before the next try."""

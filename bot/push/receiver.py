@@ -82,7 +82,6 @@ class PushReceiver:
         self._redact = redact
         self._lock = asyncio.Lock()  # one writer per process: no two pushes race a new group
         self.journal = Journal(engine)
-        self._opened = False
         self._journaled = 0  # the last entry this process wrote
         self._settled = 0  # every entry up to this one (this process's) is applied
         self._more = False  # an entry came while the applier was reading the journal
@@ -134,7 +133,7 @@ class PushReceiver:
         stopped, are found this way."""
         self.kick()
         if self._applier is not None:
-            await asyncio.shield(self._applier)
+            await asyncio.wait({self._applier})  # its end, never its cancellation
 
     async def aclose(self, within: float = 10.0) -> None:
         """Let a running step finish (``within`` seconds), then close the journal; what is
@@ -147,10 +146,14 @@ class PushReceiver:
                 self._applier.cancel()
         self.journal.close()
 
+    @property
+    def journal_ready(self) -> bool:
+        """The journal was opened (on SQLite its file exists from the first push or step)."""
+        return self.journal.opened
+
     async def _open(self) -> None:
-        if not self._opened:
+        if not self.journal.opened:
             await asyncio.to_thread(self.journal.open)
-            self._opened = True
 
     async def _drain(self) -> None:
         failures = 0

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy import Engine
 
 from bot.pipeline.ingest import IngestPolicy, IngestResult
@@ -47,6 +47,7 @@ def from_settings(
         return PushParts()
     receiver = PushReceiver(engine, clock, settings, policy, clear, on_ingested, redact)
     gate = SenderGate(settings.senders, PushMetrics(registry))
+    _backlog_gauges(receiver, registry)
     return PushParts(
         receiver,
         (
@@ -55,3 +56,28 @@ def from_settings(
         ),
         [("push-expire", EXPIRE_EVERY, receiver.expire)],
     )
+
+
+def _backlog_gauges(receiver: PushReceiver, registry: CollectorRegistry) -> None:
+    """Pushes answered but not applied yet: how many alerts, and how long the oldest waits."""
+    waiting = Gauge(
+        "bot_push_journal_alerts",
+        "Pushed alerts answered and waiting in the push journal to be applied",
+        registry=registry,
+    )
+    oldest = Gauge(
+        "bot_push_journal_oldest_seconds",
+        "How long the oldest pushed alert not applied yet has waited",
+        registry=registry,
+    )
+
+    def read(index: int) -> float:
+        if not receiver.journal_ready:
+            return 0.0
+        try:
+            return float(receiver.journal.backlog(receiver.clock.now())[index])
+        except Exception:  # the database is away: /ready says so; the gauge reads nothing
+            return float("nan")
+
+    waiting.set_function(lambda: read(0))
+    oldest.set_function(lambda: read(1))

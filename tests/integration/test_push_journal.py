@@ -234,3 +234,19 @@ async def test_replicas_apply_each_push_once(
         for gen in (first, second):
             with pytest.raises(StopAsyncIteration):
                 await gen.__anext__()
+
+
+async def test_metrics_show_the_pushes_waiting_to_be_applied(
+    two: tuple[httpx.AsyncClient, Runtime], clock: FakeClock
+) -> None:
+    client, runtime = two
+    journaled(runtime, [storm_alert(1, h, clock) for h in range(3)])
+    clock.advance(seconds=40)
+    journaled(runtime, [storm_alert(2, h, clock) for h in range(4)])
+    metrics = (await client.get("/metrics")).text
+    assert "bot_push_journal_alerts 7.0" in metrics
+    assert "bot_push_journal_oldest_seconds 40.0" in metrics
+    await the_receiver(runtime).apply_pending()
+    metrics = (await client.get("/metrics")).text
+    assert "bot_push_journal_alerts 0.0" in metrics
+    assert "bot_push_journal_oldest_seconds 0.0" in metrics
