@@ -14,16 +14,20 @@ Scenarios, each run on fresh servers, sides interleaved (``--runs``, medians rep
 2. storm: ``--alerts`` alerts over ``--groups`` groups, pushed in batches of ``--batch`` over
    one keep-alive connection: the ingest rate (alerts / time until the last push answered),
    the time until every group's first notification arrived, and the server's peak memory
-   (VmHWM).
+   (VmHWM);
+3. wide storm, on fresh servers: ``--alerts`` alerts over ``--wide-groups`` groups (0: not
+   run): the time from the first push until every group's first notification, and the peak
+   memory.
 
 Ends with one JSON line: ``{"bench": "peer", "ingest_ratio", "first_notify_ratio",
-"memory_ratio", "p99_ms", "am_version"}`` (ratios bot / Alertmanager; ``p99_ms`` is the bot's
-idle p99).
+"memory_ratio", "p99_ms", "am_version", "wide_time_ratio", "wide_memory_ratio"}`` (ratios
+bot / Alertmanager; ``p99_ms`` is the bot's idle p99).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -35,7 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -343,6 +347,20 @@ def storm(
 
 
 def one_run(side: str, args: argparse.Namespace, run: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with served(side) as (server, client):
+        out["latencies"] = idle(server, client, args.probes, run)
+        out.update(storm(server, client, args.alerts, args.groups, args.batch))
+    if args.wide_groups:
+        with served(side) as (server, client):
+            wide = storm(server, client, args.alerts, args.wide_groups, args.batch)
+        out["wide_s"], out["wide_mib"] = wide["first_notify_s"], wide["memory_mib"]
+    return out
+
+
+@contextlib.contextmanager
+def served(side: str) -> Iterator[tuple[Server, httpx.Client]]:
+    """A fresh server of ``side`` with its notification sink, and a keep-alive client."""
     with tempfile.TemporaryDirectory(prefix=f"peer-{side}-") as tmp:
         folder = Path(tmp)
         sink: Webhook | SlackSink = Webhook() if side == "alertmanager" else SlackSink()
@@ -353,13 +371,11 @@ def one_run(side: str, args: argparse.Namespace, run: int) -> dict[str, Any]:
                 server = start_bot(folder, sink)
             try:
                 with httpx.Client(timeout=120) as client:
-                    latencies = idle(server, client, args.probes, run)
-                    figures = storm(server, client, args.alerts, args.groups, args.batch)
+                    yield server, client
             finally:
                 server.stop()
         finally:
             sink.close()
-    return {"latencies": latencies, **figures}
 
 
 def main() -> None:
@@ -369,6 +385,7 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=1_000)
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--probes", type=int, default=50)
+    parser.add_argument("--wide-groups", type=int, default=10_000)
     args = parser.parse_args()
     version = am_version()
     sides = ["bot"]
@@ -395,6 +412,8 @@ def main() -> None:
             "rate": median([r["rate"] for r in runs]),
             "first_notify_s": median([r["first_notify_s"] for r in runs]),
             "memory_mib": median([r["memory_mib"] for r in runs]),
+            "wide_s": median([r.get("wide_s", 0.0) for r in runs]),
+            "wide_mib": median([r.get("wide_mib", 0.0) for r in runs]),
         }
         print(f"{side}:")
         print(
@@ -407,6 +426,12 @@ def main() -> None:
             f"{spread([r['first_notify_s'] for r in runs], ' s', 2)}"
         )
         print(f"  peak memory: {spread([r['memory_mib'] for r in runs], ' MiB', 0)}")
+        if args.wide_groups:
+            print(
+                f"  {args.alerts:,} alerts over {args.wide_groups:,} groups: every group "
+                f"notified in {spread([r['wide_s'] for r in runs], ' s', 2)}, peak memory "
+                f"{spread([r['wide_mib'] for r in runs], ' MiB', 0)}"
+            )
     bot = summary["bot"]
     am = summary.get("alertmanager")
 
@@ -420,6 +445,8 @@ def main() -> None:
         "memory_ratio": ratio("memory_mib"),
         "p99_ms": round(bot["p99_ms"], 2),
         "am_version": version,
+        "wide_time_ratio": ratio("wide_s") if args.wide_groups else None,
+        "wide_memory_ratio": ratio("wide_mib") if args.wide_groups else None,
     }
     if am:
         print(
@@ -428,6 +455,11 @@ def main() -> None:
             f"{result['first_notify_ratio']} (goal <= 1.0), memory {result['memory_ratio']} "
             "(goal <= 0.5)"
         )
+        if args.wide_groups:
+            print(
+                f"ratios over {args.wide_groups:,} groups: time {result['wide_time_ratio']} "
+                f"(goal <= 0.5), memory {result['wide_memory_ratio']} (goal <= 0.5)"
+            )
     emit(result)
 
 
