@@ -39,7 +39,7 @@ from bot.store.db import SchemaTooNew, check_connection, make_engine, migrate
 from bot.wiring_chat import build_teams_package, default_channels
 from bot.wiring_chat import from_settings as chat_from_settings
 from bot.wiring_rca import from_settings as rca_from_settings
-from bot.wiring_rca import report_calls
+from bot.wiring_rca import initial_rca, report_calls
 from bot.wiring_search import from_settings as search_from_settings
 from bot.wiring_search import rules_from_settings
 from bot.wiring_settings import IntegrationSettings, build_escalation, build_router
@@ -213,6 +213,7 @@ class Runtime:
             settings, registry=self.registry, redactor=self.redactor, rca=rca
         )
         report_calls(self.health, self.backend, self.rca)
+        self._rca_json = initial_rca(self.rca)
         rule_context = {r.id: (r.query, format_duration(r.window)) for r in self.rules}
         self.enricher = Enricher(
             self.engine,
@@ -249,7 +250,11 @@ class Runtime:
             engine=self.engine,
             clock=self.clock,
             policy=IngestPolicy(
-                self.router, settings.flap_window, settings.card_refresh, escalation=self.escalation
+                self.router,
+                settings.flap_window,
+                settings.card_refresh,
+                escalation=self.escalation,
+                rca_json=self._rca_json,
             ),
             clear=lambda incident_id: self.interactions.execute(
                 incident_id, Command(CommandKind.CLEAR, actor="bot", surface="push")
@@ -295,6 +300,8 @@ class Runtime:
         if self.slack is not None:
             await self.slack.stop()  # acknowledged presses finish while the database is up
         self.scheduler.shutdown()
+        if self.push.receiver is not None:  # a step under way finishes; the rest waits
+            await self.push.receiver.aclose()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -395,6 +402,12 @@ class Runtime:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    def _auto_possible(self) -> bool:
+        """Some rule or playbook may run a playbook by itself."""
+        return any(r.auto_resolve for r in self.rules) or any(
+            p.auto for p in self.playbooks.registry.all()
+        )
+
     def _policy_for(self, rule: Rule) -> IngestPolicy:
         return IngestPolicy(
             router=self.router,
@@ -402,11 +415,16 @@ class Runtime:
             card_refresh=self.settings.card_refresh,
             realert=rule.realert,
             escalation=self.escalation,
+            rca_json=self._rca_json,
         )
 
     def _ingested(self, result: IngestResult) -> None:
+        auto = self._rca_json is not None and result.new_or_reopened and self._auto_possible()
         for incident_id in result.new_or_reopened:
-            self.enricher.submit([incident_id], severity_rank=result.ranks.get(incident_id, 2))
+            if self._rca_json is None:
+                self.enricher.submit([incident_id], severity_rank=result.ranks.get(incident_id, 2))
+            elif auto:  # no analysis to wait for: the automatic run's turn
+                self._analysed(incident_id)
         if result.messages:
             self.outbox.wake()
         for incident_id in result.updated:

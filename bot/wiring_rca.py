@@ -13,6 +13,7 @@ from bot.health import Readiness
 from bot.ports import Health, HealthStatus, RcaEngine, SearchBackend
 from bot.redaction import Redactor
 from bot.settings import Settings
+from bot.store.cards import rca_to_json
 from playbooks.registry import Registry
 
 if TYPE_CHECKING:
@@ -21,11 +22,20 @@ if TYPE_CHECKING:
     from integrations.splunk import SplunkSearchBackend
 
 
+OFF = RcaReport(RcaStatus.UNAVAILABLE, "root-cause analysis is turned off (BOT_RCA=off)")
+
+
 class OffRca:
     """``BOT_RCA=off``: every analysis says so."""
 
     async def explain(self, incident: Any, evidence: Any, context: Any) -> RcaReport:
-        return RcaReport(RcaStatus.UNAVAILABLE, "root-cause analysis is turned off (BOT_RCA=off)")
+        return OFF
+
+
+def initial_rca(rca: RcaEngine) -> str | None:
+    """What a new incident's root cause says from the start: with ``BOT_RCA=off`` that it is
+    off (no analysis is queued, written or re-posted for it); otherwise None (pending)."""
+    return rca_to_json(OFF) if isinstance(rca, OffRca) else None
 
 
 def heuristic(registry: Registry) -> HeuristicRcaEngine:

@@ -55,6 +55,9 @@ class IngestPolicy:
     card_refresh: timedelta
     realert: timedelta = timedelta(0)
     escalation: EscalationPolicy | None = None
+    #: what a new incident's root cause says from the start (``BOT_RCA=off``: that it is off,
+    #: so no analysis runs for it); None: pending until analysed
+    rca_json: str | None = None
 
 
 @dataclass(slots=True)
@@ -231,7 +234,7 @@ def _reopen(run: _Run, batch: GroupBatch, row: Any) -> bool:
 def _open_incidents(run: _Run, fresh: Sequence[GroupBatch]) -> None:
     if not fresh:
         return
-    values_list = [new_incident_row(b, run.now) for b in fresh]
+    values_list = [new_incident_row(b, run.now, run.policy.rca_json) for b in fresh]
     # a plain multi-row insert, then the ids by their (unique) active key: much cheaper
     # than INSERT ... RETURNING, which SQLite runs row by row
     run.conn.execute(INCIDENTS.insert(), values_list)

@@ -52,7 +52,9 @@ def labels_of_incident(row: Any) -> dict[str, str]:
     return labels
 
 
-def new_incident_row(batch: GroupBatch, now: datetime) -> dict[str, Any]:
+def new_incident_row(
+    batch: GroupBatch, now: datetime, rca_json: str | None = None
+) -> dict[str, Any]:
     head = batch.head
     return {
         "group_key": batch.key,
@@ -80,8 +82,8 @@ def new_incident_row(batch: GroupBatch, now: datetime) -> dict[str, Any]:
         "last_seen": batch.last_seen,
         "hit_count": batch.events,
         "alert_count": len(batch.alerts),
-        "rca_status": "pending",
-        "rca_json": None,
+        "rca_status": "pending" if rca_json is None else json.loads(rca_json)["status"],
+        "rca_json": rca_json,
         "muted_by": None,
         "version": 1,
     }
