@@ -24,7 +24,7 @@ from bot.pipeline.notify import MessageKind
 from bot.ports import ChatSurface, Clock, MessageRef
 from bot.store.claims import Claims
 
-POST_BATCH = 50  # card posts of one lane sent at once (different cards; each in order)
+POST_BATCH = 500  # card posts of one lane sent at once (different cards; each in order)
 
 
 class PostBatching:
