@@ -54,7 +54,7 @@ from tests.fakes.slack import BOT_TOKEN, CHANNEL, SIGNING_SECRET, FakeSlack
 
 AM_BINARY = "prometheus-alertmanager"
 TOKEN = "bench-peer-token-0f9e8d7c6b5a"
-WAIT = 180.0  # seconds any one wait may take before the run is called failed
+WAIT = 600.0  # seconds any one wait may take before the run is called failed
 
 
 def free_port() -> int:
