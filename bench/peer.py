@@ -135,13 +135,13 @@ class SlackSink:
         self._scanned = 0
 
     def scan(self) -> None:
-        calls = self.fake.calls
-        for call in calls[self._scanned :]:
+        fresh = self.fake.calls[self._scanned :]  # the fake's thread appends meanwhile
+        self._scanned += len(fresh)
+        for call in fresh:
             if call.method == "chat.postMessage":
                 found = self.TITLE.search(json.dumps(call.args))
                 if found:
                     self.seen.saw(found.group(1), call.at)
-        self._scanned = len(calls)
 
     def close(self) -> None:
         self.fake.stop_thread()
