@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -m "not replicas and not deploy" --ignore=tests/e2e --durations=15
+	$(BIN)/python -m pytest -q -m "not replicas and not deploy and not rate" --ignore=tests/e2e --durations=15
 
 # Build the container image with podman on a local Debian base and run its entry point as the
 # task definition does (needs podman, buildah and mmdebstrap; .ci/run installs them). Bounded.
@@ -56,7 +56,7 @@ bench: $(STAMP)
 # bots on one PostgreSQL database (kill -9, SIGSTOP), the deploy script against a moto server
 proof: $(STAMP)
 	timeout 300 $(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e
-	timeout 600 $(BIN)/python -m pytest -q -p no:cacheprovider -m "replicas or deploy" tests/integration
+	timeout 600 $(BIN)/python -m pytest -q -p no:cacheprovider -m "replicas or deploy or rate" tests/integration
 
 # outside services failing and the bot killed mid-storm (a real bot on PostgreSQL; about a minute)
 chaos: $(STAMP)

@@ -174,6 +174,7 @@ async def test_every_channel_sends_at_its_own_rate_whatever_the_backlog_elsewher
         await fake.stop()
 
 
+@pytest.mark.rate
 async def test_card_updates_never_exceed_48_in_any_rolling_minute(
     engine: Engine, clock: FakeClock
 ) -> None:
@@ -239,6 +240,7 @@ def updates_for_unposted_cards(engine: Engine) -> list[str]:
     return found
 
 
+@pytest.mark.rate
 async def test_no_update_is_queued_for_a_card_that_is_not_posted_yet(
     sqlite_engine: Engine, clock: FakeClock
 ) -> None:
