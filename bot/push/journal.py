@@ -33,7 +33,7 @@ from sqlalchemy import Connection, Engine, delete, func, select, text
 from bot.push.mapping import PushedAlert
 from bot.store.db import make_engine
 from bot.store.repo import insert_ignore
-from bot.store.settings_kv import SETTINGS, read_value
+from bot.store.settings_kv import SETTINGS, read_value, write_value
 
 JOURNAL_META = sa.MetaData()
 PUSH_JOURNAL = sa.Table(
@@ -154,7 +154,8 @@ class Journal:
     def pending(self, conn: Connection) -> list[Entry]:
         """The oldest entries not applied yet, at most :data:`MAX_ENTRIES` or about
         :data:`MAX_ALERTS` alerts (always at least one). ``conn`` is the applying transaction."""
-        query = select(PUSH_JOURNAL.c.id, PUSH_JOURNAL.c.sender, PUSH_JOURNAL.c.alerts)
+        journal = PUSH_JOURNAL.c
+        query = select(journal.id, journal.sender, journal.size, journal.alerts)
         query = query.order_by(PUSH_JOURNAL.c.id).limit(MAX_ENTRIES)
         if self.shared:
             rows: Sequence[Any] = conn.execute(query.with_for_update()).all()
@@ -163,12 +164,11 @@ class Journal:
                 rows = side.execute(query.where(PUSH_JOURNAL.c.id > self.applied_id())).all()
         entries: list[Entry] = []
         count = 0
-        for entry_id, sender, raw in rows:
-            alerts = decode(raw)
-            if entries and count + len(alerts) > MAX_ALERTS:
-                break
-            entries.append(Entry(entry_id, sender, alerts))
-            count += len(alerts)
+        for entry_id, sender, size, raw in rows:
+            if entries and count + size > MAX_ALERTS:
+                break  # read, not decoded: the next step takes it
+            entries.append(Entry(entry_id, sender, decode(raw)))
+            count += size
         return entries
 
     def mark_applied(self, conn: Connection, entries: Sequence[Entry], now: datetime) -> None:
@@ -182,11 +182,7 @@ class Journal:
         last = max(e.id for e in entries)
         value = {"key": APPLIED_KEY, "value_json": "0", "updated_at": now}
         insert_ignore(conn, SETTINGS, [value], "key")
-        conn.execute(
-            SETTINGS.update()
-            .where(SETTINGS.c.key == APPLIED_KEY)
-            .values(value_json=json.dumps(last), updated_at=now, updated_by="push")
-        )
+        write_value(conn, APPLIED_KEY, last, "push", now)
 
     def committed(self, entries: Sequence[Entry]) -> None:
         """After the applying transaction committed: SQLite moves its mark and forgets the

@@ -86,7 +86,7 @@ class PushReceiver:
         self._settled = 0  # every entry up to this one (this process's) is applied
         self._more = False  # an entry came while the applier was reading the journal
         self._applier: asyncio.Task[None] | None = None
-        self.failing_since: datetime | None = None  # the applier's first failure in a row
+        self._progress = asyncio.Condition()  # notified when ``_settled`` moves
         self._closing = False
 
     async def receive(self, alerts: Sequence[PushedAlert], sender: str) -> PushOutcome:
@@ -113,11 +113,12 @@ class PushReceiver:
         if self._settled >= target:
             return True
         self.kick()
-        deadline = asyncio.get_running_loop().time() + within
-        while self._settled < target:
-            if asyncio.get_running_loop().time() > deadline:
+        async with self._progress:
+            try:
+                async with asyncio.timeout(within):
+                    await self._progress.wait_for(lambda: self._settled >= target)
+            except TimeoutError:
                 return False
-            await asyncio.sleep(0.002)
         return True
 
     def kick(self) -> None:
@@ -166,7 +167,6 @@ class PushReceiver:
                     step = await asyncio.to_thread(self._retrying, self._apply_pending)
             except Exception as exc:  # the database is away: the entries wait in the journal
                 self.journal.rolled_back()
-                self.failing_since = self.failing_since or self.clock.now()
                 pause = RETRY_PAUSES[min(failures, len(RETRY_PAUSES) - 1)]
                 failures += 1
                 log.warning("push: applying the journal failed (%s); again in %.1fs", exc, pause)
@@ -174,9 +174,10 @@ class PushReceiver:
                 await asyncio.sleep(pause)
                 continue
             failures = 0
-            self.failing_since = None
             if step is None:  # nothing was waiting when the transaction began
-                self._settled = max(self._settled, seen)
+                async with self._progress:
+                    self._settled = max(self._settled, seen)
+                    self._progress.notify_all()
                 continue
             results, ended = step
             self._more = True  # there may be more than one transaction's worth
@@ -204,7 +205,7 @@ class PushReceiver:
         """Resolve the groups whose every alert has ended (nobody refreshed them). Pushes
         still in the journal are applied first (one may refresh an alert about to end); while
         a backlog is being applied, expiry waits for its next turn."""
-        await self.apply_pending()
+        self.kick()  # also finds what a crash or a stopped replica left
         if not await self.settled(within=5.0):
             return []
 
